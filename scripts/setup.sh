@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Create or refresh the project's environment: .venv at the repository root with the pinned
+# Python dependencies, and the Node packages the jsforce contract test uses.
+# Idempotent and quick when nothing changed (a stamp holds the hash of the dependency files).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+pick_python() {
+  for candidate in python3.11 python3; do
+    if command -v "$candidate" >/dev/null 2>&1 &&
+      "$candidate" -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else 1)'; then
+      echo "$candidate"
+      return 0
+    fi
+  done
+  echo "error: Python 3.11 is required (python3.11 or python3 on PATH)" >&2
+  return 1
+}
+
+if [ ! -x .venv/bin/python ]; then
+  py=$(pick_python)
+  echo "==> creating .venv with $py"
+  "$py" -m venv .venv
+fi
+
+stamp=.venv/.setup-stamp
+want=$(cat requirements.txt requirements-dev.txt constraints.txt tests/js/package-lock.json 2>/dev/null | sha256sum | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "==> installing Python dependencies (pinned by constraints.txt)"
+  .venv/bin/python -m pip install --quiet --upgrade pip
+  .venv/bin/python -m pip install --quiet -r requirements.txt -r requirements-dev.txt -c constraints.txt
+  if [ -f tests/js/package-lock.json ]; then
+    if ! command -v npm >/dev/null 2>&1; then
+      if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "==> installing Node.js and npm from Debian's packages (jsforce contract test)"
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+      else
+        echo "error: npm is needed for the jsforce contract test; install Node.js >= 18" >&2
+        exit 1
+      fi
+    fi
+    echo "==> installing Node packages for tests/js (npm ci)"
+    (cd tests/js && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+  echo "$want" > "$stamp"
+fi
+echo "==> environment ready: .venv ($(.venv/bin/python --version))"

@@ -48,8 +48,8 @@ def _up(args: argparse.Namespace) -> int:
     org = _load_fixture(args.org, "org")
     tls = ensure_tls(args.ca_dir.resolve())
     try:
-        graph_sock = bind_socket(args.graph_port)
-        sf_sock = bind_socket(args.salesforce_port)
+        graph_sock = bind_socket(args.graph_port, args.host)
+        sf_sock = bind_socket(args.salesforce_port, args.host)
     except OSError as exc:
         raise SystemExit(f"error: {exc}") from None
     graph_url, sf_url = url_of(graph_sock), url_of(sf_sock)
@@ -107,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--salesforce-port", type=int, default=DEFAULT_SALESFORCE_PORT, help="0 picks a free port")
     up.add_argument("--ca-dir", type=Path, default=Path(".sandbox/ca"), help="where the CA lives (ca.pem)")
     up.add_argument("--env-file", type=Path, help="write KEY=VALUE settings for the product here")
+    up.add_argument("--host", default="127.0.0.1", help="bind address (0.0.0.0 inside a container)")
     up.add_argument("--seed", type=int, default=0, help="seed for fault-rule randomness")
     up.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
     up.set_defaults(func=_up)

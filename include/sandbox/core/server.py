@@ -38,7 +38,10 @@ def bind_socket(port: int, host: str = HOST) -> socket.socket:
 
 
 def url_of(sock: socket.socket) -> str:
+    """The URL clients on this machine use; a wildcard bind is reached through loopback."""
     host, port = sock.getsockname()[:2]
+    if host == "0.0.0.0":
+        host = HOST
     return f"https://{host}:{port}"
 
 

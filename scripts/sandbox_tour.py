@@ -63,7 +63,9 @@ async def _count_pages(adapter: GraphRequestAdapter, path: str) -> dict[str, int
     url: str | None = adapter.base_url + path
     items = pages = 0
     while url:
-        info = RequestInformation(Method.GET, url)
+        info = RequestInformation()
+        info.http_method = Method.GET
+        info.url = url  # the whole nextLink, as Graph's paging rules require (no template expansion)
         body = await adapter.send_primitive_async(info, "bytes", {})
         page = orjson.loads(body or b"{}")
         items += len(page.get("value", []))
@@ -77,6 +79,7 @@ def _salesforce_tour(conn: dict[str, Any]) -> dict[str, Any]:
     extra = conn["extra"]
     session = requests.Session()
     session.verify = extra["verify"]
+    session.trust_env = False  # REQUESTS_CA_BUNDLE in the environment would override session.verify
     sf = Salesforce(
         consumer_key=extra["consumer_key"],
         consumer_secret=extra["consumer_secret"],
@@ -86,7 +89,7 @@ def _salesforce_tour(conn: dict[str, Any]) -> dict[str, Any]:
     )
     profiles = sf.query("SELECT Id, Name FROM Profile")["records"]
     active = sf.query("SELECT COUNT() FROM User WHERE IsActive = true")["totalSize"]
-    csv_pages = sf.bulk2.User.query("SELECT Id, Username, IsActive FROM User", max_records=50000)
+    csv_pages = sf.bulk2.User.query("SELECT Id, Username, IsActive FROM User", max_records=50000, wait=1)
     bulk_rows = sum(max(0, len(page.splitlines()) - 1) for page in csv_pages)
     return {
         "instance": sf.sf_instance,

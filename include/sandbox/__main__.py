@@ -62,10 +62,12 @@ def _up(args: argparse.Namespace) -> int:
         Served("graph", build_app(graph, seed=args.seed), graph_sock),
         Served("salesforce", build_app(salesforce, seed=args.seed), sf_sock),
     ]
+    settings = sandbox_settings(tenant, org, graph_url, sf_url, tls.ca_bundle)
+    del tenant, org  # the emulators hold their own state; a million-user fixture is GBs
 
     def ready() -> None:
         if args.env_file:
-            write_env_file(args.env_file, sandbox_settings(tenant, org, graph_url, sf_url, tls.ca_bundle))
+            write_env_file(args.env_file, settings)
         print(f"Microsoft Graph emulator:  {graph_url}  (token endpoint {graph_url}/<tenant>/oauth2/v2.0/token)")
         print(f"Salesforce emulator:       {sf_url}")
         print(f"CA bundle:                 {tls.ca_bundle}")

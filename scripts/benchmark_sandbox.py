@@ -1,0 +1,471 @@
+"""Benchmark the sandbox emulators with a generated tenant, through the real clients.
+
+    python scripts/benchmark_sandbox.py [--users 100000] [--seed 1] [--bulk-rows 100000]
+
+Generates a tenant + org pair (or reuses the one cached under ``.bench/`` for the same size,
+seed and generator source), starts the sandbox as users do (``python -m include.sandbox up``
+via ``tests.sandbox_process.SandboxProcess``), then measures what a full provisioning cycle
+does: Graph paging through msgraph-sdk's request adapter reading raw bytes (the SDK still
+authenticates with azure-identity and retries; typed models would dominate the timing, see
+reference/graph.md) and a Bulk API 2.0 insert and query through simple-salesforce. Prints
+one table of wall-clock times, item and request counts, then the emulators' request counts
+by route and the sandbox process's peak RSS. The numbers are printed as measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import hashlib
+import io
+import ssl
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+import httpx  # noqa: E402
+import orjson  # noqa: E402
+import psutil  # noqa: E402
+import requests  # noqa: E402
+from azure.identity.aio import ClientSecretCredential  # noqa: E402
+from kiota_abstractions.base_request_configuration import RequestConfiguration  # noqa: E402
+from kiota_abstractions.request_information import RequestInformation  # noqa: E402
+from kiota_authentication_azure.azure_identity_authentication_provider import (  # noqa: E402
+    AzureIdentityAuthenticationProvider,
+)
+from msgraph import GraphRequestAdapter, GraphServiceClient  # noqa: E402
+from msgraph.generated.groups.item.transitive_members.graph_user.graph_user_request_builder import (  # noqa: E402
+    GraphUserRequestBuilder,
+)
+from msgraph.generated.service_principals.item.app_role_assigned_to.app_role_assigned_to_request_builder import (  # noqa: E402
+    AppRoleAssignedToRequestBuilder,
+)
+from msgraph.generated.users.users_request_builder import UsersRequestBuilder  # noqa: E402
+from msgraph_core import GraphClientFactory  # noqa: E402
+from simple_salesforce import Salesforce  # noqa: E402
+
+from include.sandbox.core.envfile import salesforce_login_domain  # noqa: E402
+from include.sandbox.generator import generate  # noqa: E402
+from tests.sandbox_process import SandboxProcess  # noqa: E402
+
+USER_SELECT = [
+    "id",
+    "userPrincipalName",
+    "mail",
+    "givenName",
+    "surname",
+    "displayName",
+    "accountEnabled",
+    "preferredLanguage",
+    "jobTitle",
+    "department",
+    "employeeId",
+    "usageLocation",
+]
+SALESFORCE_VALID_LOCALES = {"en_US", "de_DE", "fr_FR", "ja_JP", "es_ES", "it_IT", "nl_NL", "pt_BR", "zh_CN"}
+BULK_WAIT_SECONDS = 1
+"""simple-salesforce's first poll delay (its default is 5 s, which would hide the emulator's speed)."""
+
+
+@dataclass
+class Row:
+    step: str
+    seconds: float | None
+    items: str = ""
+    requests: str = ""
+    note: str = ""
+
+
+@dataclass
+class Report:
+    rows: list[Row] = field(default_factory=list)
+
+    def add(self, *args: Any, **kwargs: Any) -> None:
+        self.rows.append(Row(*args, **kwargs))
+        row = self.rows[-1]
+        seconds = "-" if row.seconds is None else f"{row.seconds:.2f}s"
+        print(f"  {row.step}: {seconds} {row.items} {row.note}".rstrip(), flush=True)
+
+    def print(self) -> None:
+        headers = ("step", "time", "items", "API requests", "note")
+        cells = [
+            (r.step, "-" if r.seconds is None else f"{r.seconds:8.2f} s", r.items, r.requests, r.note)
+            for r in self.rows
+        ]
+        widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(headers)]
+        line = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))
+        print()
+        print(line)
+        print("-" * len(line))
+        for c in cells:
+            print("  ".join(v.ljust(w) for v, w in zip(c, widths, strict=True)).rstrip())
+
+
+class PeakRss:
+    """Samples a process's RSS; on Linux also reads the kernel's exact high-water mark."""
+
+    def __init__(self, pid: int, interval: float = 0.1) -> None:
+        self.process = psutil.Process(pid)
+        self.sampled = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(interval,), daemon=True)
+        self._thread.start()
+
+    def _run(self, interval: float) -> None:
+        while not self._stop.is_set():
+            try:
+                self.sampled = max(self.sampled, self.process.memory_info().rss)
+            except psutil.Error:
+                return
+            self._stop.wait(interval)
+
+    def high_water_mark(self) -> int | None:
+        try:
+            for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+        except OSError:
+            return None
+        return None
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _generator_fingerprint() -> str:
+    """Cached fixtures are reused only if the generator's source is unchanged."""
+    digest = hashlib.sha256()
+    for path in sorted((REPO_ROOT / "include" / "sandbox" / "generator").glob("*.py")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:10]
+
+
+def _fixtures(users: int, seed: int, cache: Path, report: Report) -> Path:
+    out = cache / f"tenant-{users}-seed{seed}-{_generator_fingerprint()}"
+    if (out / "tenant.json").exists() and (out / "org.json").exists():
+        report.add("generate tenant", None, f"{users:,} users", note=f"cached in {out.relative_to(REPO_ROOT)}")
+        return out
+    started = time.perf_counter()
+    summary = generate(users=users, seed=seed, out_dir=out)
+    elapsed = time.perf_counter() - started
+    size = ((out / "tenant.json").stat().st_size + (out / "org.json").stat().st_size) / 2**20
+    report.add("generate tenant", elapsed, f"{users:,} users", note=f"{size:,.0f} MiB, {summary['groups']} groups")
+    return out
+
+
+class Requests:
+    """Counts API requests per step from the emulators' own counters."""
+
+    def __init__(self, sandbox: SandboxProcess) -> None:
+        self.sandbox = sandbox
+
+    def total(self, service: str) -> int:
+        return int(self.sandbox.requests(service)["total"])
+
+    @contextmanager
+    def delta(self, service: str) -> Iterator[list[int]]:
+        box = [0]
+        before = self.total(service)
+        yield box
+        box[0] = self.total(service) - before
+
+
+# --- Graph ---------------------------------------------------------------------------------
+
+
+def _biggest_group(tenant: dict[str, Any]) -> tuple[str, str, int]:
+    """The group with the most transitive user members (cycle-safe walk of the fixture)."""
+    groups = {g["id"]: g for g in tenant["groups"]}
+    best = ("", "", -1)
+    for group_id, group in groups.items():
+        seen, stack, users = {group_id}, [group_id], set()
+        while stack:
+            for member in groups[stack.pop()]["members"]:
+                if member in groups:
+                    if member not in seen:
+                        seen.add(member)
+                        stack.append(member)
+                else:
+                    users.add(member)
+        if len(users) > best[2]:
+            best = (group_id, group["displayName"], len(users))
+    return best
+
+
+async def _page_all(
+    adapter: GraphRequestAdapter, request: RequestInformation, next_request: Callable[[str], RequestInformation]
+) -> tuple[int, int]:
+    """Follow @odata.nextLink to the end; returns (items, pages)."""
+    items = pages = 0
+    while True:
+        body = await adapter.send_primitive_async(request, "bytes", None)
+        page = orjson.loads(body)
+        items += len(page["value"])
+        pages += 1
+        link = page.get("@odata.nextLink")
+        if not link:
+            return items, pages
+        request = next_request(link)
+
+
+async def _graph(sandbox: SandboxProcess, report: Report, counter: Requests) -> None:
+    tenant = sandbox.tenant
+    client = tenant["clients"][0]
+    credential = ClientSecretCredential(
+        tenant["tenant_id"],
+        client["client_id"],
+        client["client_secret"],
+        authority=sandbox.graph_url,
+        connection_verify=sandbox.ca_bundle,
+    )
+    auth = AzureIdentityAuthenticationProvider(credential, scopes=[f"{sandbox.graph_url}/.default"])
+    verify = ssl.create_default_context(cafile=sandbox.ca_bundle)
+    http = GraphClientFactory.create_with_default_middleware(client=httpx.AsyncClient(verify=verify, timeout=120))
+    adapter = GraphRequestAdapter(auth, http)
+    adapter.base_url = f"{sandbox.graph_url}/v1.0"
+    graph = GraphServiceClient(request_adapter=adapter)
+    sp_id = tenant["service_principal"]["id"]
+    group_id, group_name, group_users = _biggest_group(tenant)
+    try:
+        users = graph.users
+        config = RequestConfiguration(
+            query_parameters=UsersRequestBuilder.UsersRequestBuilderGetQueryParameters(select=USER_SELECT, top=999)
+        )
+        with counter.delta("graph") as calls:
+            started = time.perf_counter()
+            items, pages = await _page_all(
+                adapter,
+                users.to_get_request_information(config),
+                lambda link: users.with_url(link).to_get_request_information(),
+            )
+            elapsed = time.perf_counter() - started
+        report.add(
+            "GET /users $select (12) $top=999",
+            elapsed,
+            f"{items:,} users, {pages} pages",
+            str(calls[0]),
+            f"{items / elapsed:,.0f} users/s, incl. the token request",
+        )
+
+        assigned = graph.service_principals.by_service_principal_id(sp_id).app_role_assigned_to
+        config = RequestConfiguration(
+            query_parameters=AppRoleAssignedToRequestBuilder.AppRoleAssignedToRequestBuilderGetQueryParameters(top=999)
+        )
+        with counter.delta("graph") as calls:
+            started = time.perf_counter()
+            items, pages = await _page_all(
+                adapter,
+                assigned.to_get_request_information(config),
+                lambda link: assigned.with_url(link).to_get_request_information(),
+            )
+            elapsed = time.perf_counter() - started
+        report.add("GET appRoleAssignedTo $top=999", elapsed, f"{items:,} assignments, {pages} pages", str(calls[0]))
+
+        members = graph.groups.by_group_id(group_id).transitive_members.graph_user
+        config = RequestConfiguration(
+            query_parameters=GraphUserRequestBuilder.GraphUserRequestBuilderGetQueryParameters(
+                select=["id", "userPrincipalName", "accountEnabled"], top=999
+            )
+        )
+        with counter.delta("graph") as calls:
+            started = time.perf_counter()
+            items, pages = await _page_all(
+                adapter,
+                members.to_get_request_information(config),
+                lambda link: members.with_url(link).to_get_request_information(),
+            )
+            elapsed = time.perf_counter() - started
+        report.add(
+            "GET transitiveMembers/graph.user",
+            elapsed,
+            f"{items:,} users, {pages} pages",
+            str(calls[0]),
+            f"biggest group {group_name!r} ({group_users:,} listed incl. soft-deleted)",
+        )
+    finally:
+        await credential.close()
+        await http.aclose()
+
+
+# --- Salesforce ----------------------------------------------------------------------------
+
+
+def _salesforce(sandbox: SandboxProcess) -> Salesforce:
+    """Log in as the product does: OAuth client credentials through simple-salesforce."""
+    session = requests.Session()
+    session.verify = sandbox.ca_bundle
+    session.trust_env = False  # a REQUESTS_CA_BUNDLE in the environment would override verify
+    app = sandbox.org["connected_apps"][0]
+    return Salesforce(
+        consumer_key=app["consumer_key"],
+        consumer_secret=app["consumer_secret"],
+        domain=salesforce_login_domain(sandbox.salesforce_url),
+        session=session,
+        version=sandbox.org["api_version"],
+    )
+
+
+def _insert_rows(tenant: dict[str, Any], org: dict[str, Any], limit: int) -> list[dict[str, str]]:
+    """Tenant users as Entra's default Salesforce mapping would send them (no validation).
+
+    Out-of-scope, disabled and soft-deleted users are sent with IsActive=false, so the rows
+    fit the licences; the messy ones fail as they would in Salesforce.
+    """
+    role_names = {r["id"]: r["value"] for r in tenant["service_principal"]["appRoles"]}
+    profile_ids = {p["Name"]: p["Id"] for p in org["profiles"]}
+    roles: dict[str, set[str]] = {}
+    groups = {g["id"]: g for g in tenant["groups"]}
+    for assignment in tenant["appRoleAssignments"]:
+        role = role_names.get(assignment["appRoleId"], "Chatter Free User")
+        if assignment["principalType"] == "User":
+            roles.setdefault(assignment["principalId"], set()).add(role)
+            continue
+        seen, stack = {assignment["principalId"]}, [assignment["principalId"]]
+        while stack:
+            for member in groups[stack.pop()]["members"]:
+                if member in groups:
+                    if member not in seen:
+                        seen.add(member)
+                        stack.append(member)
+                else:
+                    roles.setdefault(member, set()).add(role)
+    rows = []
+    for user in tenant["users"][:limit]:
+        user_roles = roles.get(user["id"], set())
+        active = bool(user_roles) and user["accountEnabled"] and not user.get("deletedDateTime")
+        profile = next(iter(user_roles)) if len(user_roles) == 1 else "Chatter Free User"
+        locale = (user["preferredLanguage"] or "en-US").replace("-", "_")
+        rows.append(
+            {
+                "Username": user["userPrincipalName"],
+                "Email": user["mail"] or "",
+                "FirstName": user["givenName"] or "",
+                "LastName": user["surname"] or "",
+                "Alias": user["userPrincipalName"][:8],
+                "TimeZoneSidKey": "America/Los_Angeles",
+                "LocaleSidKey": locale if locale in SALESFORCE_VALID_LOCALES else "en_US",
+                "EmailEncodingKey": "ISO-8859-1",
+                "LanguageLocaleKey": "en_US",
+                "ProfileId": profile_ids[profile],
+                "IsActive": "true" if active else "false",
+            }
+        )
+    return rows
+
+
+def _count_csv_rows(text: str) -> int:
+    return max(0, sum(1 for _ in csv.reader(io.StringIO(text, newline=""))) - 1)
+
+
+def _bulk(sandbox: SandboxProcess, report: Report, counter: Requests, rows: int) -> None:
+    with counter.delta("salesforce") as calls:
+        started = time.perf_counter()
+        sf = _salesforce(sandbox)
+        elapsed = time.perf_counter() - started
+    report.add("Salesforce login (client credentials)", elapsed, requests=str(calls[0]))
+
+    records = _insert_rows(sandbox.tenant, sandbox.org, rows)
+    with counter.delta("salesforce") as calls:
+        started = time.perf_counter()
+        jobs = sf.bulk2.User.insert(records=records, wait=BULK_WAIT_SECONDS)
+        elapsed = time.perf_counter() - started
+    processed = sum(j["numberRecordsProcessed"] for j in jobs)
+    failed = sum(j["numberRecordsFailed"] for j in jobs)
+    report.add(
+        "Bulk 2.0 insert User (create, upload, close, poll)",
+        elapsed,
+        f"{len(records):,} rows, {len(jobs)} job(s)",
+        str(calls[0]),
+        f"{processed - failed:,} created, {failed:,} failed; first poll after {BULK_WAIT_SECONDS} s",
+    )
+
+    with counter.delta("salesforce") as calls:
+        started = time.perf_counter()
+        counts = [0, 0, 0]
+        for job in jobs:
+            counts[0] += _count_csv_rows(sf.bulk2.User.get_successful_records(job["job_id"]))
+            counts[1] += _count_csv_rows(sf.bulk2.User.get_failed_records(job["job_id"]))
+            counts[2] += _count_csv_rows(sf.bulk2.User.get_unprocessed_records(job["job_id"]))
+        elapsed = time.perf_counter() - started
+    report.add(
+        "Bulk 2.0 read successful/failed/unprocessed",
+        elapsed,
+        f"{counts[0]:,} / {counts[1]:,} / {counts[2]:,} rows",
+        str(calls[0]),
+    )
+
+    with counter.delta("salesforce") as calls:
+        started = time.perf_counter()
+        pages = total = 0
+        for page in sf.bulk2.User.query(
+            "SELECT Id, Username, Email, LastName, FirstName, ProfileId, IsActive FROM User",
+            wait=BULK_WAIT_SECONDS,
+        ):
+            pages += 1
+            total += _count_csv_rows(page)
+        elapsed = time.perf_counter() - started
+    report.add(
+        "Bulk 2.0 query all users",
+        elapsed,
+        f"{total:,} users, {pages} page(s)",
+        str(calls[0]),
+        f"first poll after {BULK_WAIT_SECONDS} s",
+    )
+
+
+# --- main ----------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=100_000, help="tenant size (default 100,000)")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--bulk-rows", type=int, default=100_000, help="rows in the Bulk 2.0 insert")
+    parser.add_argument("--cache", type=Path, default=REPO_ROOT / ".bench", help="where generated tenants are kept")
+    args = parser.parse_args(argv)
+
+    report = Report()
+    print(f"Sandbox benchmark: {args.users:,} users, seed {args.seed}, {psutil.cpu_count()} CPUs", flush=True)
+    fixtures = _fixtures(args.users, args.seed, args.cache.resolve(), report)
+    with tempfile.TemporaryDirectory(prefix="sandbox-bench-") as workdir:
+        started = time.perf_counter()
+        sandbox = SandboxProcess(fixtures / "tenant.json", fixtures / "org.json", Path(workdir), startup_timeout=600)
+        elapsed = time.perf_counter() - started
+        rss = PeakRss(sandbox.proc.pid)
+        try:
+            report.add("sandbox start-up (load both fixtures, TLS)", elapsed, note="until the env file is written")
+            counter = Requests(sandbox)
+            asyncio.run(_graph(sandbox, report, counter))
+            _bulk(sandbox, report, counter, min(args.bulk_rows, args.users))
+            graph_requests = sandbox.requests("graph")
+            sf_requests = sandbox.requests("salesforce")
+            peak = rss.high_water_mark()
+        finally:
+            rss.stop()
+            sandbox.stop()
+
+    report.print()
+    for name, counts in (("Graph", graph_requests), ("Salesforce", sf_requests)):
+        print(f"\n{name} requests served: {counts['total']}")
+        for route, n in sorted(counts["by_route"].items(), key=lambda item: -item[1]):
+            print(f"  {n:6d}  {route}")
+    sampled = rss.sampled / 2**20
+    exact = f"{peak / 2**20:,.0f} MiB (VmHWM)" if peak else "n/a"
+    print(f"\nSandbox process peak RSS: {exact}; highest sample {sampled:,.0f} MiB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

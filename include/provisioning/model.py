@@ -1,0 +1,197 @@
+"""The typed model of one provisioning cycle: the contracts between the stages.
+
+Stages exchange pandas DataFrames (fast at a million rows) whose columns are fixed here, and
+small dataclasses for everything a person reads (summaries, log entries). Keeping the column
+names in one module is what lets extract, validate, mapping, diff, load and state be written
+and tested separately.
+
+Frames
+------
+USERS frame (extract → validate → mapping): one row per Entra user considered this cycle.
+  ``id``                      Entra object id (unique)
+  Graph attribute columns     named exactly as in Graph (``userPrincipalName``, ``mail``, ...);
+                              nulls are None/NaN (test with ``pandas.isna``)
+  ``appRoleAssignments``      list[str]: distinct role *values* of the user's assignments, direct
+                              and through (nested) groups; the default access role is
+                              ``DEFAULT_ACCESS_ROLE_VALUE``
+  ``assignedVia``             str: where the roles come from, for people ("direct",
+                              "group:Sales EMEA", joined with "; ")
+  ``IsSoftDeleted``           bool: Entra's flag — unassigned, accountEnabled false, soft-deleted,
+                              permanently deleted, or out of the scoping filter
+  ``scopeReason``             str | None: None when in scope, else one of SCOPE_REASONS
+
+MAPPED frame (mapping → diff): one row per USERS row that mapped without error.
+  ``id``                      Entra object id
+  one column per target field Salesforce ``User`` field names (``Username``, ``LastName``, ...,
+                              ``IsActive``) plus the pseudo field ``ProfileName`` until roles
+                              resolve it into ``ProfileId``
+  Rows whose expressions failed are not in the frame; they become ``Quarantined`` entries.
+
+ORG frame (Salesforce snapshot in full mode): ``Id`` plus the target fields, as Bulk 2.0 query
+returns them (strings; booleans "true"/"false"; nulls None).
+
+SNAPSHOT frame (state store, what this product applied): ``entra_id``, ``sf_id``,
+``match_value`` (value of the winning matching attribute), ``is_active`` (bool), ``fields``
+(dict target field → value as last applied).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+DEFAULT_ACCESS_ROLE_ID = "00000000-0000-0000-0000-000000000000"
+DEFAULT_ACCESS_ROLE_VALUE = "msiam_access"
+"""Value Entra gives the default access role of gallery apps (it has no entry in appRoles)."""
+
+SCOPE_REASONS = ("unassigned", "disabled", "soft-deleted", "deleted", "out-of-scope")
+
+NULL_MARKER = "#N/A"
+"""Bulk API 2.0: sets a field to null on update (an empty value is ignored)."""
+
+
+class Mode(StrEnum):
+    AUTO = "auto"
+    FULL = "full"
+    INCREMENTAL = "incremental"
+
+
+class Action(StrEnum):
+    """Provisioning-log actions, Entra's names plus Reactivate."""
+
+    CREATE = "Create"
+    UPDATE = "Update"
+    DISABLE = "Disable"
+    REACTIVATE = "Reactivate"
+    STAGED_DELETE = "StagedDelete"
+    """A deactivation held back by the accidental-deletion threshold."""
+    QUARANTINE = "Quarantine"
+    OTHER = "Other"
+
+
+class Status(StrEnum):
+    SUCCESS = "Success"
+    FAILURE = "Failure"
+    SKIPPED = "Skipped"
+    WARNING = "Warning"
+
+
+class CycleStatus(StrEnum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    STOPPED = "stopped"
+    """Stopped on purpose before writing (validation failure share, dry run)."""
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    old: Any
+    new: Any
+
+
+@dataclass
+class QuarantinedUser:
+    """A source user held out of this cycle because its data is bad; the reasons name the rules."""
+
+    entra_id: str
+    user_principal_name: str | None
+    reasons: list[str]
+
+
+@dataclass
+class PlannedChange:
+    """One Salesforce write the diff decided on (or held back)."""
+
+    entra_id: str
+    user_principal_name: str | None
+    action: Action
+    sf_id: str | None
+    changes: dict[str, FieldChange]
+    """Target field → old/new of what is sent; for creates old is None; empty when unchanged."""
+    match_value: str | None = None
+    """Value of the matching attribute that linked (or will link) the Salesforce user."""
+    desired: dict[str, Any] = field(default_factory=dict)
+    """Every target field's value this product wants (after defaults): becomes the snapshot."""
+    roles: list[str] = field(default_factory=list)
+    """The user's app role values this cycle (the snapshot keeps them to spot role changes)."""
+
+
+@dataclass
+class Plan:
+    creates: list[PlannedChange] = field(default_factory=list)
+    updates: list[PlannedChange] = field(default_factory=list)
+    deactivations: list[PlannedChange] = field(default_factory=list)
+    reactivations: list[PlannedChange] = field(default_factory=list)
+    held_back: list[PlannedChange] = field(default_factory=list)
+    held_back_reason: str | None = None
+    unchanged: list[PlannedChange] = field(default_factory=list)
+    """Users that need no write (action OTHER): matched and equal, or out of scope with no
+    active Salesforce user. Kept so the snapshot learns matched users on a first sync."""
+
+    def writes(self) -> list[PlannedChange]:
+        return [*self.creates, *self.updates, *self.deactivations, *self.reactivations]
+
+
+@dataclass
+class RecordResult:
+    """What Salesforce said about one written record."""
+
+    entra_id: str
+    action: Action
+    sf_id: str | None
+    ok: bool
+    error_code: str | None = None
+    error_message: str | None = None
+    unprocessed: bool = False
+
+
+@dataclass
+class LogEntry:
+    """One provisioning-log row (one user action in one cycle)."""
+
+    cycle_id: str
+    action: Action
+    status: Status
+    entra_id: str
+    user_principal_name: str | None
+    sf_id: str | None
+    changes: dict[str, FieldChange]
+    error_code: str | None
+    error_message: str | None
+    at: dt.datetime
+
+
+@dataclass
+class CycleSummary:
+    """Counts of one cycle. ``in_scope`` is the sum of the outcome counts, by construction."""
+
+    cycle_id: str
+    mode: Mode
+    status: CycleStatus
+    started_at: dt.datetime
+    finished_at: dt.datetime | None = None
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deactivated: int = 0
+    quarantined: int = 0
+    escrowed: int = 0
+    held_back: int = 0
+    reason: str | None = None
+    phase_seconds: dict[str, float] = field(default_factory=dict)
+    requests: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def in_scope(self) -> int:
+        return (
+            self.created
+            + self.updated
+            + self.unchanged
+            + self.deactivated
+            + self.quarantined
+            + self.escrowed
+            + self.held_back
+        )

@@ -1,0 +1,173 @@
+"""Connection settings, read the way Airflow reads them.
+
+The engine runs both inside Airflow and from its own CLI. Both read the same
+``AIRFLOW_CONN_<ID>`` environment variables (JSON or URI form, as Airflow accepts them), so
+the sandbox's ``--env-file`` output works unchanged in either place. Inside Airflow the hooks
+in ``plugins/`` build the same ``ConnectionSettings`` from Airflow's own connection objects.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+GRAPH_CONN_ID = "msgraph_default"
+SALESFORCE_CONN_ID = "salesforce_default"
+STATE_CONN_ID = "provisioning_state"
+DEFAULT_STATE_URL = "sqlite:///.state/provisioning.db"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_MAPPING_PATH = REPO_ROOT / "include" / "mappings" / "salesforce_user.yaml"
+DEFAULT_SUITE_PATH = REPO_ROOT / "include" / "expectations" / "entra_users.json"
+
+
+class SettingsError(ValueError):
+    """A connection or setting is missing or malformed; the message says which and how to fix it."""
+
+
+@dataclass(frozen=True)
+class ConnectionSettings:
+    conn_id: str
+    conn_type: str | None = None
+    host: str | None = None
+    port: int | None = None
+    schema: str | None = None
+    login: str | None = None
+    password: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def require(self, *names: str) -> None:
+        """Fail with one message naming every missing field (``login``, ``extra.tenant_id``...)."""
+        missing = []
+        for name in names:
+            if name.startswith("extra."):
+                if self.extra.get(name[6:]) in (None, ""):
+                    missing.append(name)
+            elif getattr(self, name) in (None, ""):
+                missing.append(name)
+        if missing:
+            raise SettingsError(
+                f"connection {self.conn_id!r} lacks {', '.join(missing)} "
+                f"(set AIRFLOW_CONN_{self.conn_id.upper()} or the Airflow connection)"
+            )
+
+
+def _from_json(conn_id: str, raw: str) -> ConnectionSettings:
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise SettingsError(f"AIRFLOW_CONN_{conn_id.upper()} is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise SettingsError(f"AIRFLOW_CONN_{conn_id.upper()} must be a JSON object")
+    extra = data.get("extra") or {}
+    if isinstance(extra, str):
+        try:
+            extra = json.loads(extra)
+        except json.JSONDecodeError as exc:
+            raise SettingsError(f"AIRFLOW_CONN_{conn_id.upper()}: extra is not valid JSON: {exc}") from exc
+    port = data.get("port")
+    return ConnectionSettings(
+        conn_id=conn_id,
+        conn_type=data.get("conn_type"),
+        host=data.get("host"),
+        port=int(port) if port not in (None, "") else None,
+        schema=data.get("schema"),
+        login=data.get("login"),
+        password=data.get("password"),
+        extra=dict(extra),
+    )
+
+
+def _from_uri(conn_id: str, raw: str) -> ConnectionSettings:
+    parts = urlsplit(raw)
+    extra: dict[str, Any] = {}
+    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        if key == "__extra__":
+            extra.update(json.loads(value))
+        else:
+            extra[key] = value
+    return ConnectionSettings(
+        conn_id=conn_id,
+        conn_type=parts.scheme.replace("-", "_") or None,
+        host=unquote(parts.hostname) if parts.hostname else None,
+        port=parts.port,
+        schema=unquote(parts.path.lstrip("/")) or None,
+        login=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password else None,
+        extra=extra,
+    )
+
+
+def connection_from_env(conn_id: str, environ: Mapping[str, str] | None = None) -> ConnectionSettings:
+    """Read ``AIRFLOW_CONN_<CONN_ID>`` (JSON or URI form)."""
+    env = os.environ if environ is None else environ
+    raw = env.get(f"AIRFLOW_CONN_{conn_id.upper()}")
+    if not raw:
+        raise SettingsError(
+            f"connection {conn_id!r} is not configured: set AIRFLOW_CONN_{conn_id.upper()} "
+            "(the sandbox writes it: python -m include.sandbox up --env-file FILE)"
+        )
+    raw = raw.strip()
+    return _from_json(conn_id, raw) if raw.startswith("{") else _from_uri(conn_id, raw)
+
+
+def state_url_from_env(environ: Mapping[str, str] | None = None) -> str:
+    """SQLAlchemy URL of the state store: ``AIRFLOW_CONN_PROVISIONING_STATE`` or a local SQLite file."""
+    env = os.environ if environ is None else environ
+    raw = env.get(f"AIRFLOW_CONN_{STATE_CONN_ID.upper()}")
+    if not raw:
+        return env.get("PROVISIONING_STATE_URL", DEFAULT_STATE_URL)
+    raw = raw.strip()
+    if raw.startswith("{"):
+        conn = _from_json(STATE_CONN_ID, raw)
+        if conn.extra.get("sqlalchemy_url"):
+            return str(conn.extra["sqlalchemy_url"])
+        if conn.conn_type in ("sqlite",):
+            return f"sqlite:///{conn.host}"
+        auth = f"{conn.login}:{conn.password}@" if conn.password else (f"{conn.login}@" if conn.login else "")
+        port = f":{conn.port}" if conn.port else ""
+        return f"postgresql+psycopg2://{auth}{conn.host}{port}/{conn.schema or ''}"
+    if raw.startswith(("postgres://", "postgresql://")):
+        return "postgresql+psycopg2://" + raw.split("://", 1)[1]
+    return raw
+
+
+@dataclass(frozen=True)
+class SyncOptions:
+    """Knobs of a cycle. Defaults follow Entra where it has one; each can be overridden by an
+    ``AIRFLOW_VAR_PROVISIONING_<NAME>`` variable (Airflow Variables from the environment)."""
+
+    max_quarantine_share: float = 0.4
+    """Stop before any write when more than this share of in-scope users fails validation."""
+    deletion_threshold_count: int = 500
+    """Hold back all deactivations of a cycle when there are more than this many..."""
+    deletion_threshold_share: float = 0.2
+    """...or when they exceed this share of the users this product manages."""
+    import_roles: bool = False
+    """Make every Salesforce Profile an assignable app role before extracting."""
+    escrow_schedule_hours: tuple[float, ...] = (6, 12, 24) + (24,) * 27
+    """Waits between retries of a failed record: Entra's 6 h, 12 h, 24 h, then daily to 28 days."""
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> SyncOptions:
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for name, caster in (
+            ("max_quarantine_share", float),
+            ("deletion_threshold_count", int),
+            ("deletion_threshold_share", float),
+        ):
+            raw = env.get(f"AIRFLOW_VAR_PROVISIONING_{name.upper()}")
+            if raw is not None:
+                try:
+                    values[name] = caster(raw)
+                except ValueError as exc:
+                    raise SettingsError(f"AIRFLOW_VAR_PROVISIONING_{name.upper()}={raw!r}: {exc}") from exc
+        raw_roles = env.get("AIRFLOW_VAR_PROVISIONING_IMPORT_ROLES")
+        if raw_roles is not None:
+            values["import_roles"] = raw_roles.strip().lower() in ("1", "true", "yes", "on")
+        return cls(**values)

@@ -17,16 +17,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import csv
-import hashlib
 import io
 import ssl
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +53,7 @@ from msgraph_core import GraphClientFactory  # noqa: E402
 from simple_salesforce import Salesforce  # noqa: E402
 
 from include.sandbox.core.envfile import salesforce_login_domain  # noqa: E402
-from include.sandbox.generator import generate  # noqa: E402
+from scripts.benchlib import PeakRss, Report, cached_fixtures  # noqa: E402
 from tests.sandbox_process import SandboxProcess  # noqa: E402
 
 USER_SELECT = [
@@ -76,93 +73,6 @@ USER_SELECT = [
 SALESFORCE_VALID_LOCALES = {"en_US", "de_DE", "fr_FR", "ja_JP", "es_ES", "it_IT", "nl_NL", "pt_BR", "zh_CN"}
 BULK_WAIT_SECONDS = 1
 """simple-salesforce's first poll delay (its default is 5 s, which would hide the emulator's speed)."""
-
-
-@dataclass
-class Row:
-    step: str
-    seconds: float | None
-    items: str = ""
-    requests: str = ""
-    note: str = ""
-
-
-@dataclass
-class Report:
-    rows: list[Row] = field(default_factory=list)
-
-    def add(self, *args: Any, **kwargs: Any) -> None:
-        self.rows.append(Row(*args, **kwargs))
-        row = self.rows[-1]
-        seconds = "-" if row.seconds is None else f"{row.seconds:.2f}s"
-        print(f"  {row.step}: {seconds} {row.items} {row.note}".rstrip(), flush=True)
-
-    def print(self) -> None:
-        headers = ("step", "time", "items", "API requests", "note")
-        cells = [
-            (r.step, "-" if r.seconds is None else f"{r.seconds:8.2f} s", r.items, r.requests, r.note)
-            for r in self.rows
-        ]
-        widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(headers)]
-        line = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))
-        print()
-        print(line)
-        print("-" * len(line))
-        for c in cells:
-            print("  ".join(v.ljust(w) for v, w in zip(c, widths, strict=True)).rstrip())
-
-
-class PeakRss:
-    """Samples a process's RSS; on Linux also reads the kernel's exact high-water mark."""
-
-    def __init__(self, pid: int, interval: float = 0.1) -> None:
-        self.process = psutil.Process(pid)
-        self.sampled = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(interval,), daemon=True)
-        self._thread.start()
-
-    def _run(self, interval: float) -> None:
-        while not self._stop.is_set():
-            try:
-                self.sampled = max(self.sampled, self.process.memory_info().rss)
-            except psutil.Error:
-                return
-            self._stop.wait(interval)
-
-    def high_water_mark(self) -> int | None:
-        try:
-            for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-        except OSError:
-            return None
-        return None
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
-def _generator_fingerprint() -> str:
-    """Cached fixtures are reused only if the generator's source is unchanged."""
-    digest = hashlib.sha256()
-    for path in sorted((REPO_ROOT / "include" / "sandbox" / "generator").glob("*.py")):
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:10]
-
-
-def _fixtures(users: int, seed: int, cache: Path, report: Report) -> Path:
-    out = cache / f"tenant-{users}-seed{seed}-{_generator_fingerprint()}"
-    if (out / "tenant.json").exists() and (out / "org.json").exists():
-        report.add("generate tenant", None, f"{users:,} users", note=f"cached in {out.relative_to(REPO_ROOT)}")
-        return out
-    started = time.perf_counter()
-    summary = generate(users=users, seed=seed, out_dir=out)
-    elapsed = time.perf_counter() - started
-    size = ((out / "tenant.json").stat().st_size + (out / "org.json").stat().st_size) / 2**20
-    report.add("generate tenant", elapsed, f"{users:,} users", note=f"{size:,.0f} MiB, {summary['groups']} groups")
-    return out
 
 
 class Requests:
@@ -438,7 +348,7 @@ def main(argv: list[str] | None = None) -> int:
 
     report = Report()
     print(f"Sandbox benchmark: {args.users:,} users, seed {args.seed}, {psutil.cpu_count()} CPUs", flush=True)
-    fixtures = _fixtures(args.users, args.seed, args.cache.resolve(), report)
+    fixtures = cached_fixtures(args.users, args.seed, args.cache.resolve(), report)
     with tempfile.TemporaryDirectory(prefix="sandbox-bench-") as workdir:
         started = time.perf_counter()
         sandbox = SandboxProcess(fixtures / "tenant.json", fixtures / "org.json", Path(workdir), startup_timeout=600)

@@ -1,0 +1,103 @@
+"""Pieces the benchmark commands share: a printed table, peak-RSS sampling, cached tenants."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from include.sandbox.generator import generate
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Row:
+    step: str
+    seconds: float | None
+    items: str = ""
+    requests: str = ""
+    note: str = ""
+
+
+@dataclass
+class Report:
+    rows: list[Row] = field(default_factory=list)
+
+    def add(self, *args: Any, **kwargs: Any) -> None:
+        self.rows.append(Row(*args, **kwargs))
+        row = self.rows[-1]
+        seconds = "-" if row.seconds is None else f"{row.seconds:.2f}s"
+        print(f"  {row.step}: {seconds} {row.items} {row.note}".rstrip(), flush=True)
+
+    def print(self) -> None:
+        headers = ("step", "time", "items", "API requests", "note")
+        cells = [
+            (r.step, "-" if r.seconds is None else f"{r.seconds:8.2f} s", r.items, r.requests, r.note)
+            for r in self.rows
+        ]
+        widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(headers)]
+        line = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))
+        print()
+        print(line)
+        print("-" * len(line))
+        for c in cells:
+            print("  ".join(v.ljust(w) for v, w in zip(c, widths, strict=True)).rstrip())
+
+
+class PeakRss:
+    """Samples a process's RSS; on Linux also reads the kernel's exact high-water mark."""
+
+    def __init__(self, pid: int, interval: float = 0.1) -> None:
+        self.process = psutil.Process(pid)
+        self.sampled = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(interval,), daemon=True)
+        self._thread.start()
+
+    def _run(self, interval: float) -> None:
+        while not self._stop.is_set():
+            try:
+                self.sampled = max(self.sampled, self.process.memory_info().rss)
+            except psutil.Error:
+                return
+            self._stop.wait(interval)
+
+    def high_water_mark(self) -> int | None:
+        try:
+            for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+        except OSError:
+            return None
+        return None
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def generator_fingerprint() -> str:
+    """Cached fixtures are reused only if the generator's source is unchanged."""
+    digest = hashlib.sha256()
+    for path in sorted((REPO_ROOT / "include" / "sandbox" / "generator").glob("*.py")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:10]
+
+
+def cached_fixtures(users: int, seed: int, cache: Path, report: Report) -> Path:
+    out = cache / f"tenant-{users}-seed{seed}-{generator_fingerprint()}"
+    if (out / "tenant.json").exists() and (out / "org.json").exists():
+        report.add("generate tenant", None, f"{users:,} users", note=f"cached in {out.relative_to(REPO_ROOT)}")
+        return out
+    started = time.perf_counter()
+    summary = generate(users=users, seed=seed, out_dir=out)
+    elapsed = time.perf_counter() - started
+    size = ((out / "tenant.json").stat().st_size + (out / "org.json").stat().st_size) / 2**20
+    report.add("generate tenant", elapsed, f"{users:,} users", note=f"{size:,.0f} MiB, {summary['groups']} groups")
+    return out

@@ -86,13 +86,15 @@ class CycleStatus(StrEnum):
     """Stopped on purpose before writing (validation failure share, dry run)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FieldChange:
+    """One field's old → new value. Slots: a first sync of a million users holds millions of these."""
+
     old: Any
     new: Any
 
 
-@dataclass
+@dataclass(slots=True)
 class QuarantinedUser:
     """A source user held out of this cycle because its data is bad; the reasons name the rules."""
 
@@ -101,7 +103,7 @@ class QuarantinedUser:
     reasons: list[str]
 
 
-@dataclass
+@dataclass(slots=True)
 class PlannedChange:
     """One Salesforce write the diff decided on (or held back)."""
 
@@ -130,12 +132,15 @@ class Plan:
     unchanged: list[PlannedChange] = field(default_factory=list)
     """Users that need no write (action OTHER): matched and equal, or out of scope with no
     active Salesforce user. Kept so the snapshot learns matched users on a first sync."""
+    quarantined: list[QuarantinedUser] = field(default_factory=list)
+    """Users the diff holds out with a reason instead of writing (two creates with one Username,
+    an ambiguous match, a Salesforce user another Entra user is linked to)."""
 
     def writes(self) -> list[PlannedChange]:
         return [*self.creates, *self.updates, *self.deactivations, *self.reactivations]
 
 
-@dataclass
+@dataclass(slots=True)
 class RecordResult:
     """What Salesforce said about one written record."""
 
@@ -146,9 +151,11 @@ class RecordResult:
     error_code: str | None = None
     error_message: str | None = None
     unprocessed: bool = False
+    created: bool = False
+    """Salesforce's ``sf__Created`` for a successful row (True for an insert)."""
 
 
-@dataclass
+@dataclass(slots=True)
 class LogEntry:
     """One provisioning-log row (one user action in one cycle)."""
 
@@ -195,3 +202,42 @@ class CycleSummary:
             + self.escrowed
             + self.held_back
         )
+
+
+@dataclass
+class Watermark:
+    """Where the next incremental cycle starts: Graph's delta link, valid only for the mapping
+    (and scoping) it was built under — a different fingerprint forces a full cycle."""
+
+    delta_link: str | None
+    mapping_fingerprint: str | None
+    updated_at: dt.datetime
+
+
+@dataclass
+class EscrowEntry:
+    """A user whose last write failed (or was not processed) and is retried in a later cycle."""
+
+    entra_id: str
+    action: Action
+    attempts: int
+    """Failed attempts so far; 0 when Salesforce never processed the record (due immediately)."""
+    first_failed_at: dt.datetime
+    next_attempt_at: dt.datetime
+    error_code: str | None = None
+    error_message: str | None = None
+    last_cycle_id: str | None = None
+
+
+@dataclass
+class PendingJob:
+    """A Bulk 2.0 job recorded before its upload, so a crashed run's job is found and settled."""
+
+    job_id: str
+    cycle_id: str
+    operation: str
+    key_field: str
+    keys: dict[str, str]
+    """Value of ``key_field`` in each uploaded CSV row → Entra object id."""
+    state: str = "recorded"
+    created_at: dt.datetime | None = None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -171,3 +172,24 @@ class SyncOptions:
         if raw_roles is not None:
             values["import_roles"] = raw_roles.strip().lower() in ("1", "true", "yes", "on")
         return cls(**values)
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """Read shell-style ``KEY=VALUE`` lines (the sandbox's ``--env-file`` output, or a hand-written
+    file) without touching ``os.environ``; values may be shell-quoted."""
+    if not path.exists():
+        raise SettingsError(f"env file {path} does not exist")
+    values: dict[str, str] = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        key, sep, raw = stripped.removeprefix("export ").partition("=")
+        if not sep or not key.strip().isidentifier():
+            raise SettingsError(f"{path}:{number}: expected KEY=VALUE, got {line[:60]!r}")
+        try:
+            parts = shlex.split(raw)
+        except ValueError as exc:
+            raise SettingsError(f"{path}:{number}: {exc}") from exc
+        values[key.strip()] = " ".join(parts)
+    return values

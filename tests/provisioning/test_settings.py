@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -11,8 +12,10 @@ from include.provisioning.settings import (
     SettingsError,
     SyncOptions,
     connection_from_env,
+    read_env_file,
     state_url_from_env,
 )
+from include.sandbox.core.envfile import write_env_file
 
 
 def test_json_connection_with_extra_as_object_or_string() -> None:
@@ -62,3 +65,13 @@ def test_sync_options_from_airflow_variables() -> None:
     assert sum(options.escrow_schedule_hours) == 6 + 12 + 24 * 28
     with pytest.raises(SettingsError, match="DELETION_THRESHOLD_COUNT"):
         SyncOptions.from_env({"AIRFLOW_VAR_PROVISIONING_DELETION_THRESHOLD_COUNT": "many"})
+
+
+def test_env_file_written_by_the_sandbox_reads_back(tmp_path: Path) -> None:
+
+    values = {"AIRFLOW_CONN_X": json.dumps({"login": "it's", "extra": {"a": "b c"}}), "PLAIN": "v"}
+    write_env_file(tmp_path / "s.env", values)
+    assert read_env_file(tmp_path / "s.env") == values
+    (tmp_path / "bad.env").write_text("JUSTAWORD\n")
+    with pytest.raises(SettingsError, match=r"bad.env:1: expected KEY=VALUE"):
+        read_env_file(tmp_path / "bad.env")

@@ -47,6 +47,7 @@ def sandbox_settings(
             "verify": str(ca_bundle),
             "disable_instance_discovery": True,
             "service_principal_id": tenant.get("service_principal", {}).get("id"),
+            "application_object_id": tenant.get("service_principal", {}).get("application_object_id"),
         },
     }
     sf_extra: dict[str, Any] = {

@@ -1,0 +1,174 @@
+"""Command line over the engine: ``python -m include.provisioning``.
+
+The commands are fixed (acceptance checks script them):
+
+    sync [--mode auto|full|incremental] [--dry-run]
+    provision-user <upn>
+    validate-config
+
+They read the same connection settings as Airflow (``AIRFLOW_CONN_*``, ``AIRFLOW_VAR_*``), from
+the environment or from ``--env-file`` (the sandbox's ``up --env-file`` output works unchanged).
+Progress goes to stderr, results to stdout; the exit status is non-zero when a cycle failed (1)
+or stopped before writing (3), and 2 for bad usage or configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from include.provisioning.model import CycleStatus, Mode
+from include.provisioning.settings import DEFAULT_MAPPING_PATH, DEFAULT_SUITE_PATH, SettingsError, read_env_file
+
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_STOPPED = 0, 1, 2, 3
+
+
+def _progress_printer(quiet: bool):  # type: ignore[no-untyped-def]
+    started = time.monotonic()
+
+    def emit(message: str) -> None:
+        if not quiet:
+            print(f"{time.monotonic() - started:7.2f}s  {message}", file=sys.stderr, flush=True)
+
+    return emit
+
+
+def _environ(args: argparse.Namespace) -> dict[str, str]:
+    env = dict(os.environ)
+    if args.env_file:
+        env.update(read_env_file(args.env_file))
+    return env
+
+
+def _engine(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from include.provisioning.runtime import build_engine
+
+    return build_engine(
+        _environ(args),
+        mapping_path=args.mapping,
+        suite_path=args.suite,
+        state_url=args.state_url,
+        progress=_progress_printer(args.quiet),
+    )
+
+
+def _write_report(report_dir: Path, cycle_id: str, report) -> list[Path]:  # type: ignore[no-untyped-def]
+    report_dir.mkdir(parents=True, exist_ok=True)
+    html, csv = report_dir / f"{cycle_id}.html", report_dir / f"{cycle_id}.csv"
+    html.write_text(report.html, encoding="utf-8")
+    csv.write_bytes(report.csv_bytes)
+    return [html, csv]
+
+
+def summary_dict(summary) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    """The summary as plain JSON types, with ``in_scope`` spelled out (machines read this)."""
+    data = dataclasses.asdict(summary)
+    data["in_scope"] = summary.in_scope
+    for key in ("started_at", "finished_at"):
+        data[key] = data[key].isoformat() if data[key] else None
+    data["mode"], data["status"] = str(summary.mode), str(summary.status)
+    return data
+
+
+def _sync(args: argparse.Namespace) -> int:
+    from include.provisioning.cycle import planned_change_lines, run_cycle
+    from include.provisioning.report import format_summary
+
+    engine = _engine(args)
+    result = run_cycle(engine, Mode(args.mode), dry_run=args.dry_run, force=args.force)
+    for note in result.notes:
+        print(f"note: {note}")
+    if args.dry_run:
+        print("Planned changes (dry run, nothing written):")
+        for line in planned_change_lines(result.plan) or ["(none)"]:
+            print(f"  {line}")
+        for entry in result.quarantined[:50]:
+            print(f"  quarantine {entry.user_principal_name or entry.entra_id}: {'; '.join(entry.reasons)}")
+    print(format_summary(result.summary))
+    if args.summary_json:
+        args.summary_json.write_text(json.dumps(summary_dict(result.summary), indent=2), encoding="utf-8")
+    if result.report is not None and not args.dry_run:
+        paths = _write_report(args.report_dir, result.summary.cycle_id, result.report)
+        print(f"Failure report: {paths[0]} (CSV: {paths[1]})")
+    if result.summary.status is CycleStatus.SUCCEEDED or args.dry_run:
+        return EXIT_OK
+    return EXIT_STOPPED if result.summary.status is CycleStatus.STOPPED else EXIT_FAILED
+
+
+def _provision_user(args: argparse.Namespace) -> int:
+    from include.provisioning.on_demand import provision_user
+
+    engine = _engine(args)
+    outcome = provision_user(engine, args.upn, dry_run=args.dry_run)
+    for step in outcome.steps:
+        print(f"[{step.status:>7}] {step.name}: {step.detail}")
+    return EXIT_OK if outcome.ok else EXIT_FAILED
+
+
+def _validate_config(args: argparse.Namespace) -> int:
+    from include.provisioning.config_check import check_config
+
+    problems, lines = check_config(_environ(args), args.mapping, args.suite, connect=args.connect)
+    for line in lines:
+        print(line)
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    print("configuration is valid" if not problems else f"{len(problems)} problem(s) found")
+    return EXIT_OK if not problems else EXIT_CONFIG
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--env-file", type=Path, help="KEY=VALUE settings (e.g. the sandbox's env file)")
+    common.add_argument("--mapping", type=Path, default=DEFAULT_MAPPING_PATH, help="mapping table (YAML)")
+    common.add_argument("--suite", type=Path, default=DEFAULT_SUITE_PATH, help="expectation suite (JSON)")
+    common.add_argument(
+        "--state-url",
+        help="SQLAlchemy URL of the state store (default: AIRFLOW_CONN_PROVISIONING_STATE or .state/provisioning.db)",
+    )
+    common.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+
+    parser = argparse.ArgumentParser(
+        prog="python -m include.provisioning", description="Entra ID -> Salesforce user provisioning"
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    sync = sub.add_parser("sync", parents=[common], help="run one provisioning cycle")
+    sync.add_argument("--mode", choices=[m.value for m in Mode], default=Mode.AUTO.value)
+    sync.add_argument("--dry-run", action="store_true", help="print the planned changes; write nothing")
+    sync.add_argument("--force", action="store_true", help="start even if another cycle looks running (take it over)")
+    sync.add_argument("--summary-json", type=Path, help="also write the cycle summary as JSON here")
+    sync.add_argument("--report-dir", type=Path, default=Path(".state/reports"), help="where failure reports go")
+    sync.set_defaults(func=_sync)
+    one = sub.add_parser("provision-user", parents=[common], help="provision one user now, showing each step")
+    one.add_argument("upn", help="the user's userPrincipalName")
+    one.add_argument("--dry-run", action="store_true", help="show the steps and the planned action only")
+    one.set_defaults(func=_provision_user)
+    check = sub.add_parser("validate-config", parents=[common], help="check mapping, suite and connections")
+    check.add_argument("--connect", action="store_true", help="also log in to Graph and Salesforce")
+    check.set_defaults(func=_validate_config)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from include.provisioning.mapping import MappingError
+    from include.provisioning.state import StateError
+    from include.provisioning.validate import SuiteError
+
+    try:
+        return int(args.func(args))
+    except (SettingsError, MappingError, SuiteError, StateError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except Exception as exc:
+        if os.environ.get("PROVISIONING_DEBUG"):
+            raise
+        print(f"error: the cycle failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print("(set PROVISIONING_DEBUG=1 for the traceback)", file=sys.stderr)
+        return EXIT_FAILED

@@ -1,0 +1,100 @@
+"""``validate-config``: check everything a cycle needs before one runs.
+
+Reports every problem it finds rather than the first, because a person fixing configuration
+wants the whole list: the mapping table (and its scoping filters), the expectation suite, the
+connections, and with ``connect`` whether Graph and Salesforce accept the credentials.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from pathlib import Path
+
+from include.provisioning.settings import (
+    GRAPH_CONN_ID,
+    SALESFORCE_CONN_ID,
+    SettingsError,
+    SyncOptions,
+    connection_from_env,
+    state_url_from_env,
+)
+
+
+def check_config(
+    environ: Mapping[str, str], mapping_path: Path, suite_path: Path, *, connect: bool = False
+) -> tuple[list[str], list[str]]:
+    """Returns (problems, information lines)."""
+    from include.provisioning.graph.client import GraphSettings
+    from include.provisioning.mapping import MappingError, MappingTable
+    from include.provisioning.salesforce.client import SalesforceSettings
+    from include.provisioning.salesforce.client import connect as salesforce_connect
+    from include.provisioning.validate import SuiteError, load_suite
+
+    problems: list[str] = []
+    info: list[str] = []
+    try:
+        table = MappingTable.load(mapping_path)
+        matching = ", ".join(f.target for f in table.matching_fields())
+        info.append(f"mapping {mapping_path}: {len(table.fields)} fields, matching on {matching}")
+        info.append(f"  Graph attributes read: {', '.join(table.source_attributes())}")
+        scoping = "yes" if table.scoping is not None else "none"
+        info.append(f"  scoping filters: {scoping}; fingerprint {table.fingerprint()[:12]}")
+    except (MappingError, OSError) as exc:
+        problems.append(f"mapping {mapping_path}: {exc}")
+    try:
+        suite, _rules = load_suite(suite_path)
+        info.append(f"expectation suite {suite_path}: {len(suite.expectations)} expectations")
+    except (SuiteError, OSError) as exc:
+        problems.append(f"expectation suite {suite_path}: {exc}")
+    try:
+        options = SyncOptions.from_env(environ)
+        info.append(
+            f"options: stop above {options.max_quarantine_share:.0%} quarantined; hold deactivations above "
+            f"{options.deletion_threshold_count} or {options.deletion_threshold_share:.0%}; import roles "
+            f"{'on' if options.import_roles else 'off'}"
+        )
+    except SettingsError as exc:
+        problems.append(str(exc))
+    info.append(f"state store: {_redact(state_url_from_env(environ))}")
+    graph = salesforce = None
+    try:
+        graph = GraphSettings.from_connection(connection_from_env(GRAPH_CONN_ID, environ))
+        info.append(f"Graph connection {GRAPH_CONN_ID}: {graph.who()}")
+    except (SettingsError, ValueError) as exc:
+        problems.append(f"Graph connection: {exc}")
+    try:
+        salesforce = SalesforceSettings.from_connection(connection_from_env(SALESFORCE_CONN_ID, environ))
+        info.append(f"Salesforce connection {SALESFORCE_CONN_ID}: configured")
+    except (SettingsError, ValueError) as exc:
+        problems.append(f"Salesforce connection: {exc}")
+    if connect and graph is not None:
+        try:
+            asyncio.run(_graph_login(graph))
+            info.append("Graph: token issued and the service principal was read")
+        except Exception as exc:
+            problems.append(f"Graph login: {exc}")
+    if connect and salesforce is not None:
+        try:
+            session = salesforce_connect(salesforce)
+            info.append(f"Salesforce: logged in ({session.method}) to {session.instance_url}")
+        except Exception as exc:
+            problems.append(f"Salesforce login: {exc}")
+    return problems, info
+
+
+async def _graph_login(settings) -> None:  # type: ignore[no-untyped-def]
+    from include.provisioning.graph.client import GraphClient
+
+    async with GraphClient(settings) as client:
+        await client.get_json(
+            f"/servicePrincipals/{settings.service_principal_id}?$select=id", kind="service_principal"
+        )
+
+
+def _redact(url: str) -> str:
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        return f"{scheme}://{creds.split(':')[0]}:***@{host}" if ":" in creds else url
+    return url

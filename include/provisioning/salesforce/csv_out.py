@@ -1,0 +1,167 @@
+"""Bulk API 2.0 CSV, written explicitly: fixed column order, one value rule, measured size.
+
+Why not ``csv.DictWriter`` through simple-salesforce's ``records=``: it orders columns from a set
+(a different header every run) and writes None as an empty value, which an update *ignores*; the
+engine needs None to mean "clear the field" (``#N/A``). The rules ("Prepare CSV Files", Bulk
+API 2.0 Developer Guide):
+
+* COMMA delimiter; the record separator is the job's ``lineEnding``;
+* a value holding the delimiter, a double quote or a line break is wrapped in double quotes with
+  inner quotes doubled; values are never trimmed, so a value with leading or trailing white
+  space is quoted too (harmless, and it keeps any reader from trimming it);
+* booleans are ``true``/``false``;
+* an empty value is *not sent* (ignored on update, unset on insert); ``#N/A`` sets null.
+
+Two values cannot travel in a Bulk CSV at all, and are refused with a reason rather than
+mangled: the literal text ``#N/A`` (Salesforce would store null) and a value with both CRLF and
+a lone LF line break (the line-ending check of either job kind trips on one of them). A value
+holding CRLF goes into a CRLF job, as an LF job rejects CRLF anywhere in the data.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from include.provisioning.model import NULL_MARKER
+
+LF = "LF"
+CRLF = "CRLF"
+NEWLINES = {LF: "\n", CRLF: "\r\n"}
+MAX_JOB_BYTES = 100 * 1024 * 1024
+"""Bulk API 2.0: at most 100 MB of raw CSV per job (150 MB once base64-encoded)."""
+
+
+class UnsendableValueError(ValueError):
+    """A value Bulk API 2.0 CSV cannot carry; ``field`` names the column."""
+
+    def __init__(self, field_name: str, reason: str) -> None:
+        super().__init__(f"{field_name}: {reason}")
+        self.field = field_name
+        self.reason = reason
+
+
+def ordered_columns(rows: Iterable[Mapping[str, Any]], key_field: str) -> list[str]:
+    """The union of the fields in ``rows`` (names starting with ``_`` are the caller's own),
+    sorted, with ``key_field`` first: the same request always gives the same header."""
+    names: set[str] = set()
+    for row in rows:
+        names.update(row.keys())
+    names = {n for n in names if not n.startswith("_")}
+    names.discard(key_field)
+    return [key_field, *sorted(names)]
+
+
+def is_null(value: Any) -> bool:
+    """None, NaN, pandas' NA/NaT: what a DataFrame cell holds when there is no value."""
+    if value is None:
+        return True
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):  # list-likes are values, not nulls
+        return False
+
+
+def format_value(value: Any, *, update: bool) -> str:
+    """One value as a CSV cell. Nulls (and "") become ``#N/A`` in an update, nothing in an
+    insert. Raises ``UnsendableValueError`` for the literal ``#N/A``."""
+    if type(value) is str:  # the common case first: this runs for every cell of 100,000 rows
+        text = value
+    elif isinstance(value, bool | np.bool_):
+        return "true" if value else "false"
+    elif is_null(value):
+        return NULL_MARKER if update else ""
+    elif isinstance(value, dt.date):
+        text = value.isoformat()  # dates and datetimes as Salesforce reads them (ISO 8601)
+    else:
+        text = str(value)
+    if not text:
+        return NULL_MARKER if update else ""
+    if '"' in text or "," in text or "\n" in text or "\r" in text or text[0].isspace() or text[-1].isspace():
+        return '"' + text.replace('"', '""') + '"'
+    if text == NULL_MARKER:
+        raise UnsendableValueError("", "the value '#N/A' cannot be sent: Bulk API 2.0 reads it as null")
+    return text
+
+
+def line_ending_of(values: Sequence[str], columns: Sequence[str] | None = None) -> str:
+    """The job line ending a row of formatted values needs (``LF`` unless a value holds CRLF);
+    raises ``UnsendableValueError`` naming the column(s) when the row holds both CRLF and a
+    lone LF."""
+    if not any("\n" in value for value in values):
+        return LF
+    crlf: list[str] = []
+    lone_lf: list[str] = []
+    for at, value in enumerate(values):
+        if "\n" not in value:
+            continue
+        name = columns[at] if columns is not None else ""
+        n_crlf = value.count("\r\n")
+        if n_crlf:
+            crlf.append(name)
+        if value.count("\n") > n_crlf:
+            lone_lf.append(name)
+    if crlf and lone_lf:
+        names = ", ".join(dict.fromkeys(n for n in (*crlf, *lone_lf) if n))
+        raise UnsendableValueError(
+            names, "the values mix CRLF and LF line breaks, which no Bulk API 2.0 job line ending accepts"
+        )
+    return CRLF if crlf else LF
+
+
+@dataclass
+class CsvChunk:
+    """One job's upload: the encoded CSV and, in row order, each row's key value and entra id."""
+
+    line_ending: str
+    columns: list[str]
+    data: bytes
+    keys: list[str] = field(default_factory=list)
+    entra_ids: list[str] = field(default_factory=list)
+
+    @property
+    def key_map(self) -> dict[str, str]:
+        return dict(zip(self.keys, self.entra_ids, strict=True))
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+
+def encode_header(columns: Sequence[str], line_ending: str) -> bytes:
+    return (",".join(format_value(c, update=False) for c in columns) + NEWLINES[line_ending]).encode("utf-8")
+
+
+def encode_row(values: Sequence[str], line_ending: str) -> bytes:
+    """One record line from already formatted values."""
+    return (",".join(values) + NEWLINES[line_ending]).encode("utf-8")
+
+
+def chunk_rows(
+    columns: list[str],
+    rows: Iterable[tuple[str, str, bytes]],
+    line_ending: str,
+    max_bytes: int = MAX_JOB_BYTES,
+) -> Iterator[CsvChunk]:
+    """Cut ``(key, entra id, encoded line)`` rows into uploads of at most ``max_bytes`` bytes
+    each, header included, measured as they are added. The caller has refused rows that alone
+    would not fit (``len(header) + len(line) > max_bytes``)."""
+    header = encode_header(columns, line_ending)
+    parts: list[bytes] = [header]
+    size = len(header)
+    keys: list[str] = []
+    entra_ids: list[str] = []
+    for key, entra_id, line in rows:
+        if size + len(line) > max_bytes and keys:
+            yield CsvChunk(line_ending, columns, b"".join(parts), keys, entra_ids)
+            parts, size, keys, entra_ids = [header], len(header), [], []
+        parts.append(line)
+        size += len(line)
+        keys.append(key)
+        entra_ids.append(entra_id)
+    if keys:
+        yield CsvChunk(line_ending, columns, b"".join(parts), keys, entra_ids)

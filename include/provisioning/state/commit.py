@@ -1,0 +1,372 @@
+"""What a cycle's commit writes, worked out without touching the database.
+
+``build_commit`` turns the plan, Salesforce's per-record results and the quarantine into the
+rows ``StateStore.commit_cycle`` then writes in one transaction: provisioning-log entries,
+snapshot rows, escrow changes and quarantine rows. Keeping it pure makes every rule (what a
+failure does to escrow, what a deactivation does to the snapshot) testable on its own, and
+keeps the transaction short: all decisions are made before it writes.
+
+Rules, one user at a time:
+
+* a write that succeeded → ``Success`` log row; the snapshot takes the planned ``desired``
+  values (or, when the plan carried none, the previous fields with the change applied); any
+  escrow entry is cleared;
+* a write that failed → ``Failure`` log row with Salesforce's error; escrow gets the user with
+  one more attempt and the next retry time from the schedule, or drops it with a final note
+  once the schedule is used up; the snapshot keeps what was applied before;
+* a write Salesforce never processed (or that came back without any result) → ``Warning`` log
+  row; escrow keeps the user due immediately without counting an attempt;
+* a held-back deactivation → ``Skipped`` ``StagedDelete`` row with the threshold's reason;
+* a quarantined user → ``Skipped`` ``Quarantine`` row with the reasons, and a quarantine row;
+* an unchanged user → no log row; the snapshot learns it when it has a Salesforce id (so a
+  first full cycle records the users it matched), and any escrow entry is cleared.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from include.provisioning.model import (
+    Action,
+    EscrowEntry,
+    LogEntry,
+    Plan,
+    PlannedChange,
+    QuarantinedUser,
+    RecordResult,
+    Status,
+)
+from include.provisioning.state.codec import StateError, dumps, loads, plain, to_bool
+from include.provisioning.state.escrow import give_up_note, next_attempt_at
+
+UNPROCESSED_CODE = "UNPROCESSED"
+NO_RESULT_MESSAGE = "Salesforce returned no result for this record; it is retried in the next cycle"
+UNPROCESSED_MESSAGE = "Salesforce did not process this record (its job stopped first); it is retried in the next cycle"
+HELD_BACK_MESSAGE = "held back by the accidental-deletion threshold"
+
+
+class SnapshotRow(NamedTuple):
+    """A snapshot row as stored, JSON encoded (a tuple: a million of them stay small)."""
+
+    entra_id: str
+    sf_id: str | None
+    match_value: str | None
+    is_active: bool
+    fields: str
+    roles: str
+
+    def digest(self) -> int:
+        return hash(self[1:])
+
+
+@dataclass(slots=True)
+class PriorSnapshot:
+    """What the snapshot holds for a user before this commit.
+
+    For users the commit may merge into (writes, unchanged users without desired values) the
+    JSON is kept; for the rest (a full cycle's many unchanged users) only a digest of the row,
+    which is all the "is it the same?" check needs, so a million-user cycle does not hold the
+    whole table's JSON twice."""
+
+    sf_id: str | None
+    match_value: str | None
+    is_active: bool
+    digest: int
+    fields_json: str | None = None
+    roles_json: str | None = None
+
+    @classmethod
+    def of(cls, row: SnapshotRow, *, keep_json: bool) -> PriorSnapshot:
+        if keep_json:
+            return cls(row.sf_id, row.match_value, row.is_active, row.digest(), row.fields, row.roles)
+        return cls(row.sf_id, row.match_value, row.is_active, row.digest())
+
+    def fields(self) -> dict[str, Any]:
+        if self.fields_json is None:
+            raise StateError("internal: the snapshot row was read without its fields")
+        return loads(self.fields_json) or {}
+
+
+@dataclass
+class CommitRows:
+    log: list[LogEntry] = field(default_factory=list)
+    snapshot: list[SnapshotRow] = field(default_factory=list)
+    """Rows to upsert."""
+    escrow_upserts: list[EscrowEntry] = field(default_factory=list)
+    escrow_deletes: list[str] = field(default_factory=list)
+    quarantine: list[QuarantinedUser] = field(default_factory=list)
+
+
+def affected_ids(plan: Plan) -> tuple[set[str], set[str]]:
+    """Users whose snapshot rows the commit reads first: (with their JSON, digest only)."""
+    full = {change.entra_id for change in plan.writes()}
+    digest_only: set[str] = set()
+    for change in plan.unchanged:
+        (digest_only if change.desired else full).add(change.entra_id)
+    return full, digest_only - full
+
+
+def _check_disjoint(plan: Plan, quarantined: Sequence[QuarantinedUser]) -> None:
+    seen: dict[str, str] = {}
+    groups: list[tuple[str, Sequence[Any]]] = [
+        ("creates", plan.creates),
+        ("updates", plan.updates),
+        ("deactivations", plan.deactivations),
+        ("reactivations", plan.reactivations),
+        ("held_back", plan.held_back),
+        ("unchanged", plan.unchanged),
+        ("quarantined", quarantined),
+    ]
+    for name, items in groups:
+        for item in items:
+            other = seen.setdefault(item.entra_id, name)
+            if other != name:
+                raise StateError(
+                    f"user {item.entra_id} appears in both plan.{other} and {name}; each user must end a "
+                    "cycle in exactly one outcome (nothing was committed)"
+                )
+
+
+def _index_results(plan: Plan, results: Sequence[RecordResult]) -> dict[str, RecordResult]:
+    planned = {change.entra_id for change in plan.writes()}
+    by_id: dict[str, RecordResult] = {}
+    for result in results:
+        if result.entra_id not in planned:
+            raise StateError(
+                f"Salesforce result for user {result.entra_id} ({result.action}) matches no planned write "
+                "(nothing was committed)"
+            )
+        if result.entra_id in by_id:
+            raise StateError(f"two Salesforce results for user {result.entra_id} (nothing was committed)")
+        by_id[result.entra_id] = result
+    return by_id
+
+
+def _is_active(change: PlannedChange, prior: PriorSnapshot | None) -> bool:
+    if change.action is Action.DISABLE:
+        return False
+    if change.action is Action.REACTIVATE:
+        return True
+    fallback = prior.is_active if prior is not None else True
+    return to_bool(change.desired.get("IsActive"), default=fallback)
+
+
+def _applied_fields(change: PlannedChange, prior: PriorSnapshot | None) -> dict[str, Any]:
+    """What Salesforce now holds for the fields this product manages."""
+    if change.desired:
+        return change.desired  # stored as the diff will compare it next cycle (JSON turns NaN into null)
+    fields = prior.fields() if prior is not None else {}
+    fields.update({name: plain(c.new) for name, c in change.changes.items()})
+    return fields
+
+
+def _snapshot_row(
+    change: PlannedChange, sf_id: str | None, fields: dict[str, Any], is_active: bool, prior: PriorSnapshot | None
+) -> SnapshotRow:
+    what = f"snapshot of user {change.entra_id}"
+    return SnapshotRow(
+        change.entra_id,
+        sf_id,
+        change.match_value if change.match_value is not None else (prior.match_value if prior else None),
+        is_active,
+        dumps(fields, what=what),
+        dumps(list(change.roles), what=what),
+    )
+
+
+def _log(
+    cycle_id: str,
+    change: PlannedChange,
+    status: Status,
+    now: dt.datetime,
+    *,
+    action: Action | None = None,
+    sf_id: str | None = None,
+    error_code: str | None = None,
+    error_message: str | None = None,
+) -> LogEntry:
+    return LogEntry(
+        cycle_id=cycle_id,
+        action=action or change.action,
+        status=status,
+        entra_id=change.entra_id,
+        user_principal_name=change.user_principal_name,
+        sf_id=sf_id if sf_id is not None else change.sf_id,
+        changes=change.changes,
+        error_code=error_code,
+        error_message=error_message,
+        at=now,
+    )
+
+
+def build_commit(
+    cycle_id: str,
+    *,
+    plan: Plan,
+    results: Sequence[RecordResult],
+    quarantined: Sequence[QuarantinedUser],
+    now: dt.datetime,
+    schedule_hours: Sequence[float],
+    prior_snapshot: Mapping[str, PriorSnapshot],
+    prior_escrow: Mapping[str, EscrowEntry],
+) -> CommitRows:
+    """Every row the commit writes; raises ``StateError`` (naming the user) on inconsistent input."""
+    _check_disjoint(plan, quarantined)
+    by_id = _index_results(plan, results)
+    rows = CommitRows()
+
+    for change in plan.writes():
+        prior = prior_snapshot.get(change.entra_id)
+        escrowed = prior_escrow.get(change.entra_id)
+        result = by_id.get(change.entra_id)
+        if result is not None and result.ok:
+            _succeeded(cycle_id, change, result=result, prior=prior, escrowed=escrowed, now=now, rows=rows)
+        elif result is not None and not result.unprocessed:
+            _failed(
+                cycle_id, change, result=result, escrowed=escrowed, now=now, schedule_hours=schedule_hours, rows=rows
+            )
+        else:
+            _unprocessed(cycle_id, change, result=result, escrowed=escrowed, now=now, rows=rows)
+
+    for change in plan.held_back:
+        rows.log.append(
+            _log(
+                cycle_id,
+                change,
+                Status.SKIPPED,
+                now,
+                action=Action.STAGED_DELETE,
+                error_message=plan.held_back_reason or HELD_BACK_MESSAGE,
+            )
+        )
+
+    for user in quarantined:
+        rows.quarantine.append(user)
+        rows.log.append(
+            LogEntry(
+                cycle_id=cycle_id,
+                action=Action.QUARANTINE,
+                status=Status.SKIPPED,
+                entra_id=user.entra_id,
+                user_principal_name=user.user_principal_name,
+                sf_id=None,
+                changes={},
+                error_code=None,
+                error_message="; ".join(user.reasons) or "quarantined (no reason given)",
+                at=now,
+            )
+        )
+
+    for change in plan.unchanged:
+        if change.entra_id in prior_escrow:
+            rows.escrow_deletes.append(change.entra_id)
+        prior = prior_snapshot.get(change.entra_id)
+        sf_id = change.sf_id if change.sf_id is not None else (prior.sf_id if prior is not None else None)
+        if sf_id is None:
+            continue
+        fields = change.desired if change.desired else (prior.fields() if prior is not None else {})
+        default_active = prior.is_active if prior is not None else False
+        is_active = to_bool(fields.get("IsActive"), default=default_active)
+        row = _snapshot_row(change, sf_id, fields, is_active, prior)
+        if prior is not None and prior.digest == row.digest():
+            continue
+        rows.snapshot.append(row)
+    return rows
+
+
+def _succeeded(
+    cycle_id: str,
+    change: PlannedChange,
+    *,
+    result: RecordResult,
+    prior: PriorSnapshot | None,
+    escrowed: EscrowEntry | None,
+    now: dt.datetime,
+    rows: CommitRows,
+) -> None:
+    sf_id = result.sf_id or change.sf_id or (prior.sf_id if prior is not None else None)
+    if sf_id is None:
+        raise StateError(
+            f"user {change.entra_id}: Salesforce reported {change.action} succeeded but gave no record Id "
+            "(nothing was committed)"
+        )
+    fields = _applied_fields(change, prior)
+    rows.snapshot.append(_snapshot_row(change, sf_id, fields, _is_active(change, prior), prior))
+    if escrowed is not None:
+        rows.escrow_deletes.append(change.entra_id)
+    rows.log.append(_log(cycle_id, change, Status.SUCCESS, now, sf_id=sf_id))
+
+
+def _failed(
+    cycle_id: str,
+    change: PlannedChange,
+    *,
+    result: RecordResult,
+    escrowed: EscrowEntry | None,
+    now: dt.datetime,
+    schedule_hours: Sequence[float],
+    rows: CommitRows,
+) -> None:
+    attempts = (escrowed.attempts if escrowed is not None else 0) + 1
+    first = escrowed.first_failed_at if escrowed is not None else now
+    retry_at = next_attempt_at(attempts, now, schedule_hours)
+    message = result.error_message or "Salesforce rejected the record without a message"
+    if retry_at is None:
+        message = f"{message} {give_up_note(attempts, first)}"
+        if escrowed is not None:
+            rows.escrow_deletes.append(change.entra_id)
+    else:
+        rows.escrow_upserts.append(
+            EscrowEntry(
+                entra_id=change.entra_id,
+                action=change.action,
+                attempts=attempts,
+                first_failed_at=first,
+                next_attempt_at=retry_at,
+                error_code=result.error_code,
+                error_message=result.error_message,
+                last_cycle_id=cycle_id,
+            )
+        )
+    rows.log.append(
+        _log(
+            cycle_id,
+            change,
+            Status.FAILURE,
+            now,
+            sf_id=result.sf_id,
+            error_code=result.error_code or "UNKNOWN_ERROR",
+            error_message=message,
+        )
+    )
+
+
+def _unprocessed(
+    cycle_id: str,
+    change: PlannedChange,
+    *,
+    result: RecordResult | None,
+    escrowed: EscrowEntry | None,
+    now: dt.datetime,
+    rows: CommitRows,
+) -> None:
+    code = (result.error_code if result is not None else None) or UNPROCESSED_CODE
+    message = (result.error_message if result is not None else None) or (
+        UNPROCESSED_MESSAGE if result is not None else NO_RESULT_MESSAGE
+    )
+    rows.escrow_upserts.append(
+        EscrowEntry(
+            entra_id=change.entra_id,
+            action=change.action,
+            attempts=escrowed.attempts if escrowed is not None else 0,
+            first_failed_at=escrowed.first_failed_at if escrowed is not None else now,
+            next_attempt_at=now,
+            error_code=code,
+            error_message=message,
+            last_cycle_id=cycle_id,
+        )
+    )
+    rows.log.append(_log(cycle_id, change, Status.WARNING, now, error_code=code, error_message=message))

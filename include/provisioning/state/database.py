@@ -1,0 +1,87 @@
+"""Opening the state database: engine options per back end, and the schema version check.
+
+SQLite is the zero-setup default, so it gets what makes it safe for this use: WAL (readers
+never block the writer, and a killed process leaves a consistent file), a busy timeout (a
+second process waits for the lock instead of failing at once) and its folder created.
+PostgreSQL gets pre-ping so a connection the server dropped between cycles is replaced.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, insert, inspect, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+from sqlalchemy.pool import StaticPool
+
+from include.provisioning.state import schema
+from include.provisioning.state.codec import StateError
+
+SUPPORTED = ("sqlite", "postgresql")
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    finally:
+        cursor.close()
+
+
+def open_engine(url: str) -> Engine:
+    """An engine for ``url``; only SQLite and PostgreSQL are supported (the message says so)."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise StateError(f"state database URL {url!r} is not a SQLAlchemy URL: {exc}") from exc
+    backend = parsed.get_backend_name()
+    if backend not in SUPPORTED:
+        raise StateError(
+            f"state database URL uses {backend!r}; the state store supports {', '.join(SUPPORTED)} "
+            "(e.g. sqlite:///.state/provisioning.db or postgresql+psycopg2://user:pw@host:5432/db)"
+        )
+    options: dict[str, Any] = {}
+    if backend == "sqlite":
+        database = parsed.database or ""
+        if database in ("", ":memory:") or database.startswith("file:"):
+            options.update(poolclass=StaticPool, connect_args={"check_same_thread": False})
+        else:
+            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    else:
+        options.update(pool_pre_ping=True, insertmanyvalues_page_size=5000)
+    try:
+        engine = create_engine(parsed, **options)
+    except NoSuchModuleError as exc:
+        raise StateError(f"state database URL {url!r}: no driver for it ({exc})") from exc
+    if backend == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def ensure_schema(engine: Engine) -> None:
+    """Create missing tables; refuse a database written by a newer version of this product."""
+    if inspect(engine).has_table(schema.state_schema.name):
+        with engine.connect() as conn:
+            found = conn.execute(select(schema.state_schema.c.version)).scalar()
+        if found is not None and found > schema.SCHEMA_VERSION:
+            raise StateError(
+                f"the state database has schema version {found}, newer than this code understands "
+                f"({schema.SCHEMA_VERSION}); upgrade the product (or point it at another database) "
+                "rather than letting an old version write to it"
+            )
+    schema.metadata.create_all(engine, checkfirst=True)
+    with engine.begin() as conn:
+        found = conn.execute(select(schema.state_schema.c.version)).scalar()
+        if found is None:
+            conn.execute(insert(schema.state_schema).values(id=1, version=schema.SCHEMA_VERSION))
+        elif found < schema.SCHEMA_VERSION:
+            _migrate(conn, found)
+
+
+def _migrate(conn: Any, found: int) -> None:
+    """Bring an older schema up to date, one version at a time (none exist yet: version 1 is the first)."""
+    raise StateError(f"the state database has schema version {found} and no migration to {schema.SCHEMA_VERSION}")

@@ -1,0 +1,167 @@
+"""The state database's tables (SQLAlchemy Core), shared by SQLite and PostgreSQL.
+
+JSON values are stored as text (encoded with orjson) rather than in a JSON column type: the
+same bytes work on both back ends, and decoding a million small documents in Python is faster
+than letting each driver do it its own way. Timestamps are always UTC; SQLite has no time zone
+type, so :class:`UTCDateTime` strips the zone on the way in and puts it back on the way out.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy.types import TypeDecorator
+
+SCHEMA_VERSION = 1
+"""Bump with a migration in ``store._migrate`` whenever a table changes shape."""
+
+ID = String(64)
+"""Entra object ids and cycle ids (both short); Salesforce ids are 18 characters."""
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out, on every back end."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        value = value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):  # raw SQLite text, e.g. from a textual query
+            value = dt.datetime.fromisoformat(value)
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+# SQLite only auto-numbers an INTEGER PRIMARY KEY; PostgreSQL needs 64 bits for a long-lived log.
+AUTO_ID = BigInteger().with_variant(Integer(), "sqlite")
+
+metadata = MetaData()
+
+state_schema = Table(
+    "state_schema",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("writer_lock_at", UTCDateTime, nullable=True),
+    comment="One row: the schema version, and the row every cycle start locks (one writer).",
+)
+
+cycles = Table(
+    "cycles",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("mode", String(16), nullable=False),
+    Column("status", String(16), nullable=False, index=True),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("heartbeat_at", UTCDateTime, nullable=True),
+    Column("owner", String(300), nullable=True),
+    Column("finished_at", UTCDateTime, nullable=True),
+    Column("committed_at", UTCDateTime, nullable=True),
+    Column("created", Integer, nullable=False, default=0),
+    Column("updated", Integer, nullable=False, default=0),
+    Column("unchanged", Integer, nullable=False, default=0),
+    Column("deactivated", Integer, nullable=False, default=0),
+    Column("quarantined", Integer, nullable=False, default=0),
+    Column("escrowed", Integer, nullable=False, default=0),
+    Column("held_back", Integer, nullable=False, default=0),
+    Column("reason", Text, nullable=True),
+    Column("phase_seconds", Text, nullable=False, default="{}"),
+    Column("requests", Text, nullable=False, default="{}"),
+    Column("mapping_fingerprint", String(128), nullable=True),
+)
+
+watermark = Table(
+    "watermark",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("delta_link", Text, nullable=True),
+    Column("mapping_fingerprint", String(128), nullable=True),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+snapshot = Table(
+    "snapshot",
+    metadata,
+    Column("entra_id", ID, primary_key=True),
+    Column("sf_id", String(18), nullable=True),
+    Column("match_value", Text, nullable=True),
+    Column("is_active", Boolean, nullable=False),
+    Column("fields", Text, nullable=False),
+    Column("roles", Text, nullable=False),
+    Column("last_cycle_id", ID, nullable=True),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+escrow = Table(
+    "escrow",
+    metadata,
+    Column("entra_id", ID, primary_key=True),
+    Column("action", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("first_failed_at", UTCDateTime, nullable=False),
+    Column("next_attempt_at", UTCDateTime, nullable=False, index=True),
+    Column("error_code", Text, nullable=True),
+    Column("error_message", Text, nullable=True),
+    Column("last_cycle_id", ID, nullable=True),
+)
+
+quarantine = Table(
+    "quarantine",
+    metadata,
+    Column("id", AUTO_ID, primary_key=True, autoincrement=True),
+    Column("cycle_id", ID, nullable=False, index=True),
+    Column("entra_id", ID, nullable=False),
+    Column("upn", Text, nullable=True),
+    Column("reasons", Text, nullable=False),
+)
+
+provisioning_log = Table(
+    "provisioning_log",
+    metadata,
+    Column("id", AUTO_ID, primary_key=True, autoincrement=True),
+    Column("cycle_id", ID, nullable=False),
+    Column("action", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("entra_id", ID, nullable=False),
+    Column("upn", Text, nullable=True),
+    Column("sf_id", String(18), nullable=True),
+    Column("changes", Text, nullable=False),
+    Column("error_code", Text, nullable=True),
+    Column("error_message", Text, nullable=True),
+    Column("at", UTCDateTime, nullable=False),
+    Index("ix_provisioning_log_cycle_id", "cycle_id"),
+    Index("ix_provisioning_log_entra_id", "entra_id"),
+)
+
+bulk_jobs = Table(
+    "bulk_jobs",
+    metadata,
+    Column("job_id", String(64), primary_key=True),
+    Column("cycle_id", ID, nullable=False),
+    Column("operation", String(32), nullable=False),
+    Column("key_field", String(80), nullable=False),
+    Column("keys", Text, nullable=False),
+    Column("state", String(32), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)

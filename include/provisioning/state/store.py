@@ -1,0 +1,577 @@
+"""The state store: everything that must survive between cycles, behind one small API.
+
+One SQL database (SQLite file by default, PostgreSQL by URL) holds the delta link
+(watermark), the snapshot of what this product applied, escrow, quarantine, the cycles and
+the provisioning log, and the Bulk jobs a crashed run may have left open. ``commit_cycle`` is
+the single commit point of a cycle: the log, snapshot, escrow, quarantine and the watermark
+change together in one transaction, so a crash before it leaves the previous state whole and
+the next cycle redoes the work, and a crash inside it changes nothing.
+
+Large tables are written in batches straight through the driver (``bulk.Bulk``) and the
+snapshot is read through a plain cursor into columns, because a full cycle may touch a
+million users; everything else goes through SQLAlchemy Core.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from collections.abc import Iterable, Iterator, Sequence
+from operator import itemgetter
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy.exc import OperationalError
+
+from include.provisioning.model import (
+    Action,
+    CycleStatus,
+    CycleSummary,
+    EscrowEntry,
+    LogEntry,
+    Mode,
+    PendingJob,
+    Plan,
+    QuarantinedUser,
+    RecordResult,
+    Status,
+    Watermark,
+)
+from include.provisioning.state import schema
+from include.provisioning.state.bulk import Bulk
+from include.provisioning.state.codec import StateError, changes_from_json, changes_json, dumps, loads, utc
+from include.provisioning.state.commit import CommitRows, PriorSnapshot, SnapshotRow, affected_ids, build_commit
+from include.provisioning.state.database import ensure_schema, open_engine
+from include.provisioning.state.escrow import check_schedule
+from include.provisioning.state.owner import current_owner, owner_gone
+
+CHUNK = 20_000
+"""Rows encoded and handed to the driver at a time (bounds memory at a million rows)."""
+
+SNAPSHOT_COLUMNS = ["entra_id", "sf_id", "match_value", "is_active", "fields", "roles"]
+LOG_COLUMNS = [
+    "cycle_id",
+    "action",
+    "status",
+    "entra_id",
+    "upn",
+    "sf_id",
+    "changes",
+    "error_code",
+    "error_message",
+    "at",
+]
+ESCROW_COLUMNS = [
+    "entra_id",
+    "action",
+    "attempts",
+    "first_failed_at",
+    "next_attempt_at",
+    "error_code",
+    "error_message",
+    "last_cycle_id",
+]
+DEFAULT_STALE_AFTER = dt.timedelta(hours=2)
+_COUNTS = ("created", "updated", "unchanged", "deactivated", "quarantined", "escrowed", "held_back")
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def new_cycle_id(now: dt.datetime) -> str:
+    """Sortable by start time, unique enough for two starts in the same second."""
+    return f"{utc(now):%Y%m%dT%H%M%SZ}-{secrets.token_hex(2)}"
+
+
+class StateStore:
+    """The engine's memory between cycles. Safe for one writer and any number of readers."""
+
+    def __init__(self, url: str, *, stale_after: dt.timedelta = DEFAULT_STALE_AFTER) -> None:
+        self.url = url
+        self.stale_after = stale_after
+        """A ``running`` cycle with no sign of life for this long is taken to be dead."""
+        self._engine = open_engine(url)
+        try:
+            ensure_schema(self._engine)
+        except Exception:
+            self._engine.dispose()
+            raise
+
+    @property
+    def dialect(self) -> str:
+        return self._engine.dialect.name
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def __enter__(self) -> StateStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"StateStore({self._engine.url.render_as_string(hide_password=True)!r})"
+
+    # -- cycles --------------------------------------------------------------------------------
+
+    def start_cycle(
+        self, mode: Mode, mapping_fingerprint: str, *, force: bool = False, now: dt.datetime | None = None
+    ) -> str:
+        """Open a cycle and return its id. Refuses while another cycle is running (one writer),
+        unless that one is dead — its process on this host has exited, or no sign of life for
+        ``stale_after`` — or ``force`` is given; a cycle taken over is marked failed, abandoned."""
+        now = utc(now or _now())
+        cycle_id = new_cycle_id(now)
+        cycles = schema.cycles
+        try:
+            with self._engine.begin() as conn:
+                self._lock(conn, now)
+                running = conn.execute(
+                    select(cycles.c.id, cycles.c.started_at, cycles.c.heartbeat_at, cycles.c.owner).where(
+                        cycles.c.status == CycleStatus.RUNNING.value
+                    )
+                ).all()
+                for other_id, started_at, heartbeat_at, owner in running:
+                    alive_at = max(started_at, heartbeat_at or started_at)
+                    gone = owner_gone(owner)
+                    stale = now - alive_at >= self.stale_after
+                    if not (gone or stale or force):
+                        raise StateError(
+                            f"cycle {other_id} (started {started_at:%Y-%m-%d %H:%M:%S} UTC by {owner}, last sign "
+                            f"of life {alive_at:%H:%M:%S}) is still running; only one cycle may write at a time. "
+                            f"Wait for it, or force a new one if it is dead (it is treated as dead after "
+                            f"{self.stale_after}, or at once when its process on this host has exited)"
+                        )
+                    why = gone or (f"no sign of life for {now - alive_at}" if stale else "forced")
+                    conn.execute(
+                        update(cycles)
+                        .where(cycles.c.id == other_id)
+                        .values(
+                            status=CycleStatus.FAILED.value,
+                            finished_at=now,
+                            reason=f"abandoned: taken over by cycle {cycle_id} ({why})",
+                        )
+                    )
+                conn.execute(
+                    insert(cycles).values(
+                        id=cycle_id,
+                        mode=Mode(mode).value,
+                        status=CycleStatus.RUNNING.value,
+                        started_at=now,
+                        heartbeat_at=now,
+                        owner=current_owner(),
+                        mapping_fingerprint=mapping_fingerprint,
+                        **dict.fromkeys(_COUNTS, 0),
+                        phase_seconds="{}",
+                        requests="{}",
+                    )
+                )
+        except OperationalError as exc:
+            raise StateError(f"could not lock the state database to start a cycle: {exc.orig}") from exc
+        return cycle_id
+
+    def heartbeat(self, cycle_id: str, now: dt.datetime | None = None) -> None:
+        """Tell other processes the cycle is alive (long loads call it through ``record_job``)."""
+        with self._engine.begin() as conn:
+            conn.execute(
+                update(schema.cycles).where(schema.cycles.c.id == cycle_id).values(heartbeat_at=utc(now or _now()))
+            )
+
+    def fail_cycle(self, cycle_id: str, reason: str, summary: CycleSummary | None = None) -> None:
+        """Close a cycle that did not commit (failed, or stopped on purpose); state is untouched."""
+        status = CycleStatus.FAILED
+        if summary is not None and summary.status in (CycleStatus.FAILED, CycleStatus.STOPPED):
+            status = summary.status
+        values: dict[str, Any] = {"status": status.value, "reason": reason}
+        if summary is not None:
+            values.update(self._summary_values(summary))
+            values["status"], values["reason"] = status.value, reason
+        values["finished_at"] = utc(summary.finished_at) if summary and summary.finished_at else _now()
+        with self._engine.begin() as conn:
+            done = conn.execute(update(schema.cycles).where(schema.cycles.c.id == cycle_id).values(**values))
+            if done.rowcount == 0:
+                raise StateError(f"no cycle {cycle_id!r} in the state database")
+
+    def cycles(self, limit: int = 20) -> list[CycleSummary]:
+        """The latest cycles, newest first."""
+        cycles = schema.cycles
+        with self._engine.connect() as conn:
+            newest_first = (cycles.c.started_at.desc(), cycles.c.id.desc())
+            rows = conn.execute(select(cycles).order_by(*newest_first).limit(limit)).mappings().all()
+        return [self._summary_from_row(row) for row in rows]
+
+    @staticmethod
+    def _summary_values(summary: CycleSummary) -> dict[str, Any]:
+        return {
+            "mode": Mode(summary.mode).value,
+            "status": CycleStatus(summary.status).value,
+            **{name: int(getattr(summary, name)) for name in _COUNTS},
+            "reason": summary.reason,
+            "phase_seconds": dumps(summary.phase_seconds, what=f"cycle {summary.cycle_id} phase_seconds"),
+            "requests": dumps(summary.requests, what=f"cycle {summary.cycle_id} requests"),
+        }
+
+    @staticmethod
+    def _summary_from_row(row: Any) -> CycleSummary:
+        return CycleSummary(
+            cycle_id=row["id"],
+            mode=Mode(row["mode"]),
+            status=CycleStatus(row["status"]),
+            started_at=row["started_at"],
+            finished_at=row["finished_at"],
+            **{name: row[name] for name in _COUNTS},
+            reason=row["reason"],
+            phase_seconds=loads(row["phase_seconds"]) or {},
+            requests=loads(row["requests"]) or {},
+        )
+
+    @staticmethod
+    def _lock(conn: Connection, now: dt.datetime) -> None:
+        """Write the lock row first, so this transaction holds the write lock from its start
+        (SQLite: the database's; PostgreSQL: the row's) and writers queue instead of interleaving."""
+        conn.execute(update(schema.state_schema).where(schema.state_schema.c.id == 1).values(writer_lock_at=now))
+
+    # -- reads the cycle needs -----------------------------------------------------------------
+
+    def watermark(self) -> Watermark | None:
+        table = schema.watermark
+        with self._engine.connect() as conn:
+            row = conn.execute(select(table).where(table.c.id == 1)).mappings().first()
+        if row is None:
+            return None
+        return Watermark(row["delta_link"], row["mapping_fingerprint"], row["updated_at"])
+
+    def snapshot(self) -> pd.DataFrame:
+        """The SNAPSHOT frame (model.py) plus ``roles``: one row per user this product manages."""
+        columns: list[list[Any]] = [[] for _ in SNAPSHOT_COLUMNS]
+        entra_ids, sf_ids, match_values, actives, fields, roles = columns
+        with self._engine.connect() as conn:
+            for row in Bulk(conn).stream(schema.snapshot, SNAPSHOT_COLUMNS, order_by="entra_id"):
+                entra_ids.append(row[0])
+                sf_ids.append(row[1])
+                match_values.append(row[2])
+                actives.append(bool(row[3]))
+                fields.append(loads(row[4]))
+                roles.append(loads(row[5]))
+        return pd.DataFrame(
+            {
+                "entra_id": pd.Series(entra_ids, dtype="str"),
+                "sf_id": pd.Series(sf_ids, dtype="str"),
+                "match_value": pd.Series(match_values, dtype="str"),
+                "is_active": pd.Series(actives, dtype=bool),
+                "fields": pd.Series(fields, dtype=object),
+                "roles": pd.Series(roles, dtype=object),
+            }
+        )
+
+    def due_escrow(self, now: dt.datetime) -> list[EscrowEntry]:
+        """Escrowed users whose next retry time has come."""
+        table = schema.escrow
+        return self._escrow(select(table).where(table.c.next_attempt_at <= utc(now)))
+
+    def escrow_entries(self) -> list[EscrowEntry]:
+        return self._escrow(select(schema.escrow))
+
+    def _escrow(self, query: Any) -> list[EscrowEntry]:
+        table = schema.escrow
+        with self._engine.connect() as conn:
+            rows = conn.execute(query.order_by(table.c.next_attempt_at, table.c.entra_id)).mappings().all()
+        return [_escrow_entry(row) for row in rows]
+
+    # -- Bulk jobs (crash recovery) ------------------------------------------------------------
+
+    def record_job(
+        self, cycle_id: str, job_id: str, operation: str, key_field: str, keys: dict[str, str], *, state: str = "Open"
+    ) -> None:
+        """Remember a Bulk job BEFORE its data is uploaded, so a crash leaves a trace to settle."""
+        now = _now()
+        row = {
+            "job_id": job_id,
+            "cycle_id": cycle_id,
+            "operation": operation,
+            "key_field": key_field,
+            "keys": dumps(keys, what=f"Bulk job {job_id} keys"),
+            "state": state,
+            "created_at": now,
+        }
+        with self._engine.begin() as conn:
+            conn.execute(delete(schema.bulk_jobs).where(schema.bulk_jobs.c.job_id == job_id))
+            conn.execute(insert(schema.bulk_jobs).values(**row))
+            conn.execute(update(schema.cycles).where(schema.cycles.c.id == cycle_id).values(heartbeat_at=now))
+
+    def mark_job(self, job_id: str, state: str) -> None:
+        """Note a recorded job's latest known state (e.g. ``UploadComplete``), for people and recovery."""
+        with self._engine.begin() as conn:
+            conn.execute(update(schema.bulk_jobs).where(schema.bulk_jobs.c.job_id == job_id).values(state=state))
+
+    def pending_jobs(self) -> list[PendingJob]:
+        """Jobs recorded by cycles whose results were never committed (oldest first)."""
+        table = schema.bulk_jobs
+        with self._engine.connect() as conn:
+            rows = conn.execute(select(table).order_by(table.c.created_at, table.c.job_id)).mappings().all()
+        return [
+            PendingJob(
+                job_id=row["job_id"],
+                cycle_id=row["cycle_id"],
+                operation=row["operation"],
+                key_field=row["key_field"],
+                keys=loads(row["keys"]) or {},
+                state=row["state"],
+                created_at=row["created_at"],
+            )
+            for row in rows
+        ]
+
+    def forget_job(self, job_id: str) -> None:
+        with self._engine.begin() as conn:
+            conn.execute(delete(schema.bulk_jobs).where(schema.bulk_jobs.c.job_id == job_id))
+
+    # -- the commit point ----------------------------------------------------------------------
+
+    def commit_cycle(
+        self,
+        summary: CycleSummary,
+        *,
+        plan: Plan,
+        results: list[RecordResult],
+        quarantined: list[QuarantinedUser],
+        delta_link: str | None,
+        mapping_fingerprint: str,
+        now: dt.datetime,
+        escrow_schedule_hours: Sequence[float],
+        advance_watermark: bool = True,
+    ) -> list[LogEntry]:
+        """Store a cycle's outcome in one transaction and return the log entries written.
+
+        Order inside the transaction: log, snapshot, escrow, quarantine, the cycle's Bulk job
+        records, then the watermark and the cycle row — results are stored before the state
+        that lets the next cycle skip them. Any exception rolls everything back."""
+        now = utc(now)
+        schedule = check_schedule(escrow_schedule_hours)
+        cycle_id = summary.cycle_id
+        full, digest_only = affected_ids(plan)
+        ids = sorted(full | digest_only)
+        with self._engine.begin() as conn:
+            self._lock(conn, now)
+            self._check_committable(conn, cycle_id)
+            rows = build_commit(
+                cycle_id,
+                plan=plan,
+                results=results,
+                quarantined=quarantined,
+                now=now,
+                schedule_hours=schedule,
+                prior_snapshot=self._prior_snapshot(conn, full, digest_only),
+                prior_escrow=self._prior_escrow(conn, ids),
+            )
+            self._write_log(conn, rows.log)
+            self._write_snapshot(conn, rows, cycle_id, now)
+            self._write_escrow(conn, rows)
+            self._write_quarantine(conn, cycle_id, rows.quarantine)
+            conn.execute(delete(schema.bulk_jobs).where(schema.bulk_jobs.c.cycle_id == cycle_id))
+            if advance_watermark:
+                self._write_watermark(conn, delta_link, mapping_fingerprint, now)
+            self._finish_cycle(conn, summary, now)
+        return rows.log
+
+    def _check_committable(self, conn: Connection, cycle_id: str) -> None:
+        cycles = schema.cycles
+        row = conn.execute(select(cycles.c.committed_at).where(cycles.c.id == cycle_id)).first()
+        if row is None:
+            raise StateError(f"no cycle {cycle_id!r} in the state database (start_cycle gives the id to commit)")
+        if row.committed_at is not None:
+            raise StateError(f"cycle {cycle_id} was already committed at {row.committed_at:%Y-%m-%d %H:%M:%S} UTC")
+
+    def _prior_snapshot(self, conn: Connection, full: set[str], digest_only: set[str]) -> dict[str, PriorSnapshot]:
+        if not (full or digest_only) or conn.execute(select(schema.snapshot.c.entra_id).limit(1)).first() is None:
+            return {}
+        bulk = Bulk(conn)
+        stored = conn.execute(select(func.count()).select_from(schema.snapshot)).scalar_one()
+        if (len(full) + len(digest_only)) * 4 >= stored:  # most of the table: one scan beats many IN lists
+            rows: Iterable[tuple[Any, ...]] = bulk.stream(schema.snapshot, SNAPSHOT_COLUMNS)
+        else:
+            rows = bulk.select_in(schema.snapshot, SNAPSHOT_COLUMNS, "entra_id", sorted(full | digest_only))
+        found: dict[str, PriorSnapshot] = {}
+        for raw in rows:
+            row = SnapshotRow(raw[0], raw[1], raw[2], bool(raw[3]), raw[4], raw[5])
+            if row.entra_id in full:
+                found[row.entra_id] = PriorSnapshot.of(row, keep_json=True)
+            elif row.entra_id in digest_only:
+                found[row.entra_id] = PriorSnapshot.of(row, keep_json=False)
+        return found
+
+    def _prior_escrow(self, conn: Connection, ids: Sequence[str]) -> dict[str, EscrowEntry]:
+        table = schema.escrow
+        if not ids or conn.execute(select(table.c.entra_id).limit(1)).first() is None:
+            return {}
+        present = [row[0] for row in Bulk(conn).select_in(table, ["entra_id"], "entra_id", sorted(set(ids)))]
+        found: dict[str, EscrowEntry] = {}
+        for chunk in _chunks(present):
+            for row in conn.execute(select(table).where(table.c.entra_id.in_(chunk))).mappings():
+                found[row["entra_id"]] = _escrow_entry(row)
+        return found
+
+    def _write_log(self, conn: Connection, entries: Sequence[LogEntry]) -> None:
+        bulk = Bulk(conn)
+        table = schema.provisioning_log
+        stamps: dict[dt.datetime, Any] = {}
+        for chunk in _chunks(entries):  # encode a batch at a time: a million rows never sit encoded at once
+            rows = [
+                (
+                    entry.cycle_id,
+                    entry.action.value,
+                    entry.status.value,
+                    entry.entra_id,
+                    entry.user_principal_name,
+                    entry.sf_id,
+                    changes_json(entry.changes, what=f"log row of user {entry.entra_id}"),
+                    entry.error_code,
+                    entry.error_message,
+                    stamps[entry.at]
+                    if entry.at in stamps
+                    else stamps.setdefault(entry.at, bulk.bind(table.c.at, entry.at)),
+                )
+                for entry in chunk
+            ]
+            bulk.insert(table, LOG_COLUMNS, rows)
+
+    def _write_snapshot(self, conn: Connection, rows: CommitRows, cycle_id: str, now: dt.datetime) -> None:
+        bulk = Bulk(conn)
+        updated_at = bulk.bind(schema.snapshot.c.updated_at, now)
+        rows.snapshot.sort(key=itemgetter(0))  # key order: kind to the B-tree
+        columns = [*SNAPSHOT_COLUMNS, "last_cycle_id", "updated_at"]
+        for chunk in _chunks(rows.snapshot):
+            bulk.upsert(schema.snapshot, "entra_id", columns, [(*row, cycle_id, updated_at) for row in chunk])
+
+    def _write_escrow(self, conn: Connection, rows: CommitRows) -> None:
+        bulk = Bulk(conn)
+        table = schema.escrow
+        bulk.delete_in(table, "entra_id", rows.escrow_deletes)
+        values = [
+            (
+                entry.entra_id,
+                Action(entry.action).value,
+                entry.attempts,
+                bulk.bind(table.c.first_failed_at, entry.first_failed_at),
+                bulk.bind(table.c.next_attempt_at, entry.next_attempt_at),
+                entry.error_code,
+                entry.error_message,
+                entry.last_cycle_id,
+            )
+            for entry in rows.escrow_upserts
+        ]
+        bulk.upsert(table, "entra_id", ESCROW_COLUMNS, values)
+
+    def _write_quarantine(self, conn: Connection, cycle_id: str, users: Sequence[QuarantinedUser]) -> None:
+        values = [
+            (
+                cycle_id,
+                user.entra_id,
+                user.user_principal_name,
+                dumps(list(user.reasons), what=f"quarantine reasons of user {user.entra_id}"),
+            )
+            for user in users
+        ]
+        Bulk(conn).insert(schema.quarantine, ["cycle_id", "entra_id", "upn", "reasons"], values)
+
+    def _write_watermark(
+        self, conn: Connection, delta_link: str | None, mapping_fingerprint: str, now: dt.datetime
+    ) -> None:
+        conn.execute(delete(schema.watermark))
+        conn.execute(
+            insert(schema.watermark).values(
+                id=1, delta_link=delta_link, mapping_fingerprint=mapping_fingerprint, updated_at=now
+            )
+        )
+
+    def _finish_cycle(self, conn: Connection, summary: CycleSummary, now: dt.datetime) -> None:
+        values = self._summary_values(summary)
+        if summary.status is CycleStatus.RUNNING:
+            values["status"] = CycleStatus.SUCCEEDED.value
+        values["finished_at"] = utc(summary.finished_at) if summary.finished_at else now
+        values["committed_at"] = _now()
+        conn.execute(update(schema.cycles).where(schema.cycles.c.id == summary.cycle_id).values(**values))
+
+    # -- history -------------------------------------------------------------------------------
+
+    def log_entries(
+        self, *, cycle_id: str | None = None, entra_id: str | None = None, limit: int = 1000
+    ) -> list[LogEntry]:
+        """The latest ``limit`` provisioning-log rows matching the filters, oldest first."""
+        table = schema.provisioning_log
+        query = select(table)
+        if cycle_id is not None:
+            query = query.where(table.c.cycle_id == cycle_id)
+        if entra_id is not None:
+            query = query.where(table.c.entra_id == entra_id)
+        with self._engine.connect() as conn:
+            rows = conn.execute(query.order_by(table.c.id.desc()).limit(limit)).mappings().all()
+        return [
+            LogEntry(
+                cycle_id=row["cycle_id"],
+                action=Action(row["action"]),
+                status=Status(row["status"]),
+                entra_id=row["entra_id"],
+                user_principal_name=row["upn"],
+                sf_id=row["sf_id"],
+                changes=changes_from_json(row["changes"]),
+                error_code=row["error_code"],
+                error_message=row["error_message"],
+                at=row["at"],
+            )
+            for row in reversed(rows)
+        ]
+
+    def quarantine_entries(self, cycle_id: str | None = None) -> list[QuarantinedUser]:
+        """Quarantined users of ``cycle_id``, or the current quarantine: the latest committed cycle's."""
+        table, cycles = schema.quarantine, schema.cycles
+        with self._engine.connect() as conn:
+            if cycle_id is None:
+                cycle_id = conn.execute(
+                    select(cycles.c.id)
+                    .where(cycles.c.committed_at.is_not(None))
+                    .order_by(cycles.c.committed_at.desc(), cycles.c.id.desc())
+                    .limit(1)
+                ).scalar()
+                if cycle_id is None:
+                    return []
+            rows = conn.execute(select(table).where(table.c.cycle_id == cycle_id).order_by(table.c.id)).mappings()
+            return [QuarantinedUser(row["entra_id"], row["upn"], loads(row["reasons"]) or []) for row in rows]
+
+    def reset(
+        self, *, watermark: bool = False, escrow: bool = False, snapshot: bool = False, quarantine: bool = False
+    ) -> None:
+        """Entra's "restart provisioning": forget the delta link (the next cycle is full), the
+        escrow (failed records are no longer retried), the snapshot or the quarantine. The
+        provisioning log and cycle history are kept."""
+        with self._engine.begin() as conn:
+            self._lock(conn, _now())
+            if watermark:
+                conn.execute(delete(schema.watermark))
+            if escrow:
+                conn.execute(delete(schema.escrow))
+            if snapshot:
+                conn.execute(delete(schema.snapshot))
+            if quarantine:
+                conn.execute(delete(schema.quarantine))
+
+
+def _escrow_entry(row: Any) -> EscrowEntry:
+    return EscrowEntry(
+        entra_id=row["entra_id"],
+        action=Action(row["action"]),
+        attempts=row["attempts"],
+        first_failed_at=row["first_failed_at"],
+        next_attempt_at=row["next_attempt_at"],
+        error_code=row["error_code"],
+        error_message=row["error_message"],
+        last_cycle_id=row["last_cycle_id"],
+    )

@@ -1,0 +1,298 @@
+"""Validate the USERS frame with Great Expectations and quarantine the rows that break the suite.
+
+The suite is data (``include/expectations/entra_users.json``), reviewed like the mapping table;
+this module only loads it, runs it with GX Core on the in-scope rows and turns GX's answer into
+``QuarantinedUser`` entries whose reasons name the attribute, the rule and the expectation.
+
+Speed: GX's usual way to name failing rows (``COMPLETE`` with ``unexpected_index_column_names``)
+builds one dict per failing row and costs seconds at 100,000 rows. Asking for ``COMPLETE`` with
+``exclude_unexpected_values`` and no index columns makes GX return the failing rows' index
+labels as a plain list, which is as fast as ``SUMMARY``; the frame is validated with a
+``RangeIndex``, so those labels are positions and map back to ids with one numpy ``take``. GX
+stays the only judge of which rows fail.
+
+Soft-deleted rows (``IsSoftDeleted`` true) are not validated: a deactivation needs nothing but
+the link to the Salesforce user, so bad data must not keep a leaver active. They pass into
+``valid`` unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from include.provisioning.model import DEFAULT_ACCESS_ROLE_VALUE, QuarantinedUser
+from include.provisioning.settings import DEFAULT_SUITE_PATH
+
+if TYPE_CHECKING:
+    from great_expectations.core.expectation_suite import ExpectationSuite
+    from great_expectations.expectations.expectation import Expectation
+
+ROLE_COUNT_COLUMN = "resolvedRoleCount"
+"""Helper column: distinct role values of ``appRoleAssignments`` other than the default access
+role. GX's column-map expectations test scalars, not lists, so the list column is summarised here."""
+
+_RESULT_FORMAT: dict[str, Any] = {
+    "result_format": "COMPLETE",
+    "exclude_unexpected_values": True,
+    "return_unexpected_index_query": False,
+    "partial_unexpected_count": 0,
+}
+_ROW_LEVEL_BASES = ("ColumnMapExpectation", "ColumnPairMapExpectation", "MulticolumnMapExpectation")
+_DEFAULT_DESCRIPTIONS = {
+    "expect_column_values_to_not_be_null": "missing",
+    "expect_column_values_to_be_unique": "not unique",
+    "expect_column_values_to_match_regex": "does not match the expected pattern",
+}
+
+logger = logging.getLogger(__name__)
+
+
+class SuiteError(ValueError):
+    """The expectation suite file is missing, unreadable or names something GX cannot run."""
+
+
+@dataclass
+class ValidationResult:
+    valid: pd.DataFrame
+    """Rows that passed, plus every soft-deleted row untouched, in the input's order and index."""
+    quarantined: list[QuarantinedUser]
+    failure_share: float
+    """Quarantined rows / validated rows (0.0 when nothing was validated)."""
+    checked: int
+    """Rows validated: the in-scope ones."""
+    expectations: int
+    """Expectations in the suite."""
+    failed_expectations: dict[str, int] = field(default_factory=dict)
+    """Readable reason → how many rows broke it, for the cycle summary."""
+
+
+_RULE_KEY = "validate_rule"
+"""Key added to each expectation's meta (in memory only) to find its rule in GX's results."""
+
+
+@dataclass(frozen=True)
+class _Rule:
+    """One expectation of the suite and the words a person reads when a row breaks it."""
+
+    kind: str
+    columns: tuple[str, ...]
+    reason: str
+
+
+def _quiet_gx() -> None:
+    """No usage statistics (no network from a provisioning job) and no tqdm bars in task logs."""
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
+
+
+def _describe(config: dict[str, Any], columns: tuple[str, ...]) -> str:
+    kind = config["type"]
+    kwargs = config.get("kwargs") or {}
+    text = config.get("description")
+    if not text:
+        low, high = kwargs.get("min_value"), kwargs.get("max_value")
+        if kind == "expect_column_value_lengths_to_be_between":
+            text = f"longer than {high} characters" if low is None else f"length outside {low}..{high}"
+        elif kind == "expect_column_values_to_be_between":
+            text = f"outside {low}..{high}"
+        else:
+            text = _DEFAULT_DESCRIPTIONS.get(kind, "failed")
+    label = (config.get("meta") or {}).get("source_column") or ", ".join(columns)
+    return f"{label}: {text} ({kind})"
+
+
+def _columns_of(kwargs: dict[str, Any]) -> tuple[str, ...]:
+    if "column" in kwargs:
+        return (str(kwargs["column"]),)
+    if "column_A" in kwargs:
+        return (str(kwargs["column_A"]), str(kwargs["column_B"]))
+    return tuple(str(c) for c in kwargs.get("column_list") or ())
+
+
+def load_suite(path: Path = DEFAULT_SUITE_PATH) -> tuple[ExpectationSuite, list[_Rule]]:
+    """Read and check the suite file; every problem is a ``SuiteError`` naming the entry.
+
+    GX's own ``ExpectationSuite`` constructor logs and *drops* an expectation it cannot build,
+    which would validate less than the file says without anyone noticing; each entry is
+    therefore built here first, so a typo fails loudly.
+    """
+    _quiet_gx()
+    from great_expectations.core.expectation_suite import ExpectationSuite
+    from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
+
+    path = Path(path)
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise SuiteError(f"expectation suite {path} does not exist") from exc
+    except json.JSONDecodeError as exc:
+        raise SuiteError(f"expectation suite {path} is not valid JSON: {exc}") from exc
+    if not isinstance(raw, dict) or not isinstance(raw.get("expectations"), list):
+        raise SuiteError(f"expectation suite {path} must be a JSON object with an 'expectations' list")
+    rules: list[_Rule] = []
+    expectations: list[Expectation] = []
+    for number, entry in enumerate(raw["expectations"], start=1):
+        where = f"expectation suite {path}, expectation #{number}"
+        if not isinstance(entry, dict) or not isinstance(entry.get("type"), str):
+            raise SuiteError(f"{where}: must be an object with a 'type' (e.g. expect_column_values_to_not_be_null)")
+        kwargs = entry.get("kwargs") or {}
+        where = f"{where} ({entry['type']})"
+        if "regex" in kwargs:
+            try:
+                re.compile(str(kwargs["regex"]))
+            except re.error as exc:
+                raise SuiteError(f"{where}: invalid regex {kwargs['regex']!r}: {exc}") from exc
+        try:
+            config = ExpectationConfiguration(
+                type=entry["type"],
+                kwargs=kwargs,
+                meta={**(entry.get("meta") or {}), _RULE_KEY: len(rules)},
+                notes=entry.get("notes"),
+                description=entry.get("description"),
+            )
+            expectation = config.to_domain_obj()
+        except Exception as exc:  # GX raises ExpectationNotFoundError, pydantic errors, ...
+            detail = " ".join(str(exc).split())
+            if type(exc).__name__ == "ExpectationNotFoundError":
+                detail = f"unknown expectation type {entry['type']!r}"
+            raise SuiteError(f"{where}: {detail}") from exc
+        bases = {cls.__name__ for cls in type(expectation).__mro__}
+        if not bases.intersection(_ROW_LEVEL_BASES):
+            raise SuiteError(
+                f"{where}: judges the whole table, not single rows; validate can only quarantine rows, "
+                "so the suite takes column-map expectations only"
+            )
+        columns = _columns_of(kwargs)
+        rules.append(_Rule(entry["type"], columns, _describe(entry, columns)))
+        expectations.append(expectation)
+    try:
+        suite = ExpectationSuite(
+            name=str(raw.get("name") or path.stem),
+            expectations=expectations,
+            meta=raw.get("meta"),
+            notes=raw.get("notes"),
+        )
+    except Exception as exc:
+        raise SuiteError(f"expectation suite {path}: {exc}") from exc
+    return suite, rules
+
+
+def _resolved_role_count(roles: pd.Series) -> np.ndarray:
+    """Distinct role values per row other than the default access role (explode, not a row loop)."""
+    exploded = roles.reset_index(drop=True).explode()
+    values = exploded.to_numpy()
+    kept = exploded.notna().to_numpy() & (values != DEFAULT_ACCESS_ROLE_VALUE)
+    positions = exploded.index.to_numpy()[kept]
+    counts = np.bincount(positions, minlength=len(roles))
+    for row in np.flatnonzero(counts > 1):  # the contract says distinct, but a repeat must not count twice
+        counts[row] = len(set(values[kept][positions == row]))
+    return counts
+
+
+def _frame_for_gx(rows: pd.DataFrame, rules: list[_Rule], path: Path) -> pd.DataFrame:
+    """The rows GX sees: a RangeIndex, helper columns, and nulls for optional absent attributes.
+
+    An attribute the mapping does not use is not fetched, so its length rules cannot apply: the
+    column is added as nulls (which column-map rules skip). A not-null rule on an absent column,
+    though, is a configuration error, not 100 % bad data.
+    """
+    needed = {c for rule in rules for c in rule.columns}
+    # Only the checked columns: GX fingerprints the whole frame (and pickles it when a column holds lists).
+    frame = rows[[c for c in rows.columns if c in needed or c in ("id", "userPrincipalName")]].reset_index(drop=True)
+    if ROLE_COUNT_COLUMN in needed:
+        if "appRoleAssignments" not in rows:
+            raise SuiteError(
+                f"expectation suite {path} checks {ROLE_COUNT_COLUMN}, but the users frame has no "
+                "appRoleAssignments column to count"
+            )
+        frame[ROLE_COUNT_COLUMN] = _resolved_role_count(rows["appRoleAssignments"])
+    missing = sorted(needed - set(frame.columns))
+    for rule in rules:
+        absent = [c for c in rule.columns if c in missing]
+        if absent and rule.kind == "expect_column_values_to_not_be_null":
+            raise SuiteError(
+                f"expectation suite {path} requires attribute {absent[0]!r}, but the users frame has no such "
+                "column (add it to the mapping's source attributes or drop the expectation)"
+            )
+    for column in missing:
+        frame[column] = pd.Series([None] * len(frame), dtype=object)
+    return frame
+
+
+def _run_suite(frame: pd.DataFrame, suite: ExpectationSuite) -> list[Any]:
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
+    batch = (
+        context.data_sources.add_pandas("entra")
+        .add_dataframe_asset("users")
+        .add_batch_definition_whole_dataframe("cycle")
+    )
+    suite = context.suites.add(suite)
+    definition = context.validation_definitions.add(
+        gx.ValidationDefinition(name="entra_users", data=batch, suite=suite)
+    )
+    return list(definition.run(batch_parameters={"dataframe": frame}, result_format=_RESULT_FORMAT).results)
+
+
+def validate(users: pd.DataFrame, suite_path: Path = DEFAULT_SUITE_PATH) -> ValidationResult:
+    """Quarantine in-scope rows that break the suite; everything else goes on in ``valid``."""
+    suite, rules = load_suite(suite_path)
+    if "id" not in users:
+        raise ValueError("validate: the users frame has no 'id' column")
+    soft = users["IsSoftDeleted"].fillna(False).astype(bool) if "IsSoftDeleted" in users else None
+    in_scope = users if soft is None else users[~soft.to_numpy()]
+    checked = len(in_scope)
+    if checked == 0:
+        return ValidationResult(users, [], 0.0, 0, len(rules))
+
+    frame = _frame_for_gx(in_scope, rules, Path(suite_path))
+    reasons: dict[int, list[str]] = defaultdict(list)
+    counts: dict[str, int] = {}
+    for outcome in _run_suite(frame, suite):
+        rule = rules[int((outcome.expectation_config.meta or {})[_RULE_KEY])]
+        info = outcome.exception_info or {}
+        if info.get("raised_exception"):
+            message = " ".join(str(info.get("exception_message") or "unknown error").split())
+            raise SuiteError(f"expectation suite {suite_path}: {rule.reason} could not run: {message}")
+        if outcome.success:
+            continue
+        positions = outcome.result.get("unexpected_index_list") or []
+        counts[rule.reason] = len(positions)
+        for position in positions:
+            reasons[int(position)].append(rule.reason)
+
+    failing = np.fromiter(sorted(reasons), dtype=np.int64, count=len(reasons))
+    ids = frame["id"].to_numpy()[failing]
+    upns = frame["userPrincipalName"].to_numpy()[failing] if "userPrincipalName" in frame else [None] * len(failing)
+    quarantined = [
+        QuarantinedUser(
+            entra_id=str(entra_id),
+            user_principal_name=None if pd.isna(upn) else str(upn),
+            reasons=reasons[int(position)],
+        )
+        for position, entra_id, upn in zip(failing, ids, upns, strict=True)
+    ]
+    keep = np.ones(len(users), dtype=bool)
+    scope_positions = np.flatnonzero(np.ones(len(users), dtype=bool) if soft is None else ~soft.to_numpy())
+    keep[scope_positions[failing]] = False
+    return ValidationResult(
+        valid=users[keep],
+        quarantined=quarantined,
+        failure_share=len(quarantined) / checked,
+        checked=checked,
+        expectations=len(rules),
+        failed_expectations=counts,
+    )

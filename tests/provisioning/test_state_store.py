@@ -1,0 +1,828 @@
+"""The state store against real databases: every test runs on SQLite and on PostgreSQL.
+
+PostgreSQL: one throwaway database per test run on 127.0.0.1:5432 (user postgres), one schema
+per test (selected through the connection's search_path), all dropped at the end.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import psycopg2
+import pytest
+from sqlalchemy import create_engine, text
+
+from include.provisioning.model import (
+    Action,
+    CycleStatus,
+    CycleSummary,
+    FieldChange,
+    LogEntry,
+    Mode,
+    Plan,
+    PlannedChange,
+    QuarantinedUser,
+    RecordResult,
+    Status,
+)
+from include.provisioning.state import StateError, StateStore, bulk
+from include.provisioning.state.commit import NO_RESULT_MESSAGE
+
+REPO = Path(__file__).resolve().parents[2]
+PG_ADMIN = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "dbname": "test"}
+T0 = dt.datetime(2026, 11, 26, 15, 30, tzinfo=dt.UTC)
+SCHEDULE = (6.0, 12.0, 24.0)
+
+
+# -- fixtures --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    name = f"provisioning_state_test_{uuid.uuid4().hex[:10]}"
+    admin = psycopg2.connect(**PG_ADMIN)
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield name
+    finally:
+        with admin.cursor() as cursor:
+            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'state' / 'provisioning.db'}"
+        return
+    database = request.getfixturevalue("pg_database")
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    base = f"postgresql+psycopg2://postgres@127.0.0.1:5432/{database}"
+    engine = create_engine(base)
+    with engine.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield f"{base}?options=-csearch_path%3D{schema}"
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        engine.dispose()
+
+
+@pytest.fixture
+def open_store(url: str) -> Iterator[Callable[..., StateStore]]:
+    opened: list[StateStore] = []
+
+    def opener(**kwargs: object) -> StateStore:
+        store = StateStore(url, **kwargs)  # type: ignore[arg-type]
+        opened.append(store)
+        return store
+
+    yield opener
+    for store in opened:
+        store.close()
+
+
+@pytest.fixture
+def store(open_store: Callable[..., StateStore]) -> StateStore:
+    return open_store()
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def desired(n: int, **overrides: object) -> dict[str, object]:
+    values: dict[str, object] = {
+        "Username": f"user{n}@contoso.com",
+        "LastName": f"Last{n}",
+        "Email": f"user{n}@contoso.com",
+        "IsActive": True,
+        "ProfileId": "00e000000000001AAA",
+    }
+    values.update(overrides)
+    return values
+
+
+def sf_id(n: int) -> str:
+    return f"005{n:015d}"
+
+
+def create(n: int) -> PlannedChange:
+    want = desired(n)
+    return PlannedChange(
+        f"entra-{n}",
+        f"user{n}@contoso.com",
+        Action.CREATE,
+        None,
+        {k: FieldChange(None, v) for k, v in want.items()},
+        match_value=f"user{n}@contoso.com",
+        desired=want,
+        roles=["Standard User"],
+    )
+
+
+def change(n: int, action: Action, changes: dict[str, FieldChange], **want: object) -> PlannedChange:
+    return PlannedChange(
+        f"entra-{n}",
+        f"user{n}@contoso.com",
+        action,
+        sf_id(n),
+        changes,
+        match_value=f"user{n}@contoso.com",
+        desired=desired(n, **want),
+        roles=["Standard User"],
+    )
+
+
+def ok(c: PlannedChange, n: int) -> RecordResult:
+    return RecordResult(c.entra_id, c.action, sf_id(n), True)
+
+
+def failed(c: PlannedChange, code: str = "DUPLICATE_USERNAME", message: str = "Duplicate Username") -> RecordResult:
+    return RecordResult(c.entra_id, c.action, None, False, code, message)
+
+
+def run_cycle(
+    store: StateStore,
+    plan: Plan,
+    results: list[RecordResult],
+    *,
+    quarantined: list[QuarantinedUser] | None = None,
+    now: dt.datetime = T0,
+    delta_link: str | None = "https://graph/delta?token=1",
+    advance: bool = True,
+    schedule: tuple[float, ...] = SCHEDULE,
+    status: CycleStatus = CycleStatus.SUCCEEDED,
+) -> tuple[str, list[LogEntry]]:
+    cycle_id = store.start_cycle(Mode.FULL, "fp-1", now=now)
+    summary = CycleSummary(
+        cycle_id,
+        Mode.FULL,
+        status,
+        now,
+        finished_at=now + dt.timedelta(seconds=5),
+        created=sum(1 for r in results if r.ok and r.action is Action.CREATE),
+        phase_seconds={"extract": 1.5, "load": 2.25},
+        requests={"graph": 3, "salesforce": 4},
+    )
+    try:
+        log = store.commit_cycle(
+            summary,
+            plan=plan,
+            results=results,
+            quarantined=quarantined or [],
+            delta_link=delta_link,
+            mapping_fingerprint="fp-1",
+            now=now,
+            escrow_schedule_hours=schedule,
+            advance_watermark=advance,
+        )
+    except Exception as exc:  # as the cycle does: close the cycle, keep the error
+        store.fail_cycle(cycle_id, str(exc))
+        raise
+    return cycle_id, log
+
+
+def snapshot_by_id(store: StateStore) -> dict[str, dict[str, object]]:
+    frame = store.snapshot()
+    return {row["entra_id"]: row for row in frame.to_dict("records")}
+
+
+def state_fingerprint(store: StateStore) -> tuple[object, ...]:
+    """Everything a failed commit must leave as it was."""
+    frame = store.snapshot()
+    return (
+        frame.to_json(),
+        store.watermark(),
+        store.escrow_entries(),
+        len(store.log_entries(limit=100_000)),
+        store.quarantine_entries(),
+        [(c.cycle_id, c.status, c.created) for c in store.cycles()],
+    )
+
+
+# -- opening ---------------------------------------------------------------------------------
+
+
+def test_fresh_store_is_empty_and_creates_its_sqlite_folder(store: StateStore, url: str) -> None:
+    if url.startswith("sqlite"):
+        assert Path(url.removeprefix("sqlite:///")).exists()
+    frame = store.snapshot()
+    assert list(frame.columns) == ["entra_id", "sf_id", "match_value", "is_active", "fields", "roles"]
+    assert len(frame) == 0
+    assert store.watermark() is None
+    assert store.escrow_entries() == []
+    assert store.pending_jobs() == []
+    assert store.cycles() == []
+    assert store.quarantine_entries() == []
+
+
+def test_reopening_keeps_data_and_a_newer_schema_is_refused(open_store: Callable[..., StateStore], url: str) -> None:
+    first = open_store()
+    cycle_id, _ = run_cycle(first, Plan(creates=[create(1)]), [ok(create(1), 1)])
+    first.close()
+    again = open_store()
+    assert [c.cycle_id for c in again.cycles()] == [cycle_id]
+    again.close()
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE state_schema SET version = 99"))
+    engine.dispose()
+    with pytest.raises(StateError, match="schema version 99, newer than this code"):
+        StateStore(url)
+
+
+def test_unsupported_url_is_a_clear_error() -> None:
+    with pytest.raises(StateError, match="supports sqlite, postgresql"):
+        StateStore("mysql://user@localhost/db")
+    with pytest.raises(StateError, match="not a SQLAlchemy URL"):
+        StateStore("not a url")
+
+
+# -- cycles: one writer ----------------------------------------------------------------------
+
+
+def test_cycle_ids_sort_by_start_time_and_a_second_writer_is_refused(store: StateStore) -> None:
+    first = store.start_cycle(Mode.FULL, "fp", now=T0)
+    assert first.startswith("20261126T153000Z-")
+    with pytest.raises(StateError, match=f"cycle {first} .* is still running; only one cycle"):
+        store.start_cycle(Mode.INCREMENTAL, "fp", now=T0 + dt.timedelta(minutes=5))
+    store.fail_cycle(first, "boom")
+    second = store.start_cycle(Mode.INCREMENTAL, "fp", now=T0 + dt.timedelta(minutes=5))
+    assert second > first
+    assert [c.cycle_id for c in store.cycles()] == [second, first]
+    assert store.cycles()[1].status is CycleStatus.FAILED
+    assert store.cycles()[1].reason == "boom"
+
+
+def test_a_stale_running_cycle_is_abandoned_and_force_takes_over(open_store: Callable[..., StateStore]) -> None:
+    store = open_store(stale_after=dt.timedelta(hours=1))
+    dead = store.start_cycle(Mode.FULL, "fp", now=T0)
+    later = store.start_cycle(Mode.FULL, "fp", now=T0 + dt.timedelta(hours=1, seconds=1))
+    by_id = {c.cycle_id: c for c in store.cycles()}
+    assert by_id[dead].status is CycleStatus.FAILED
+    assert by_id[dead].reason.startswith(f"abandoned: taken over by cycle {later} (no sign of life")
+    forced = store.start_cycle(Mode.FULL, "fp", now=T0 + dt.timedelta(hours=1, seconds=2), force=True)
+    by_id = {c.cycle_id: c for c in store.cycles()}
+    assert by_id[later].reason == f"abandoned: taken over by cycle {forced} (forced)"
+    assert by_id[forced].status is CycleStatus.RUNNING
+
+
+def test_recording_a_bulk_job_is_a_sign_of_life(open_store: Callable[..., StateStore]) -> None:
+    store = open_store(stale_after=dt.timedelta(hours=1))
+    running = store.start_cycle(Mode.FULL, "fp", now=dt.datetime.now(dt.UTC) - dt.timedelta(hours=2))
+    store.record_job(running, "750J1", "insert", "Username", {"a@x": "entra-a"})
+    with pytest.raises(StateError, match="still running"):
+        store.start_cycle(Mode.FULL, "fp")
+
+
+def test_concurrent_starts_let_exactly_one_writer_in(open_store: Callable[..., StateStore]) -> None:
+    stores = [open_store(), open_store()]
+    outcomes: list[str] = []
+    barrier = threading.Barrier(2)
+
+    def start(store: StateStore) -> None:
+        barrier.wait()
+        try:
+            outcomes.append(store.start_cycle(Mode.FULL, "fp"))
+        except StateError as exc:
+            outcomes.append(f"refused: {exc}")
+
+    threads = [threading.Thread(target=start, args=(s,)) for s in stores]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(o.startswith("refused") for o in outcomes) == [False, True]
+    assert [c.status for c in stores[0].cycles()] == [CycleStatus.RUNNING]
+
+
+def test_fail_cycle_keeps_the_summary_and_knows_stopped(store: StateStore) -> None:
+    cycle_id = store.start_cycle(Mode.FULL, "fp", now=T0)
+    summary = CycleSummary(cycle_id, Mode.FULL, CycleStatus.STOPPED, T0, T0, quarantined=7, unchanged=3)
+    store.fail_cycle(cycle_id, "60% failed validation", summary)
+    [stored] = store.cycles()
+    assert (stored.status, stored.reason, stored.quarantined, stored.unchanged) == (
+        CycleStatus.STOPPED,
+        "60% failed validation",
+        7,
+        3,
+    )
+    with pytest.raises(StateError, match="no cycle 'nope'"):
+        store.fail_cycle("nope", "x")
+
+
+# -- commit_cycle ----------------------------------------------------------------------------
+
+
+def test_commit_writes_one_log_row_per_action_and_the_snapshot(store: StateStore) -> None:
+    first = [create(n) for n in range(1, 5)]
+    run_cycle(store, Plan(creates=first), [ok(c, n) for n, c in enumerate(first, 1)])
+
+    update = change(1, Action.UPDATE, {"LastName": FieldChange("Last1", "Renamed")}, LastName="Renamed")
+    disable = change(2, Action.DISABLE, {"IsActive": FieldChange(True, False)}, IsActive=False)
+    held = change(3, Action.DISABLE, {"IsActive": FieldChange(True, False)}, IsActive=False)
+    unchanged = change(4, Action.OTHER, {})
+    fails = create(5)
+    plan = Plan(
+        creates=[fails],
+        updates=[update],
+        deactivations=[disable],
+        held_back=[held],
+        held_back_reason="3 deactivations exceed the threshold of 2",
+        unchanged=[unchanged],
+    )
+    quarantined = [QuarantinedUser("entra-9", "bad@@contoso.com", ["UPN is not e-mail shaped", "LastName missing"])]
+    cycle_id, log = run_cycle(
+        store,
+        plan,
+        [ok(update, 1), ok(disable, 2), failed(fails)],
+        quarantined=quarantined,
+        now=T0 + dt.timedelta(hours=1),
+        delta_link="https://graph/delta?token=2",
+    )
+
+    assert [(e.action, e.status, e.entra_id) for e in log] == [
+        (Action.CREATE, Status.FAILURE, "entra-5"),
+        (Action.UPDATE, Status.SUCCESS, "entra-1"),
+        (Action.DISABLE, Status.SUCCESS, "entra-2"),
+        (Action.STAGED_DELETE, Status.SKIPPED, "entra-3"),
+        (Action.QUARANTINE, Status.SKIPPED, "entra-9"),
+    ]
+    assert log == store.log_entries(cycle_id=cycle_id)
+    by_id = {e.entra_id: e for e in log}
+    assert by_id["entra-5"].error_code == "DUPLICATE_USERNAME"
+    assert by_id["entra-5"].error_message == "Duplicate Username"
+    assert by_id["entra-1"].changes == {"LastName": FieldChange("Last1", "Renamed")}
+    assert by_id["entra-1"].sf_id == sf_id(1)
+    assert by_id["entra-3"].error_message == "3 deactivations exceed the threshold of 2"
+    assert by_id["entra-9"].error_message == "UPN is not e-mail shaped; LastName missing"
+    assert all(e.at == T0 + dt.timedelta(hours=1) for e in log)
+
+    snap = snapshot_by_id(store)
+    assert set(snap) == {"entra-1", "entra-2", "entra-3", "entra-4"}
+    assert snap["entra-1"]["fields"]["LastName"] == "Renamed"
+    assert snap["entra-2"]["is_active"] is False
+    assert snap["entra-3"]["is_active"] is True  # held back: nothing applied
+    assert snap["entra-1"]["roles"] == ["Standard User"]
+    assert snap["entra-1"]["match_value"] == "user1@contoso.com"
+
+    watermark = store.watermark()
+    assert watermark is not None
+    assert (watermark.delta_link, watermark.mapping_fingerprint) == ("https://graph/delta?token=2", "fp-1")
+    assert watermark.updated_at == T0 + dt.timedelta(hours=1)
+    assert [q.entra_id for q in store.quarantine_entries()] == ["entra-9"]
+    assert store.quarantine_entries()[0].reasons == ["UPN is not e-mail shaped", "LastName missing"]
+    [escrowed] = store.escrow_entries()
+    assert (escrowed.entra_id, escrowed.action, escrowed.attempts) == ("entra-5", Action.CREATE, 1)
+    latest = store.cycles()[0]
+    assert (latest.cycle_id, latest.status, latest.mode) == (cycle_id, CycleStatus.SUCCEEDED, Mode.FULL)
+    assert latest.phase_seconds == {"extract": 1.5, "load": 2.25}
+    assert latest.requests == {"graph": 3, "salesforce": 4}
+    assert latest.started_at == T0 + dt.timedelta(hours=1)
+    assert latest.finished_at == T0 + dt.timedelta(hours=1, seconds=5)
+
+
+def test_a_first_full_cycle_learns_matched_unchanged_users(store: StateStore) -> None:
+    matched = change(7, Action.OTHER, {})
+    unmatched = PlannedChange("entra-8", "gone@contoso.com", Action.OTHER, None, {})
+    _, log = run_cycle(store, Plan(unchanged=[matched, unmatched]), [])
+    assert log == []
+    snap = snapshot_by_id(store)
+    assert list(snap) == ["entra-7"]
+    assert snap["entra-7"]["sf_id"] == sf_id(7)
+    assert snap["entra-7"]["fields"] == desired(7)
+
+
+def test_reactivation_and_a_deactivation_without_desired_values(store: StateStore) -> None:
+    users = [create(1), create(2)]
+    run_cycle(store, Plan(creates=users), [ok(users[0], 1), ok(users[1], 2)])
+    gone = PlannedChange(
+        "entra-1", "user1@contoso.com", Action.DISABLE, sf_id(1), {"IsActive": FieldChange(True, False)}
+    )
+    run_cycle(store, Plan(deactivations=[gone]), [ok(gone, 1)], now=T0 + dt.timedelta(hours=1))
+    snap = snapshot_by_id(store)["entra-1"]
+    assert snap["is_active"] is False
+    assert snap["fields"] == {**desired(1), "IsActive": False}  # previous fields, change applied
+    assert snap["match_value"] == "user1@contoso.com"
+    back = change(1, Action.REACTIVATE, {"IsActive": FieldChange(False, True)})
+    run_cycle(store, Plan(reactivations=[back]), [ok(back, 1)], now=T0 + dt.timedelta(hours=2))
+    assert snapshot_by_id(store)["entra-1"]["is_active"] is True
+
+
+def test_escrow_follows_the_schedule_and_gives_up_when_it_is_used_up(store: StateStore) -> None:
+    user = create(1)
+    now = T0
+    expected_waits = [6, 12, 24]
+    for attempt, wait in enumerate(expected_waits, 1):
+        _, log = run_cycle(store, Plan(creates=[user]), [failed(user)], now=now)
+        [entry] = store.escrow_entries()
+        assert (entry.attempts, entry.first_failed_at) == (attempt, T0)
+        assert entry.next_attempt_at == now + dt.timedelta(hours=wait)
+        assert (entry.error_code, entry.error_message) == ("DUPLICATE_USERNAME", "Duplicate Username")
+        assert store.due_escrow(now + dt.timedelta(hours=wait) - dt.timedelta(seconds=1)) == []
+        assert store.due_escrow(now + dt.timedelta(hours=wait)) == [entry]
+        assert log[0].status is Status.FAILURE
+        now = entry.next_attempt_at
+    _, log = run_cycle(store, Plan(creates=[user]), [failed(user)], now=now)
+    assert store.escrow_entries() == []
+    assert log[0].status is Status.FAILURE
+    assert log[0].error_message.startswith("Duplicate Username [escrow: giving up after 4 failed attempts since")
+    assert len(store.log_entries(entra_id="entra-1")) == 4
+
+
+def test_success_clears_escrow_and_unprocessed_records_stay_due_without_an_attempt(store: StateStore) -> None:
+    a, b, c = create(1), create(2), create(3)
+    run_cycle(store, Plan(creates=[a, b, c]), [failed(a), failed(b), ok(c, 3)])
+    assert [e.entra_id for e in store.escrow_entries()] == ["entra-1", "entra-2"]
+    later = T0 + dt.timedelta(hours=6)
+    unprocessed = RecordResult(b.entra_id, Action.CREATE, None, False, unprocessed=True)
+    d = create(4)
+    _, log = run_cycle(store, Plan(creates=[a, b, d]), [ok(a, 1), unprocessed], now=later)
+    entries = {e.entra_id: e for e in store.escrow_entries()}
+    assert set(entries) == {"entra-2", "entra-4"}
+    assert (entries["entra-2"].attempts, entries["entra-2"].next_attempt_at) == (1, later)  # not counted
+    assert (entries["entra-4"].attempts, entries["entra-4"].next_attempt_at) == (0, later)
+    assert entries["entra-2"].first_failed_at == T0
+    assert [e.entra_id for e in store.due_escrow(later)] == ["entra-2", "entra-4"]
+    statuses = {e.entra_id: (e.status, e.error_code, e.error_message) for e in log}
+    assert statuses["entra-1"][0] is Status.SUCCESS
+    assert statuses["entra-2"][:2] == (Status.WARNING, "UNPROCESSED")
+    assert statuses["entra-4"] == (Status.WARNING, "UNPROCESSED", NO_RESULT_MESSAGE)
+    assert "entra-2" not in snapshot_by_id(store)
+
+
+def test_an_unchanged_user_leaves_escrow(store: StateStore) -> None:
+    user = create(1)
+    run_cycle(store, Plan(creates=[user]), [failed(user, "UNABLE_TO_LOCK_ROW", "locked")])
+    assert len(store.escrow_entries()) == 1
+    run_cycle(store, Plan(unchanged=[change(1, Action.OTHER, {})]), [], now=T0 + dt.timedelta(hours=6))
+    assert store.escrow_entries() == []
+
+
+def test_a_stopped_cycle_stores_quarantine_but_keeps_the_watermark(store: StateStore) -> None:
+    run_cycle(store, Plan(creates=[create(1)]), [ok(create(1), 1)], delta_link="link-1")
+    quarantined = [QuarantinedUser(f"entra-q{n}", None, ["bad"]) for n in range(3)]
+    cycle_id, log = run_cycle(
+        store,
+        Plan(),
+        [],
+        quarantined=quarantined,
+        delta_link="link-2",
+        advance=False,
+        status=CycleStatus.STOPPED,
+        now=T0 + dt.timedelta(hours=1),
+    )
+    assert store.watermark().delta_link == "link-1"
+    assert store.cycles()[0].status is CycleStatus.STOPPED
+    assert [q.entra_id for q in store.quarantine_entries()] == ["entra-q0", "entra-q1", "entra-q2"]
+    assert [q.entra_id for q in store.quarantine_entries(cycle_id)] == ["entra-q0", "entra-q1", "entra-q2"]
+    assert len(log) == 3
+
+
+def test_current_quarantine_is_the_latest_committed_cycles(store: StateStore) -> None:
+    first, _ = run_cycle(store, Plan(), [], quarantined=[QuarantinedUser("entra-1", "a@x", ["r"])])
+    run_cycle(store, Plan(), [], now=T0 + dt.timedelta(hours=1))
+    store.fail_cycle(store.start_cycle(Mode.FULL, "fp", now=T0 + dt.timedelta(hours=2)), "crashed")
+    assert store.quarantine_entries() == []
+    assert [q.entra_id for q in store.quarantine_entries(first)] == ["entra-1"]
+
+
+def test_field_values_from_dataframes_are_stored_as_plain_json(store: StateStore) -> None:
+    user = create(1)
+    user.desired = {
+        "Username": np.str_("user1@contoso.com"),
+        "Title": float("nan"),
+        "Department": pd.NA,
+        "IsActive": np.bool_(True),
+        "Rank": np.int64(3),
+        "Hired": pd.Timestamp("2024-01-02T03:04:05Z"),
+    }
+    run_cycle(store, Plan(creates=[user]), [ok(user, 1)])
+    fields = snapshot_by_id(store)["entra-1"]["fields"]
+    assert fields == {
+        "Username": "user1@contoso.com",
+        "Title": None,
+        "Department": None,
+        "IsActive": True,
+        "Rank": 3,
+        "Hired": "2024-01-02T03:04:05+00:00",
+    }
+
+
+def test_an_unstorable_value_names_the_user_and_writes_nothing(store: StateStore) -> None:
+    user = create(1)
+    user.desired = {"Username": object()}
+    before = state_fingerprint(store)
+    with pytest.raises(
+        StateError,
+        match=r"snapshot of user entra-1: cannot be stored as JSON \(Type is not JSON serializable: object\)",
+    ):
+        run_cycle(store, Plan(creates=[user]), [ok(user, 1)])
+    assert state_fingerprint(store)[:5] == before[:5]
+
+
+def test_inconsistent_input_is_refused_and_nothing_is_written(store: StateStore) -> None:
+    user = create(1)
+    run_cycle(store, Plan(creates=[user]), [ok(user, 1)])
+    before = state_fingerprint(store)
+    stranger = RecordResult("entra-404", Action.UPDATE, sf_id(404), True)
+    with pytest.raises(StateError, match=r"result for user entra-404 \(Update\) matches no planned write"):
+        run_cycle(store, Plan(updates=[change(1, Action.UPDATE, {})]), [stranger], now=T0 + dt.timedelta(hours=1))
+    twice = change(1, Action.UPDATE, {})
+    with pytest.raises(StateError, match=r"user entra-1 appears in both plan\.updates and unchanged"):
+        run_cycle(store, Plan(updates=[twice], unchanged=[twice]), [], now=T0 + dt.timedelta(hours=2))
+    no_id = create(2)
+    with pytest.raises(StateError, match="user entra-2: Salesforce reported Create succeeded but gave no record Id"):
+        run_cycle(store, Plan(creates=[no_id]), [RecordResult("entra-2", Action.CREATE, None, True)])
+    assert state_fingerprint(store)[:5] == before[:5]
+
+
+def test_a_cycle_commits_once(store: StateStore) -> None:
+    cycle_id, _ = run_cycle(store, Plan(), [])
+    summary = CycleSummary(cycle_id, Mode.FULL, CycleStatus.SUCCEEDED, T0)
+    with pytest.raises(StateError, match=f"cycle {cycle_id} was already committed"):
+        store.commit_cycle(
+            summary,
+            plan=Plan(),
+            results=[],
+            quarantined=[],
+            delta_link=None,
+            mapping_fingerprint="fp",
+            now=T0,
+            escrow_schedule_hours=SCHEDULE,
+        )
+
+
+# -- crash safety ----------------------------------------------------------------------------
+
+
+def _prepare_second_cycle(store: StateStore) -> tuple[CycleSummary, dict[str, object]]:
+    users = [create(n) for n in range(1, 4)]
+    run_cycle(store, Plan(creates=users), [ok(u, n) for n, u in enumerate(users, 1)], delta_link="link-1")
+    broken = create(9)
+    run_cycle(store, Plan(creates=[broken]), [failed(broken)], delta_link="link-1")
+    later = T0 + dt.timedelta(hours=7)
+    cycle_id = store.start_cycle(Mode.INCREMENTAL, "fp-1", now=later)
+    update = change(1, Action.UPDATE, {"LastName": FieldChange("Last1", "New")}, LastName="New")
+    disable = change(2, Action.DISABLE, {"IsActive": FieldChange(True, False)}, IsActive=False)
+    fixed = create(9)
+    plan = Plan(creates=[fixed, create(4)], updates=[update], deactivations=[disable])
+    results = [ok(update, 1), ok(disable, 2), ok(fixed, 9), ok(create(4), 4)]
+    summary = CycleSummary(cycle_id, Mode.INCREMENTAL, CycleStatus.SUCCEEDED, later, created=2, updated=1)
+    kwargs = {
+        "plan": plan,
+        "results": results,
+        "quarantined": [QuarantinedUser("entra-q", None, ["bad"])],
+        "delta_link": "link-2",
+        "mapping_fingerprint": "fp-1",
+        "now": later,
+        "escrow_schedule_hours": SCHEDULE,
+    }
+    return summary, kwargs
+
+
+@pytest.mark.parametrize("step", ["_write_snapshot", "_write_escrow", "_write_watermark", "_finish_cycle"])
+def test_an_exception_inside_commit_leaves_the_previous_state(
+    store: StateStore, monkeypatch: pytest.MonkeyPatch, step: str
+) -> None:
+    summary, kwargs = _prepare_second_cycle(store)
+    before = state_fingerprint(store)
+    original = getattr(StateStore, step)
+
+    def explode(self: StateStore, *args: object, **kw: object) -> None:
+        original(self, *args, **kw)
+        raise RuntimeError(f"crash after {step}")
+
+    monkeypatch.setattr(StateStore, step, explode)
+    with pytest.raises(RuntimeError, match=f"crash after {step}"):
+        store.commit_cycle(summary, **kwargs)  # type: ignore[arg-type]
+    monkeypatch.undo()
+    assert state_fingerprint(store) == before
+    assert store.cycles()[0].status is CycleStatus.RUNNING
+    log = store.commit_cycle(summary, **kwargs)  # the retry commits cleanly
+    assert len(log) == 5
+    assert store.watermark().delta_link == "link-2"
+    assert store.escrow_entries() == []
+
+
+def test_results_are_stored_before_the_watermark(store: StateStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    summary, kwargs = _prepare_second_cycle(store)
+    order: list[str] = []
+    for step in ("_write_log", "_write_snapshot", "_write_escrow", "_write_quarantine", "_write_watermark"):
+        original = getattr(StateStore, step)
+
+        def spy(self: StateStore, *args: object, _step: str = step, _original: object = original, **kw: object) -> None:
+            order.append(_step)
+            _original(self, *args, **kw)  # type: ignore[operator]
+
+        monkeypatch.setattr(StateStore, step, spy)
+    store.commit_cycle(summary, **kwargs)  # type: ignore[arg-type]
+    assert order[-1] == "_write_watermark"
+    assert set(order) == {"_write_log", "_write_snapshot", "_write_escrow", "_write_quarantine", "_write_watermark"}
+
+
+KILLED_CHILD = textwrap.dedent(
+    """
+    import datetime as dt, os, sys
+    from include.provisioning.model import *
+    from include.provisioning.state import StateStore
+
+    def die(self, *args, **kwargs):
+        os._exit(17)  # no rollback, no cleanup: like kill -9 between the results and the watermark
+
+    StateStore._write_watermark = die
+    store = StateStore(sys.argv[1])
+    now = dt.datetime(2026, 11, 26, 23, 0, tzinfo=dt.UTC)
+    cycle_id = store.start_cycle(Mode.INCREMENTAL, "fp-1", now=now, force=True)
+    changes = {"LastName": FieldChange("Last1", "Killed")}
+    update = PlannedChange("entra-1", "user1@contoso.com", Action.UPDATE, "005000000000000001", changes,
+                           desired={"LastName": "Killed"})
+    store.commit_cycle(
+        CycleSummary(cycle_id, Mode.INCREMENTAL, CycleStatus.SUCCEEDED, now, updated=1),
+        plan=Plan(updates=[update], creates=[PlannedChange("entra-7", None, Action.CREATE, None, {})]),
+        results=[RecordResult("entra-1", Action.UPDATE, "005000000000000001", True)],
+        quarantined=[QuarantinedUser("entra-q", None, ["bad"])],
+        delta_link="link-killed", mapping_fingerprint="fp-1", now=now, escrow_schedule_hours=(6,),
+    )
+    """
+)
+
+
+def test_a_process_killed_inside_commit_leaves_the_previous_state(store: StateStore, url: str) -> None:
+    _prepare_second_cycle(store)
+    before = state_fingerprint(store)
+    child = subprocess.Popen(
+        [sys.executable, "-c", KILLED_CHILD, url], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    _, stderr = child.communicate(timeout=60)
+    assert child.returncode == 17, stderr
+    assert state_fingerprint(store)[:5] == before[:5]
+    assert snapshot_by_id(store)["entra-1"]["fields"]["LastName"] == "Last1"
+    # the killed cycle was left "running"; its process is gone, so the next start takes over at once
+    [killed] = [c for c in store.cycles() if c.status is CycleStatus.RUNNING]
+    taken_over = store.start_cycle(Mode.FULL, "fp-1")
+    by_id = {c.cycle_id: c for c in store.cycles()}
+    assert by_id[taken_over].status is CycleStatus.RUNNING
+    assert by_id[killed.cycle_id].status is CycleStatus.FAILED
+    assert re.fullmatch(
+        rf"abandoned: taken over by cycle {taken_over} \(its process {child.pid} on .+ has exited\)",
+        by_id[killed.cycle_id].reason,
+    )
+
+
+HOLDING_CHILD = textwrap.dedent(
+    """
+    import sys, time
+    from include.provisioning.model import Mode
+    from include.provisioning.state import StateStore
+
+    print(StateStore(sys.argv[1]).start_cycle(Mode.FULL, "fp"), flush=True)
+    time.sleep(120)
+    """
+)
+
+
+def test_a_cycle_whose_process_lives_blocks_and_one_whose_process_died_does_not(store: StateStore, url: str) -> None:
+    child = subprocess.Popen(
+        [sys.executable, "-c", HOLDING_CHILD, url], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        held = child.stdout.readline().strip()  # type: ignore[union-attr]
+        assert held, child.stderr.read()  # type: ignore[union-attr]
+        with pytest.raises(StateError, match=rf"cycle {held} .* by .+:{child.pid}, .* is still running"):
+            store.start_cycle(Mode.FULL, "fp")
+    finally:
+        child.kill()
+        child.communicate(timeout=30)
+    mine = store.start_cycle(Mode.FULL, "fp")
+    assert {c.cycle_id: c.reason for c in store.cycles()}[held].endswith(
+        f"(its process {child.pid} on " + f"{socket.gethostname()} has exited)"
+    )
+    assert store.cycles()[0].cycle_id == mine
+
+
+# -- Bulk jobs -------------------------------------------------------------------------------
+
+
+def test_bulk_jobs_are_recorded_before_upload_and_cleared_by_the_commit(store: StateStore) -> None:
+    crashed = store.start_cycle(Mode.FULL, "fp", now=T0)
+    store.record_job(crashed, "750A", "insert", "Username", {"a@contoso.com": "entra-a"})
+    store.fail_cycle(crashed, "killed during load")
+    cycle_id = store.start_cycle(Mode.FULL, "fp", now=T0 + dt.timedelta(hours=1))
+    keys = {f"user{n}@contoso.com": f"entra-{n}" for n in range(3)}
+    store.record_job(cycle_id, "750B", "insert", "Username", keys)
+    store.record_job(cycle_id, "750C", "update", "Id", {sf_id(1): "entra-1"})
+    store.mark_job("750C", "UploadComplete")
+    jobs = {job.job_id: job for job in store.pending_jobs()}
+    assert list(jobs) == ["750A", "750B", "750C"]
+    assert (jobs["750B"].cycle_id, jobs["750B"].operation, jobs["750B"].key_field) == (cycle_id, "insert", "Username")
+    assert jobs["750B"].keys == keys
+    assert (jobs["750A"].state, jobs["750C"].state) == ("Open", "UploadComplete")
+    assert jobs["750A"].created_at is not None
+    store.forget_job("750A")
+    store.forget_job("750A")  # idempotent
+    store.commit_cycle(
+        CycleSummary(cycle_id, Mode.FULL, CycleStatus.SUCCEEDED, T0),
+        plan=Plan(),
+        results=[],
+        quarantined=[],
+        delta_link=None,
+        mapping_fingerprint="fp",
+        now=T0 + dt.timedelta(hours=1),
+        escrow_schedule_hours=SCHEDULE,
+    )
+    assert store.pending_jobs() == []
+
+
+# -- history and reset -----------------------------------------------------------------------
+
+
+def test_log_entries_filter_and_return_the_latest_oldest_first(store: StateStore) -> None:
+    ids = []
+    for hour in range(3):
+        user = change(1, Action.UPDATE, {"LastName": FieldChange(str(hour), str(hour + 1))})
+        other = change(2, Action.UPDATE, {})
+        cycle_id, _ = run_cycle(
+            store, Plan(updates=[user, other]), [ok(user, 1), ok(other, 2)], now=T0 + dt.timedelta(hours=hour)
+        )
+        ids.append(cycle_id)
+    mine = store.log_entries(entra_id="entra-1")
+    assert [e.changes["LastName"].new for e in mine] == ["1", "2", "3"]
+    assert [e.changes["LastName"].new for e in store.log_entries(entra_id="entra-1", limit=2)] == ["2", "3"]
+    assert [e.entra_id for e in store.log_entries(cycle_id=ids[1])] == ["entra-1", "entra-2"]
+    assert store.log_entries(cycle_id=ids[1], entra_id="entra-2")[0].cycle_id == ids[1]
+    assert all(e.at.tzinfo is not None for e in store.log_entries())
+
+
+def test_reset_forgets_only_what_it_is_asked_to(store: StateStore) -> None:
+    user, broken = create(1), create(2)
+    run_cycle(
+        store,
+        Plan(creates=[user, broken]),
+        [ok(user, 1), failed(broken)],
+        quarantined=[QuarantinedUser("entra-q", None, ["bad"])],
+    )
+    store.reset(watermark=True)
+    assert store.watermark() is None
+    assert len(store.snapshot()) == 1
+    assert len(store.escrow_entries()) == 1
+    store.reset(escrow=True, quarantine=True)
+    assert store.escrow_entries() == []
+    assert store.quarantine_entries() == []
+    assert len(store.snapshot()) == 1
+    store.reset(snapshot=True)
+    assert len(store.snapshot()) == 0
+    assert len(store.log_entries()) == 3  # the log is history: never reset
+
+
+# -- volume ----------------------------------------------------------------------------------
+
+
+def test_thousands_of_rows_cross_every_batch_boundary(
+    store: StateStore, url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # small pages so a few thousand rows cross every batch and IN-list boundary
+    monkeypatch.setattr(bulk, "PAGE", 500)
+    monkeypatch.setattr(bulk, "PG_PAGE", 700)
+    count = 2_500
+    users = [create(n) for n in range(count)]
+    run_cycle(store, Plan(creates=users), [ok(u, n) for n, u in enumerate(users)])
+    frame = store.snapshot()
+    assert len(frame) == count
+    assert frame["entra_id"].is_unique
+    assert frame["sf_id"].tolist() == [sf_id(n) for n in sorted(range(count), key=lambda n: f"entra-{n}")]
+    # a partial update (prior rows found with IN lists) and a failure for every 100th user
+    touched = range(0, 600)
+    updates = [change(n, Action.UPDATE, {"LastName": FieldChange(f"Last{n}", "X")}, LastName="X") for n in touched]
+    results = [ok(u, n) if n % 100 else failed(u) for n, u in zip(touched, updates, strict=True)]
+    run_cycle(store, Plan(updates=updates), results, now=T0 + dt.timedelta(hours=1))
+    snap = store.snapshot().set_index("entra_id")
+    renamed = snap["fields"].map(lambda f: f["LastName"] == "X")
+    assert renamed.sum() == 600 - 6
+    assert len(store.escrow_entries()) == 6
+    assert len(store.log_entries(limit=100_000)) == count + 600
+    # a full cycle where nothing changed rewrites no snapshot row, and clears the escrow
+    unchanged = [
+        change(n, Action.OTHER, {}, **({"LastName": "X"} if n < 600 and n % 100 else {})) for n in range(count)
+    ]
+    cycle_id, _ = run_cycle(store, Plan(unchanged=unchanged), [], now=T0 + dt.timedelta(hours=2))
+    assert store.escrow_entries() == []
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        rewritten = conn.execute(text("SELECT count(*) FROM snapshot WHERE last_cycle_id = :c"), {"c": cycle_id})
+        assert rewritten.scalar() == 0
+    engine.dispose()

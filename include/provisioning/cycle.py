@@ -291,10 +291,14 @@ class _Cycle:
         with phase("validate"):
             validation = validate(users[~users["id"].isin(self.quarantined.keys())], engine.suite_path)
         self._quarantine({q.entra_id: q.reasons for q in validation.quarantined})
-        if validation.failure_share > engine.options.max_quarantine_share:
+        # The share is of the population, not of this cycle's batch: an incremental cycle that
+        # sees one changed user must not stop because that one user is bad.
+        population = max(validation.checked, len(snapshot))
+        share = len(validation.quarantined) / population if population else 0.0
+        if share > engine.options.max_quarantine_share:
             self.summary.status = CycleStatus.STOPPED
             self.summary.reason = (
-                f"{validation.failure_share:.0%} of {validation.checked} users failed validation "
+                f"{len(validation.quarantined)} of {population} users ({share:.0%}) failed validation "
                 f"(limit {engine.options.max_quarantine_share:.0%}); nothing was written to Salesforce"
             )
             return self._finish(Plan(), [], extraction, expected, advance=False)

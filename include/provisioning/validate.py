@@ -30,16 +30,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from include.provisioning.model import DEFAULT_ACCESS_ROLE_VALUE, QuarantinedUser
+from include.provisioning.model import QuarantinedUser
 from include.provisioning.settings import DEFAULT_SUITE_PATH
 
 if TYPE_CHECKING:
     from great_expectations.core.expectation_suite import ExpectationSuite
     from great_expectations.expectations.expectation import Expectation
 
-ROLE_COUNT_COLUMN = "resolvedRoleCount"
-"""Helper column: distinct role values of ``appRoleAssignments`` other than the default access
-role. GX's column-map expectations test scalars, not lists, so the list column is summarised here."""
+ROLE_COUNT_COLUMN = "appRoleCount"
+"""Helper column: distinct role values in ``appRoleAssignments`` (the default access role counts).
+GX's column-map expectations test scalars, not lists, so the list column is summarised here."""
 
 _RESULT_FORMAT: dict[str, Any] = {
     "result_format": "COMPLETE",
@@ -53,8 +53,6 @@ _DEFAULT_DESCRIPTIONS = {
     "expect_column_values_to_be_unique": "not unique",
     "expect_column_values_to_match_regex": "does not match the expected pattern",
 }
-
-logger = logging.getLogger(__name__)
 
 
 class SuiteError(ValueError):
@@ -187,11 +185,11 @@ def load_suite(path: Path = DEFAULT_SUITE_PATH) -> tuple[ExpectationSuite, list[
     return suite, rules
 
 
-def _resolved_role_count(roles: pd.Series) -> np.ndarray:
-    """Distinct role values per row other than the default access role (explode, not a row loop)."""
+def _role_count(roles: pd.Series) -> np.ndarray:
+    """Distinct role values per row (explode, not a row loop)."""
     exploded = roles.reset_index(drop=True).explode()
     values = exploded.to_numpy()
-    kept = exploded.notna().to_numpy() & (values != DEFAULT_ACCESS_ROLE_VALUE)
+    kept = exploded.notna().to_numpy()
     positions = exploded.index.to_numpy()[kept]
     counts = np.bincount(positions, minlength=len(roles))
     for row in np.flatnonzero(counts > 1):  # the contract says distinct, but a repeat must not count twice
@@ -215,7 +213,7 @@ def _frame_for_gx(rows: pd.DataFrame, rules: list[_Rule], path: Path) -> pd.Data
                 f"expectation suite {path} checks {ROLE_COUNT_COLUMN}, but the users frame has no "
                 "appRoleAssignments column to count"
             )
-        frame[ROLE_COUNT_COLUMN] = _resolved_role_count(rows["appRoleAssignments"])
+        frame[ROLE_COUNT_COLUMN] = _role_count(rows["appRoleAssignments"])
     missing = sorted(needed - set(frame.columns))
     for rule in rules:
         absent = [c for c in rule.columns if c in missing]
@@ -270,6 +268,11 @@ def validate(users: pd.DataFrame, suite_path: Path = DEFAULT_SUITE_PATH) -> Vali
         if outcome.success:
             continue
         positions = outcome.result.get("unexpected_index_list") or []
+        if len(positions) != outcome.result.get("unexpected_count"):  # never pass a failing row silently
+            raise SuiteError(
+                f"expectation suite {suite_path}: {rule.reason} failed, but GX named {len(positions)} of "
+                f"{outcome.result.get('unexpected_count')} failing rows"
+            )
         counts[rule.reason] = len(positions)
         for position in positions:
             reasons[int(position)].append(rule.reason)

@@ -21,11 +21,7 @@ from tests.sandbox_process import FIXTURES
 MAIL_SHAPE = "mail: not e-mail-shaped (expect_column_values_to_match_regex)"
 MAIL_MISSING = "mail: missing (expect_column_values_to_not_be_null)"
 UPN_SHARED = "userPrincipalName: shared with another user (expect_column_values_to_be_unique)"
-NO_ROLE = "appRoleAssignments: no app role other than the default access role (expect_column_values_to_be_between)"
-TWO_ROLES = (
-    "appRoleAssignments: more than one app role; SingleAppRoleAssignment accepts exactly one "
-    "(expect_column_values_to_be_between)"
-)
+NO_ROLE = "appRoleAssignments: no app role assignment resolved (expect_column_values_to_be_between)"
 
 
 def longer(column: str, limit: int) -> str:
@@ -94,8 +90,8 @@ def test_messy_users_are_quarantined_with_the_rules_they_broke() -> None:
         {
             "adele.vance@contoso.example": {"mail": "adele.vance@", "givenName": "A" * 41},
             "alex.wilber@contoso.example": {"mail": None},
-            "megan.bowen@contoso.example": {"appRoleAssignments": [DEFAULT_ACCESS_ROLE_VALUE]},
-            "zoe.muller@contoso.example": {"appRoleAssignments": ["Standard User", "System Administrator"]},
+            "megan.bowen@contoso.example": {"appRoleAssignments": []},
+            "zoe.muller@contoso.example": {"userPrincipalName": "zoë.müller@contoso.example"},
             "no.surname@contoso.example": {"mail": "no.surname@contoso.example\n", "jobTitle": "T" * 81},
         },
     )
@@ -104,7 +100,7 @@ def test_messy_users_are_quarantined_with_the_rules_they_broke() -> None:
         "adele.vance@contoso.example": [MAIL_SHAPE, longer("givenName", 40)],
         "alex.wilber@contoso.example": [MAIL_MISSING],
         "megan.bowen@contoso.example": [NO_ROLE],
-        "zoe.muller@contoso.example": [TWO_ROLES],
+        "zoë.müller@contoso.example": ["userPrincipalName: not e-mail-shaped (expect_column_values_to_match_regex)"],
         "no.surname@contoso.example": [MAIL_SHAPE, longer("jobTitle", 80)],
     }
     assert {q.entra_id for q in result.quarantined} == set(users.loc[users.index[:5], "id"])
@@ -180,17 +176,22 @@ def test_failure_share_over_the_limit() -> None:
     assert result.failure_share > 0.4
 
 
-def test_role_count_ignores_the_default_access_role_and_repeats() -> None:
+def test_a_resolved_role_is_required_but_which_one_is_left_to_the_mapping() -> None:
+    """Two roles or only the default access role pass here: the mapping's SingleAppRoleAssignment
+    quarantines them with Entra's own reason (and knows whether ProfileName has a default)."""
     rows = [
         {"id": "a", "appRoleAssignments": ["Standard User", DEFAULT_ACCESS_ROLE_VALUE]},
         {"id": "b", "appRoleAssignments": ["Standard User", "Standard User"]},
         {"id": "c", "appRoleAssignments": None},
         {"id": "d", "appRoleAssignments": []},
+        {"id": "e", "appRoleAssignments": [DEFAULT_ACCESS_ROLE_VALUE]},
+        {"id": "f", "appRoleAssignments": ["Standard User", "System Administrator"]},
+        {"id": "g", "appRoleAssignments": [None]},
     ]
     frame = pd.DataFrame(rows).assign(userPrincipalName=lambda f: f["id"] + "@contoso.example")
     frame["mail"] = frame["userPrincipalName"]
     result = validate(frame)
-    assert {q.entra_id: q.reasons for q in result.quarantined} == {"c": [NO_ROLE], "d": [NO_ROLE]}
+    assert {q.entra_id: q.reasons for q in result.quarantined} == {"c": [NO_ROLE], "d": [NO_ROLE], "g": [NO_ROLE]}
 
 
 def test_validation_opens_no_network_connection_and_prints_no_progress_bars(
@@ -363,3 +364,24 @@ def test_suite_lengths_follow_the_default_mapping_table() -> None:
         assert attribute in rules, f"{attribute} goes to {targets} as is but has no length rule"
         assert rules[attribute] <= limit, f"{attribute}: rule allows {rules[attribute]}, {targets} hold {limit}"
     assert set(rules) <= set(direct), f"rules on attributes the table does not copy: {set(rules) - set(direct)}"
+
+
+def test_mostly_tolerates_a_share_of_failing_rows(tmp_path: Path) -> None:
+    """An expectation with ``mostly`` quarantines its failing rows only when it fails as a whole."""
+    path = write_suite(
+        tmp_path,
+        [
+            {
+                "type": "expect_column_value_lengths_to_be_between",
+                "kwargs": {"column": "surname", "max_value": 5, "mostly": 0.5},
+            }
+        ],
+    )
+    users = example_users()  # in scope: Vance, Wilber, Bowen, Müller, None → only Wilber and Müller are long
+    assert validate(users, path).quarantined == []
+    users = with_changes(users, {"adele.vance@contoso.example": {"surname": "Vance-Long"}})
+    assert sorted(reasons_by_upn(validate(users, path))) == [
+        "adele.vance@contoso.example",
+        "alex.wilber@contoso.example",
+        "zoe.muller@contoso.example",
+    ]

@@ -1,0 +1,68 @@
+"""End-to-end fixtures: the engine wired to the running sandbox exactly as the CLI wires it.
+
+The engine is built by ``runtime.build_engine`` from the sandbox's env-file settings — the same
+code path as ``python -m include.provisioning sync --env-file ...`` — with a fresh state store per
+test (SQLite in a temporary folder unless a test asks for PostgreSQL).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from include.provisioning.cycle import CycleResult, Engine, run_cycle
+from include.provisioning.model import Mode
+from include.provisioning.runtime import build_engine
+from tests.sandbox_process import SandboxProcess
+
+VOLATILE = {"LastModifiedDate", "SystemModstamp", "LastLoginDate"}
+
+
+def org_users(sandbox: SandboxProcess) -> dict[str, dict[str, Any]]:
+    """Salesforce users by lower-cased Username, as the emulator holds them."""
+    state = sandbox.salesforce.get("/_sandbox/state").json()
+    return {u["Username"].lower(): {k: v for k, v in u.items() if k not in VOLATILE} for u in state["users"]}
+
+
+def org_changes(before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per Username, the fields whose value changed (new users: every field), as {field: (old, new)}."""
+    changes: dict[str, dict[str, Any]] = {}
+    for username, user in after.items():
+        old = before.get(username, {})
+        diff = {k: (old.get(k), v) for k, v in user.items() if old.get(k) != v}
+        if diff:
+            changes[username] = diff
+    for username in before.keys() - after.keys():
+        changes[username] = {"<removed>": True}
+    return changes
+
+
+def ingest_jobs(sandbox: SandboxProcess) -> int:
+    counts = sandbox.requests("salesforce")["by_route"]
+    return sum(n for route, n in counts.items() if route == "POST /services/data/{version}/jobs/ingest")
+
+
+@pytest.fixture
+def make_engine(sandbox: SandboxProcess, tmp_path: Path) -> Callable[..., Engine]:
+    def make(state_url: str | None = None, **env: str) -> Engine:
+        return build_engine({**sandbox.settings, **env}, state_url=state_url or f"sqlite:///{tmp_path / 'state.db'}")
+
+    return make
+
+
+@pytest.fixture
+def engine(make_engine: Callable[..., Engine]) -> Iterator[Engine]:
+    built = make_engine()
+    yield built
+    built.state.close()
+
+
+@pytest.fixture
+def cycle(engine: Engine) -> Callable[..., CycleResult]:
+    def run(mode: Mode = Mode.AUTO, **kwargs: Any) -> CycleResult:
+        return run_cycle(engine, mode, **kwargs)
+
+    return run

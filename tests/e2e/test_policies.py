@@ -1,0 +1,151 @@
+"""Cycle policies end to end: the state store on PostgreSQL, the validation stop, the
+accidental-deletion threshold, dry runs, and the command line's exit status."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psycopg2
+import pytest
+
+from include.provisioning.cycle import Engine, run_cycle
+from include.provisioning.model import Action, CycleStatus, Mode, Status
+from include.provisioning.state import StateStore
+from tests.e2e.conftest import ingest_jobs, org_changes, org_users
+from tests.sandbox_process import REPO_ROOT, SandboxProcess
+
+ADELE, ZOE = "00000000-0000-0000-0000-000000000001", "00000000-0000-0000-0000-000000000004"
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    name = f"provisioning_e2e_{uuid.uuid4().hex[:10]}"
+    admin = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="test")
+    admin.autocommit = True
+    admin.cursor().execute(f"CREATE DATABASE {name}")
+    try:
+        yield f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
+    finally:
+        admin.cursor().execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.close()
+
+
+@pytest.mark.postgres
+def test_cycles_on_a_postgresql_state_store(
+    sandbox: SandboxProcess, make_engine: Callable[..., Engine], postgres_url: str
+) -> None:
+    engine = make_engine(postgres_url)
+    first = run_cycle(engine)
+    assert (first.summary.status, first.summary.created, first.summary.escrowed) == (CycleStatus.SUCCEEDED, 3, 1)
+    sandbox.graph.patch(f"/_sandbox/users/{ADELE}", json={"department": "Marketing"}).raise_for_status()
+    second = run_cycle(engine)
+    assert second.summary.mode is Mode.INCREMENTAL
+    assert [(e.action, e.status) for e in second.log if e.entra_id == ADELE] == [(Action.UPDATE, Status.SUCCESS)]
+    assert org_users(sandbox)["adele.vance@contoso.example"]["Department"] == "Marketing"
+    assert len(engine.state.log_entries(entra_id=ADELE)) == 2
+    engine.state.close()
+
+
+def test_too_many_bad_records_stop_the_cycle_before_any_write(
+    sandbox: SandboxProcess, make_engine: Callable[..., Engine]
+) -> None:
+    for user_id in ("01", "02", "03"):
+        sandbox.graph.patch(
+            f"/_sandbox/users/00000000-0000-0000-0000-0000000000{user_id}", json={"mail": "not-an-address"}
+        ).raise_for_status()
+    before = org_users(sandbox)
+    result = run_cycle(make_engine())
+    assert result.summary.status is CycleStatus.STOPPED
+    assert "failed validation" in (result.summary.reason or "")
+    assert ingest_jobs(sandbox) == 0
+    assert org_changes(before, org_users(sandbox)) == {}
+    assert {q.entra_id for q in result.quarantined} >= {ADELE}
+    assert all(any("mail" in r for r in q.reasons) for q in result.quarantined)
+    assert result.report is not None  # quarantined users are reported
+
+
+def test_deactivations_above_the_threshold_are_held_back(
+    sandbox: SandboxProcess, make_engine: Callable[..., Engine]
+) -> None:
+    engine = make_engine(AIRFLOW_VAR_PROVISIONING_DELETION_THRESHOLD_COUNT="1")
+    run_cycle(engine)
+    for assignment in ("asg-1", "asg-4"):
+        sandbox.graph.delete(f"/_sandbox/appRoleAssignments/{assignment}").raise_for_status()
+    before = org_users(sandbox)
+    result = run_cycle(engine)
+    assert org_changes(before, org_users(sandbox)) == {}
+    assert result.summary.held_back == 2 and result.summary.deactivated == 0
+    assert result.plan.held_back_reason is not None and "2" in result.plan.held_back_reason
+    staged = [e for e in result.log if e.action is Action.STAGED_DELETE]
+    assert {e.status for e in staged} == {Status.SKIPPED} and len(staged) == 2
+    assert result.report is not None and "held" in result.report.text.lower()
+
+
+def _cli(sandbox: SandboxProcess, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "include.provisioning",
+            *args,
+            "--env-file",
+            str(sandbox.env_file),
+            "--state-url",
+            f"sqlite:///{tmp_path / 'cli.db'}",
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_cli_dry_run_writes_nothing_then_sync_writes_and_reports(sandbox: SandboxProcess, tmp_path: Path) -> None:
+    before = org_users(sandbox)
+    dry = _cli(sandbox, tmp_path, "sync", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert "create     adele.vance@contoso.example" in dry.stdout
+    assert ingest_jobs(sandbox) == 0 and org_changes(before, org_users(sandbox)) == {}
+    with StateStore(f"sqlite:///{tmp_path / 'cli.db'}") as state:  # a dry run records nothing either
+        assert state.cycles() == [] and state.watermark() is None and state.snapshot().empty
+
+    summary_path = tmp_path / "summary.json"
+    real = _cli(sandbox, tmp_path, "sync", "--summary-json", str(summary_path), "--report-dir", str(tmp_path / "r"))
+    assert real.returncode == 0, real.stderr
+    summary = json.loads(summary_path.read_text())
+    outcomes = ("created", "updated", "unchanged", "deactivated", "quarantined", "escrowed", "held_back")
+    assert summary["in_scope"] == sum(summary[k] for k in outcomes) == 6
+    assert "[extract]" in real.stderr  # progress on stderr
+    assert "Failure report:" in real.stdout and list((tmp_path / "r").glob("*.csv"))
+
+
+def test_cli_exit_status_for_a_stopped_cycle_and_bad_configuration(sandbox: SandboxProcess, tmp_path: Path) -> None:
+    for user_id in ("01", "02", "03"):
+        sandbox.graph.patch(
+            f"/_sandbox/users/00000000-0000-0000-0000-0000000000{user_id}", json={"mail": "bad"}
+        ).raise_for_status()
+    stopped = _cli(sandbox, tmp_path, "sync")
+    assert stopped.returncode == 3, stopped.stdout + stopped.stderr
+    bad_mapping = tmp_path / "bad.yaml"
+    bad_mapping.write_text("mappings:\n  - target: LastName\n    source: Mid([surname], 1\n")
+    broken = _cli(sandbox, tmp_path, "sync", "--mapping", str(bad_mapping))
+    assert broken.returncode == 2
+    assert "bad.yaml" in broken.stderr and "Traceback" not in broken.stderr
+
+
+def test_provision_user_on_demand_shows_the_steps(sandbox: SandboxProcess, tmp_path: Path) -> None:
+    done = _cli(sandbox, tmp_path, "provision-user", "adele.vance@contoso.example")
+    assert done.returncode == 0, done.stdout + done.stderr
+    for step in ("connection test", "import", "scope", "match", "action"):
+        assert f"] {step}:" in done.stdout
+    assert "create succeeded" in done.stdout
+    assert "adele.vance@contoso.example" in org_users(sandbox)
+    assert len(org_users(sandbox)) == 3, "only the one user was provisioned"
+    taken = _cli(sandbox, tmp_path, "provision-user", "alex.wilber@contoso.example")
+    assert taken.returncode == 1 and "DUPLICATE_USERNAME" in taken.stdout

@@ -95,7 +95,9 @@ def _run_sync(sandbox: SandboxProcess, state_url: str, workdir: Path, label: str
         seconds,
         f"{users:,} in scope: +{summary['created']} ~{summary['updated']} -{summary['deactivated']} "
         f"={summary['unchanged']} q{summary['quarantined']} e{summary['escrowed']} h{summary['held_back']}",
-        f"Graph {graph['total']} ({graph['total'] / max(users, 1) * 1000:.2f}/1k users), "
+        f"Graph {graph['total']}"
+        + (f" ({graph['total'] / max(users, 1) * 1000:.2f}/1k in scope)" if summary["mode"] == "full" else "")
+        + ", "
         f"SF {salesforce['total']} (writes {writes})",
         f"peak RSS {peak / 2**20:,.0f} MiB; phases: {phases}",
     )
@@ -172,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.baseline_users:
         _baseline(args.baseline_users, args.seed, args.cache.resolve(), report)
     report.print()
+    print("\nitems: + created, ~ updated, - deactivated, = unchanged, q quarantined, e escrowed, h held back;")
+    print("in scope = the users the cycle evaluated (an incremental cycle evaluates only what changed)")
     return 0
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The main command: set up the environment, generate a tenant, start the sandbox emulators and
-# drive them end to end through the real clients, then print what happened and where to look.
-# (Until the sync engine and the DAG exist, the "end to end" part is the sandbox tour.)
+# The main command: set up the environment, generate a tenant, start the sandbox emulators, run
+# the sync engine end to end (an initial full cycle, a few changes in Entra, an incremental cycle),
+# then print what happened and where to look. (The Airflow DAG will take the engine's place here.)
 #   bash scripts/demo.sh [--users N] [--seed S] [--keep]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,14 +37,30 @@ done
 [ -f .demo/sandbox.env ] || { echo "error: the sandbox did not start within 60 s" >&2; exit 1; }
 cat .demo/sandbox.log
 
-echo "==> driving the sandbox through the real clients"
-.venv/bin/python scripts/sandbox_tour.py --env-file .demo/sandbox.env
+export PROVISIONING_STATE_URL="sqlite:///$PWD/.demo/state.db"
+rm -f .demo/state.db .demo/state.db-wal .demo/state.db-shm
+sync() { .venv/bin/python -m include.provisioning sync --env-file .demo/sandbox.env --report-dir .demo/reports "$@"; }
+
+echo "==> checking the configuration and both logins"
+.venv/bin/python -m include.provisioning validate-config --env-file .demo/sandbox.env --connect
+
+echo "==> cycle 1: initial sync (full)"
+sync --summary-json .demo/cycle1.json || echo "(cycle 1 exited with $?)"
+
+echo "==> changes in Entra between cycles"
+.venv/bin/python scripts/demo_changes.py --env-file .demo/sandbox.env
+
+echo "==> cycle 2: incremental"
+sync --summary-json .demo/cycle2.json || echo "(cycle 2 exited with $?)"
 
 echo
 echo "Where to look:"
 echo "  settings for the product:  .demo/sandbox.env  (load with: set -a; . .demo/sandbox.env; set +a)"
 echo "  generated fixtures:        .demo/tenant/tenant.json, .demo/tenant/org.json"
 echo "  emulator log:              .demo/sandbox.log"
+echo "  state store (SQLite):      .demo/state.db  (snapshot, escrow, provisioning log; sqlite3 .demo/state.db)"
+echo "  cycle summaries (JSON):    .demo/cycle1.json, .demo/cycle2.json"
+echo "  failure reports:           .demo/reports/ (HTML + CSV, one pair per cycle with failures)"
 if [ "$keep" = 1 ]; then
   echo "  the sandbox keeps running (pid $sandbox_pid); stop it with: kill $sandbox_pid"
 fi

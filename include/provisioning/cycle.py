@@ -262,7 +262,9 @@ class _Cycle:
             self.notes.append(f"full cycle: {why_full}")
         self.summary.mode = mode
         snapshot = engine.state.snapshot()
-        known = dict(zip(snapshot["entra_id"], snapshot["roles"], strict=True)) if len(snapshot) else {}
+        known = engine.state.seen_roles() if mode is Mode.INCREMENTAL else {}
+        if len(snapshot):
+            known.update(zip(snapshot["entra_id"], snapshot["roles"], strict=True))
         due = {entry.entra_id for entry in engine.state.due_escrow(self.now)}
 
         with phase("roles"):
@@ -280,9 +282,9 @@ class _Cycle:
         if self.focus_upn is not None:
             users = users[users["userPrincipalName"].astype(str).str.lower() == self.focus_upn.lower()]
             extraction.quarantined = [q for q in extraction.quarantined if q.entra_id in set(users["id"])]
-        else:
-            users, self.escrow_waiting = _hold_escrow_not_due(engine, users, self.now)
         self.users = users
+        if self.focus_upn is None:
+            users, self.escrow_waiting = _hold_escrow_not_due(engine, users, self.now)
         self.upns = _upn_of(users)
         for entry in extraction.quarantined:
             self.quarantined[entry.entra_id] = entry
@@ -324,7 +326,8 @@ class _Cycle:
 
         with phase("diff"):
             if "IsSoftDeleted" not in mapped:
-                mapped = mapped.merge(users[["id", "IsSoftDeleted"]], on="id", how="left")
+                flags = users[["id", "IsSoftDeleted"]].astype({"id": object})
+                mapped = mapped.astype({"id": object}).merge(flags, on="id", how="left")
             plan = plan_changes(
                 DiffInput(
                     mapped=mapped,
@@ -351,6 +354,13 @@ class _Cycle:
             results = _load(engine, session, self.summary.cycle_id, plan)
         self.summary.status = CycleStatus.SUCCEEDED
         return self._finish(plan, results, extraction, expected, advance=self.focus_upn is None)
+
+    def _seen(self) -> dict[str, list[str]]:
+        """Roles of every user this cycle evaluated; the store keeps those left without a link."""
+        users = self.users
+        if users is None or users.empty:
+            return {}
+        return {str(k): list(v) for k, v in zip(users["id"], users["appRoleAssignments"], strict=True)}
 
     def _quarantine(self, errors: dict[str, list[str]]) -> None:
         for entra_id, reasons in errors.items():
@@ -388,6 +398,8 @@ class _Cycle:
                 now=self.now,
                 escrow_schedule_hours=self.engine.options.escrow_schedule_hours,
                 advance_watermark=advance,
+                seen=self._seen(),
+                seen_complete=summary.mode is Mode.FULL and self.focus_upn is None,
             )
         report = failure_report(summary, log, quarantined, plan.held_back, held_back_reason=plan.held_back_reason)
         return CycleResult(

@@ -113,6 +113,17 @@ snapshot = Table(
     Column("updated_at", UTCDateTime, nullable=False),
 )
 
+seen = Table(
+    # Users a cycle evaluated that have no Salesforce link (quarantined, escrowed before their first
+    # success, out of scope and never provisioned), with the roles they had: incremental cycles skip
+    # them until Graph reports a change, their roles change, or their escrow retry is due.
+    "seen",
+    metadata,
+    Column("entra_id", ID, primary_key=True),
+    Column("roles", Text, nullable=False),
+    Column("last_cycle_id", ID, nullable=True),
+)
+
 escrow = Table(
     "escrow",
     metadata,

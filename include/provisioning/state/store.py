@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from operator import itemgetter
 from typing import Any
 
@@ -348,6 +348,8 @@ class StateStore:
         now: dt.datetime,
         escrow_schedule_hours: Sequence[float],
         advance_watermark: bool = True,
+        seen: Mapping[str, Sequence[str]] | None = None,
+        seen_complete: bool = False,
     ) -> list[LogEntry]:
         """Store a cycle's outcome in one transaction and return the log entries written.
 
@@ -376,6 +378,8 @@ class StateStore:
             self._write_snapshot(conn, rows, cycle_id, now)
             self._write_escrow(conn, rows)
             self._write_quarantine(conn, cycle_id, rows.quarantine)
+            if seen is not None:
+                self._write_seen(conn, cycle_id, seen, complete=seen_complete)
             conn.execute(delete(schema.bulk_jobs).where(schema.bulk_jobs.c.cycle_id == cycle_id))
             if advance_watermark:
                 self._write_watermark(conn, delta_link, mapping_fingerprint, now)
@@ -470,6 +474,30 @@ class StateStore:
         ]
         bulk.upsert(table, "entra_id", ESCROW_COLUMNS, values)
 
+    def seen_roles(self) -> dict[str, list[str]]:
+        """Roles of the evaluated users without a Salesforce link (see ``schema.seen``)."""
+        with self._engine.connect() as conn:
+            return {row[0]: loads(row[1]) for row in Bulk(conn).stream(schema.seen, ["entra_id", "roles"])}
+
+    def _write_seen(
+        self, conn: Connection, cycle_id: str, seen: Mapping[str, Sequence[str]], *, complete: bool
+    ) -> None:
+        """Record this cycle's evaluated users that ended without a link (after the snapshot is
+        written, in the same transaction); ``complete`` replaces the table (a full cycle saw everyone)."""
+        bulk = Bulk(conn)
+        if complete:
+            conn.execute(delete(schema.seen))
+        else:
+            bulk.delete_in(schema.seen, "entra_id", sorted(seen))
+        ids = sorted(seen)
+        linked = {row[0] for row in bulk.select_in(schema.snapshot, ["entra_id"], "entra_id", ids)} if ids else set()
+        values = [
+            (entra_id, dumps(list(seen[entra_id]), what=f"roles of user {entra_id}"), cycle_id)
+            for entra_id in ids
+            if entra_id not in linked
+        ]
+        bulk.insert(schema.seen, ["entra_id", "roles", "last_cycle_id"], values)
+
     def _write_quarantine(self, conn: Connection, cycle_id: str, users: Sequence[QuarantinedUser]) -> None:
         values = [
             (
@@ -560,6 +588,7 @@ class StateStore:
                 conn.execute(delete(schema.escrow))
             if snapshot:
                 conn.execute(delete(schema.snapshot))
+                conn.execute(delete(schema.seen))
             if quarantine:
                 conn.execute(delete(schema.quarantine))
 

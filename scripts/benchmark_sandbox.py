@@ -149,59 +149,45 @@ async def _graph(sandbox: SandboxProcess, report: Report, counter: Requests) -> 
     sp_id = tenant["service_principal"]["id"]
     group_id, group_name, group_users = _biggest_group(tenant)
     try:
-        users = graph.users
-        config = RequestConfiguration(
-            query_parameters=UsersRequestBuilder.UsersRequestBuilderGetQueryParameters(select=USER_SELECT, top=999)
+
+        async def measure(builder: Any, query: Any) -> tuple[int, int, float, int]:
+            """Page through one collection; (items, pages, seconds, Graph requests)."""
+            with counter.delta("graph") as calls:
+                started = time.perf_counter()
+                items, pages = await _page_all(
+                    adapter,
+                    builder.to_get_request_information(RequestConfiguration(query_parameters=query)),
+                    lambda link: builder.with_url(link).to_get_request_information(),
+                )
+                elapsed = time.perf_counter() - started
+            return items, pages, elapsed, calls[0]
+
+        items, pages, elapsed, calls = await measure(
+            graph.users, UsersRequestBuilder.UsersRequestBuilderGetQueryParameters(select=USER_SELECT, top=999)
         )
-        with counter.delta("graph") as calls:
-            started = time.perf_counter()
-            items, pages = await _page_all(
-                adapter,
-                users.to_get_request_information(config),
-                lambda link: users.with_url(link).to_get_request_information(),
-            )
-            elapsed = time.perf_counter() - started
         report.add(
             "GET /users $select (12) $top=999",
             elapsed,
             f"{items:,} users, {pages} pages",
-            str(calls[0]),
+            str(calls),
             f"{items / elapsed:,.0f} users/s, incl. the token request",
         )
-
-        assigned = graph.service_principals.by_service_principal_id(sp_id).app_role_assigned_to
-        config = RequestConfiguration(
-            query_parameters=AppRoleAssignedToRequestBuilder.AppRoleAssignedToRequestBuilderGetQueryParameters(top=999)
+        items, pages, elapsed, calls = await measure(
+            graph.service_principals.by_service_principal_id(sp_id).app_role_assigned_to,
+            AppRoleAssignedToRequestBuilder.AppRoleAssignedToRequestBuilderGetQueryParameters(top=999),
         )
-        with counter.delta("graph") as calls:
-            started = time.perf_counter()
-            items, pages = await _page_all(
-                adapter,
-                assigned.to_get_request_information(config),
-                lambda link: assigned.with_url(link).to_get_request_information(),
-            )
-            elapsed = time.perf_counter() - started
-        report.add("GET appRoleAssignedTo $top=999", elapsed, f"{items:,} assignments, {pages} pages", str(calls[0]))
-
-        members = graph.groups.by_group_id(group_id).transitive_members.graph_user
-        config = RequestConfiguration(
-            query_parameters=GraphUserRequestBuilder.GraphUserRequestBuilderGetQueryParameters(
+        report.add("GET appRoleAssignedTo $top=999", elapsed, f"{items:,} assignments, {pages} pages", str(calls))
+        items, pages, elapsed, calls = await measure(
+            graph.groups.by_group_id(group_id).transitive_members.graph_user,
+            GraphUserRequestBuilder.GraphUserRequestBuilderGetQueryParameters(
                 select=["id", "userPrincipalName", "accountEnabled"], top=999
-            )
+            ),
         )
-        with counter.delta("graph") as calls:
-            started = time.perf_counter()
-            items, pages = await _page_all(
-                adapter,
-                members.to_get_request_information(config),
-                lambda link: members.with_url(link).to_get_request_information(),
-            )
-            elapsed = time.perf_counter() - started
         report.add(
             "GET transitiveMembers/graph.user",
             elapsed,
             f"{items:,} users, {pages} pages",
-            str(calls[0]),
+            str(calls),
             f"biggest group {group_name!r} ({group_users:,} listed incl. soft-deleted)",
         )
     finally:

@@ -4,7 +4,6 @@ against the sandbox, settings read like the Airflow provider, errors, re-login, 
 from __future__ import annotations
 
 import copy
-import datetime as dt
 import json
 import logging
 from pathlib import Path
@@ -13,10 +12,6 @@ from typing import Any
 import certifi
 import orjson
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 
 from include.provisioning.salesforce.client import (
     CLIENT_CREDENTIALS,
@@ -30,6 +25,7 @@ from include.provisioning.salesforce.client import (
 )
 from include.provisioning.salesforce.org import fetch_users
 from include.provisioning.settings import ConnectionSettings, SettingsError
+from tests.jwt_keys import key_and_certificate
 from tests.sandbox_process import SandboxProcess
 
 
@@ -56,24 +52,6 @@ def put_org(sandbox: SandboxProcess, change: Any) -> None:
     fixture = copy.deepcopy(sandbox.org)
     change(fixture)
     sandbox.salesforce.put("/_sandbox/state", content=orjson.dumps(fixture)).raise_for_status()
-
-
-def key_and_certificate() -> tuple[str, str]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "provisioning-jwt")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=1))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    return pem.decode(), cert.public_bytes(serialization.Encoding.PEM).decode()
 
 
 # --- settings ---------------------------------------------------------------------------------

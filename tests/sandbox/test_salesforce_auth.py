@@ -13,10 +13,6 @@ import jwt
 import orjson
 import pytest
 import requests
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import (
     SalesforceAuthenticationFailed,
@@ -25,6 +21,7 @@ from simple_salesforce.exceptions import (
     SalesforceResourceNotFound,
 )
 
+from tests.jwt_keys import key_and_certificate
 from tests.sandbox_process import SandboxProcess
 
 
@@ -189,28 +186,8 @@ def test_username_password_flow(sandbox: SandboxProcess) -> None:
     assert (caught.value.code, caught.value.auth_message) == ("invalid_grant", "authentication failure")
 
 
-def _key_and_certificate() -> tuple[str, str]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sandbox-jwt")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=1))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    pem_key = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-    return pem_key, cert.public_bytes(serialization.Encoding.PEM).decode()
-
-
 def test_jwt_bearer_flow(sandbox: SandboxProcess) -> None:
-    key, certificate = _key_and_certificate()
+    key, certificate = key_and_certificate()
     put_org(sandbox, lambda f: f["connected_apps"][0].update(jwt_certificate=certificate))
     c = conn(sandbox)
     sf = Salesforce(
@@ -222,7 +199,7 @@ def test_jwt_bearer_flow(sandbox: SandboxProcess) -> None:
         session=http_session(sandbox),
     )
     assert sf.query("SELECT Username FROM User WHERE Id = '005000000000001'")["records"][0]["Username"] == c["login"]
-    other_key, _ = _key_and_certificate()
+    other_key, _ = key_and_certificate()
     with pytest.raises(SalesforceAuthenticationFailed) as caught:
         Salesforce(
             username=c["login"],

@@ -119,8 +119,9 @@ def _choose_mode(engine: Engine, requested: Mode, fingerprint: str, forced_full:
     return Mode.INCREMENTAL, None
 
 
-def _recover_jobs(engine: Engine, session: SalesforceSession) -> str | None:
-    """Settle Bulk jobs a crashed run left behind; their users are re-planned by a full cycle."""
+def _recover_jobs(engine: Engine, session: SalesforceSession, cycle_id: str, now: dt.datetime) -> str | None:
+    """Settle Bulk jobs a crashed run left behind: what Salesforce did with them goes into the
+    provisioning log, and the full cycle that follows re-plans their users against the org."""
     pending = engine.state.pending_jobs()
     if not pending:
         return None
@@ -129,7 +130,7 @@ def _recover_jobs(engine: Engine, session: SalesforceSession) -> str | None:
         results = loader.recover(job)
         done = sum(1 for r in results if r.ok)
         engine.progress(f"recovered Bulk job {job.job_id} ({job.operation}): {done}/{len(results)} rows succeeded")
-        engine.state.forget_job(job.job_id)
+        engine.state.settle_job(cycle_id, job, results, now)
     return f"{len(pending)} Bulk job(s) left by an interrupted run were settled"
 
 
@@ -256,16 +257,17 @@ class _Cycle:
         engine, phase = self.engine, self.phase
         with phase("connect"):
             self.session = session = connect(engine.salesforce)
-            forced_full = None if self.dry_run else _recover_jobs(engine, session)
+            forced_full = None if self.dry_run else _recover_jobs(engine, session, self.summary.cycle_id, self.now)
         mode, why_full = _choose_mode(engine, self.requested, self.fingerprint, forced_full)
         if why_full and self.requested is not Mode.FULL:
             self.notes.append(f"full cycle: {why_full}")
         self.summary.mode = mode
-        snapshot = engine.state.snapshot()
-        known = engine.state.seen_roles() if mode is Mode.INCREMENTAL else {}
-        if len(snapshot):
-            known.update(zip(snapshot["entra_id"], snapshot["roles"], strict=True))
-        due = {entry.entra_id for entry in engine.state.due_escrow(self.now)}
+        with phase("state"):
+            snapshot = engine.state.snapshot()
+            known = engine.state.seen_roles() if mode is Mode.INCREMENTAL else {}
+            if len(snapshot):
+                known.update(zip(snapshot["entra_id"], snapshot["roles"], strict=True))
+            due = {entry.entra_id for entry in engine.state.due_escrow(self.now)}
 
         with phase("roles"):
             profiles = fetch_profiles(session)

@@ -79,6 +79,10 @@ def test_run_killed_during_the_load_is_recovered_without_duplicates_or_loss(
     assert set(names) >= EXPECTED_CREATED
     assert org_users(sandbox)["megan.bowen@contoso.example"]["LastName"] == "Bowen"
     assert engine.state.pending_jobs() == []
+    settled_rows = [
+        e for e in engine.state.log_entries() if "settled from interrupted cycle" in (e.error_message or "")
+    ]
+    assert settled_rows, "what the interrupted job did is not in the provisioning log"
     settled = run_cycle(engine)  # and the next cycle has nothing left to do
     assert (settled.summary.created, settled.summary.updated) == (0, 0)
 

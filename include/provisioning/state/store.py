@@ -334,6 +334,29 @@ class StateStore:
         with self._engine.begin() as conn:
             conn.execute(delete(schema.bulk_jobs).where(schema.bulk_jobs.c.job_id == job_id))
 
+    def settle_job(self, cycle_id: str, job: PendingJob, results: Sequence[RecordResult], now: dt.datetime) -> None:
+        """Log what Salesforce did with an interrupted run's Bulk job and forget the job, in one
+        transaction. Snapshot and escrow are left to the full cycle that follows a recovery."""
+        note = f"settled from interrupted cycle {job.cycle_id}, Bulk job {job.job_id}"
+        entries = [
+            LogEntry(
+                cycle_id=cycle_id,
+                action=result.action,
+                status=Status.SUCCESS if result.ok else (Status.WARNING if result.unprocessed else Status.FAILURE),
+                entra_id=result.entra_id,
+                user_principal_name=None,
+                sf_id=result.sf_id,
+                changes={},
+                error_code=result.error_code,
+                error_message=f"{result.error_message} ({note})" if result.error_message else note,
+                at=utc(now),
+            )
+            for result in results
+        ]
+        with self._engine.begin() as conn:
+            self._write_log(conn, entries)
+            conn.execute(delete(schema.bulk_jobs).where(schema.bulk_jobs.c.job_id == job.job_id))
+
     # -- the commit point ----------------------------------------------------------------------
 
     def commit_cycle(

@@ -159,6 +159,13 @@ def test_every_messy_kind_of_the_tenant_generator_gets_the_right_verdict(kind: s
         rows.append(record)
     result = validate(pd.DataFrame(rows))
     verdicts = [q.reasons for q in result.quarantined]
+    if kind == "na_text":  # the generator puts "#N/A" in the surname or in the job title
+        na_reasons = {
+            f"{column}: is the text #N/A (expect_column_values_to_not_match_regex)"
+            for column in ("surname", "jobTitle")
+        }
+        assert len(verdicts) == 12 and all(len(v) == 1 and v[0] in na_reasons for v in verdicts), verdicts
+        return
     assert verdicts == ([expected[kind]] * 12 if kind in expected else [])
 
 

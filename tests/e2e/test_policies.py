@@ -130,7 +130,7 @@ def test_cli_exit_status_for_a_stopped_cycle_and_bad_configuration(sandbox: Sand
         sandbox.graph.patch(
             f"/_sandbox/users/00000000-0000-0000-0000-0000000000{user_id}", json={"mail": "bad"}
         ).raise_for_status()
-    stopped = _cli(sandbox, tmp_path, "sync")
+    stopped = _cli(sandbox, tmp_path, "sync", "--report-dir", str(tmp_path / "reports"))
     assert stopped.returncode == 3, stopped.stdout + stopped.stderr
     bad_mapping = tmp_path / "bad.yaml"
     bad_mapping.write_text("mappings:\n  - target: LastName\n    source: Mid([surname], 1\n")

@@ -95,20 +95,26 @@ class Requests:
 # --- Graph ---------------------------------------------------------------------------------
 
 
+def _transitive_users(groups: dict[str, dict[str, Any]], root: str) -> set[str]:
+    """Users in ``root`` and every group nested in it (cycle-safe walk of the fixture)."""
+    seen, stack, users = {root}, [root], set()
+    while stack:
+        for member in groups[stack.pop()]["members"]:
+            if member in groups:
+                if member not in seen:
+                    seen.add(member)
+                    stack.append(member)
+            else:
+                users.add(member)
+    return users
+
+
 def _biggest_group(tenant: dict[str, Any]) -> tuple[str, str, int]:
-    """The group with the most transitive user members (cycle-safe walk of the fixture)."""
+    """The group with the most transitive user members."""
     groups = {g["id"]: g for g in tenant["groups"]}
     best = ("", "", -1)
     for group_id, group in groups.items():
-        seen, stack, users = {group_id}, [group_id], set()
-        while stack:
-            for member in groups[stack.pop()]["members"]:
-                if member in groups:
-                    if member not in seen:
-                        seen.add(member)
-                        stack.append(member)
-                else:
-                    users.add(member)
+        users = _transitive_users(groups, group_id)
         if len(users) > best[2]:
             best = (group_id, group["displayName"], len(users))
     return best
@@ -228,15 +234,8 @@ def _insert_rows(tenant: dict[str, Any], org: dict[str, Any], limit: int) -> lis
         if assignment["principalType"] == "User":
             roles.setdefault(assignment["principalId"], set()).add(role)
             continue
-        seen, stack = {assignment["principalId"]}, [assignment["principalId"]]
-        while stack:
-            for member in groups[stack.pop()]["members"]:
-                if member in groups:
-                    if member not in seen:
-                        seen.add(member)
-                        stack.append(member)
-                else:
-                    roles.setdefault(member, set()).add(role)
+        for member in _transitive_users(groups, assignment["principalId"]):
+            roles.setdefault(member, set()).add(role)
     rows = []
     for user in tenant["users"][:limit]:
         user_roles = roles.get(user["id"], set())

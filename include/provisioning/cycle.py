@@ -38,6 +38,7 @@ from include.provisioning.model import (
     PlannedChange,
     QuarantinedUser,
     RecordResult,
+    Watermark,
 )
 from include.provisioning.report import FailureReport, failure_report
 from include.provisioning.salesforce.client import SalesforceSession, SalesforceSettings, connect
@@ -105,8 +106,9 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def _choose_mode(engine: Engine, requested: Mode, fingerprint: str, forced_full: str | None) -> tuple[Mode, str | None]:
-    watermark = engine.state.watermark()
+def _choose_mode(
+    watermark: Watermark | None, requested: Mode, fingerprint: str, forced_full: str | None
+) -> tuple[Mode, str | None]:
     if requested is Mode.FULL:
         return Mode.FULL, None
     reason = forced_full
@@ -258,7 +260,9 @@ class _Cycle:
         with phase("connect"):
             self.session = session = connect(engine.salesforce)
             forced_full = None if self.dry_run else _recover_jobs(engine, session, self.summary.cycle_id, self.now)
-        mode, why_full = _choose_mode(engine, self.requested, self.fingerprint, forced_full)
+        watermark = engine.state.watermark()
+        mode, why_full = _choose_mode(watermark, self.requested, self.fingerprint, forced_full)
+        delta_link = watermark.delta_link if watermark is not None and mode is Mode.INCREMENTAL else None
         if why_full and self.requested is not Mode.FULL:
             self.notes.append(f"full cycle: {why_full}")
         self.summary.mode = mode
@@ -276,7 +280,7 @@ class _Cycle:
                 self.notes.append(f"app roles: {outcome}")
 
         with phase("extract"):
-            extraction = asyncio.run(_extract(engine, mode, known, due))
+            extraction = asyncio.run(_extract(engine, mode, delta_link, known, due))
         if extraction.fell_back:
             self.notes.append(f"full cycle: {extraction.fell_back}")
         self.summary.mode = extraction.mode
@@ -409,15 +413,16 @@ class _Cycle:
         )
 
 
-async def _extract(engine: Engine, mode: Mode, known: dict[str, Any], due: set[str]) -> Extraction:
-    watermark = engine.state.watermark()
+async def _extract(
+    engine: Engine, mode: Mode, delta_link: str | None, known: dict[str, Any], due: set[str]
+) -> Extraction:
     async with GraphClient(engine.graph) as client:
         return await extract(
             client,
             service_principal_id=engine.graph.service_principal_id,
             select=engine.table.source_attributes(),
             mode=mode,
-            delta_link=watermark.delta_link if watermark and mode is Mode.INCREMENTAL else None,
+            delta_link=delta_link,
             known=known,
             also_fetch=due,
             progress=engine.progress,

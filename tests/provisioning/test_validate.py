@@ -14,7 +14,7 @@ import yaml
 
 from include.provisioning.model import DEFAULT_ACCESS_ROLE_VALUE
 from include.provisioning.settings import DEFAULT_MAPPING_PATH, DEFAULT_SUITE_PATH
-from include.provisioning.validate import ROLE_COUNT_COLUMN, SuiteError, load_suite, validate
+from include.provisioning.validate import ROLE_COUNT_COLUMN, SuiteError, expectation_reason, load_suite, validate
 from include.sandbox.generator.messy import MESSY_KINDS, make_messy
 from tests.sandbox_process import FIXTURES
 
@@ -396,3 +396,46 @@ def test_mostly_tolerates_a_share_of_failing_rows(tmp_path: Path) -> None:
         "alex.wilber@contoso.example",
         "zoe.muller@contoso.example",
     ]
+
+
+def test_gx_result_is_gx_own_json_and_agrees_with_the_quarantine() -> None:
+    """The outcome carries GX's ``to_json_dict()`` from the run that decided the quarantine."""
+    users = with_changes(
+        example_users(),
+        {
+            "adele.vance@contoso.example": {"mail": "adele.vance@"},
+            "alex.wilber@contoso.example": {"mail": "alex.wilber at contoso"},
+            "megan.bowen@contoso.example": {"appRoleAssignments": []},
+        },
+    )
+    result = validate(users)
+    gx_result = result.gx_result
+    assert gx_result is not None
+    assert json.loads(json.dumps(gx_result)) == gx_result
+    assert (gx_result["suite_name"], gx_result["success"]) == ("entra_users", False)
+    assert gx_result["meta"]["great_expectations_version"] == "1.24.1"
+    assert gx_result["statistics"]["evaluated_expectations"] == result.expectations
+    assert gx_result["statistics"]["unsuccessful_expectations"] == 2
+    failed = {
+        expectation_reason(entry["expectation_config"]): entry["result"]["unexpected_count"]
+        for entry in gx_result["results"]
+        if not entry["success"]
+    }
+    assert failed == result.failed_expectations == {MAIL_SHAPE: 2, NO_ROLE: 1}
+    assert all(entry["result"]["element_count"] == result.checked for entry in gx_result["results"])
+    # Positions of the failing rows, never their values: no personal data in the kept record.
+    assert "adele.vance@" not in json.dumps(gx_result)
+    assert "validate_rule" not in repr(result)
+
+
+def test_gx_result_is_none_when_gx_does_not_run() -> None:
+    users = example_users()
+    users["IsSoftDeleted"] = True
+    assert validate(users).gx_result is None
+
+
+def test_expectation_reason_reads_suite_entries_and_gx_configs_alike() -> None:
+    entry = next(e for e in json.loads(DEFAULT_SUITE_PATH.read_text())["expectations"] if e["type"].endswith("between"))
+    assert expectation_reason(entry) == longer(entry["kwargs"]["column"], entry["kwargs"]["max_value"])
+    gx_config = {**entry, "kwargs": {**entry["kwargs"], "batch_id": "entra-users"}, "meta": {"validate_rule": 4}}
+    assert expectation_reason(gx_config) == expectation_reason(entry)

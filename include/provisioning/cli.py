@@ -8,8 +8,10 @@ The commands are fixed (acceptance checks script them):
 
 They read the same connection settings as Airflow (``AIRFLOW_CONN_*``, ``AIRFLOW_VAR_*``), from
 the environment or from ``--env-file`` (the sandbox's ``up --env-file`` output works unchanged).
-Progress goes to stderr, results to stdout; the exit status is non-zero when a cycle failed (1)
-or stopped before writing (3), and 2 for bad usage or configuration.
+Every command goes through the engine's front door (``include.provisioning.api``), the same entry
+points the Airflow DAG uses. Progress goes to stderr, results to stdout; the exit status is
+non-zero when a cycle failed (1), for bad usage or configuration (2), when it stopped before
+writing (3), and when another run holds the writer lease (4).
 """
 
 from __future__ import annotations
@@ -24,9 +26,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from include.provisioning.model import CycleStatus, Mode
-from include.provisioning.settings import DEFAULT_MAPPING_PATH, DEFAULT_SUITE_PATH, SettingsError, read_env_file
+from include.provisioning.settings import DEFAULT_MAPPING_PATH, DEFAULT_SUITE_PATH, read_env_file
 
-EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_STOPPED = 0, 1, 2, 3
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_STOPPED, EXIT_BUSY = 0, 1, 2, 3, 4
 
 
 def _progress_printer(quiet: bool):  # type: ignore[no-untyped-def]
@@ -77,11 +79,18 @@ def summary_dict(summary) -> dict[str, object]:  # type: ignore[no-untyped-def]
 
 
 def _sync(args: argparse.Namespace) -> int:
-    from include.provisioning.cycle import planned_change_lines, run_cycle
+    from include.provisioning import api
+    from include.provisioning.cycle import planned_change_lines
     from include.provisioning.report import format_summary
 
     engine = _engine(args)
-    result = run_cycle(engine, Mode(args.mode), dry_run=args.dry_run, force=args.force)
+    result = api.sync(
+        engine,
+        Mode(args.mode),
+        dry_run=args.dry_run,
+        force=args.force,
+        approve_deactivations=args.approve_deactivations,
+    )
     for note in result.notes:
         print(f"note: {note}")
     if args.dry_run:
@@ -102,20 +111,21 @@ def _sync(args: argparse.Namespace) -> int:
 
 
 def _provision_user(args: argparse.Namespace) -> int:
-    from include.provisioning.on_demand import provision_user
+    from include.provisioning import api
 
     engine = _engine(args)
-    outcome = provision_user(engine, args.upn, dry_run=args.dry_run)
+    outcome = api.provision_user(engine, args.upn, dry_run=args.dry_run)
     for step in outcome.steps:
         print(f"[{step.status:>7}] {step.name}: {step.detail}")
     return EXIT_OK if outcome.ok else EXIT_FAILED
 
 
 def _validate_config(args: argparse.Namespace) -> int:
-    from include.provisioning.config_check import check_config
+    from include.provisioning import api
 
-    problems, lines = check_config(_environ(args), args.mapping, args.suite, connect=args.connect)
-    for line in lines:
+    check = api.check_config(_environ(args), args.mapping, args.suite, connect=args.connect)
+    problems = check.problems
+    for line in check.info:
         print(line)
     for problem in problems:
         print(f"error: {problem}", file=sys.stderr)
@@ -141,7 +151,14 @@ def _parser() -> argparse.ArgumentParser:
     sync = sub.add_parser("sync", parents=[common], help="run one provisioning cycle")
     sync.add_argument("--mode", choices=[m.value for m in Mode], default=Mode.AUTO.value)
     sync.add_argument("--dry-run", action="store_true", help="print the planned changes; write nothing")
-    sync.add_argument("--force", action="store_true", help="start even if another cycle looks running (take it over)")
+    sync.add_argument(
+        "--force", action="store_true", help="take the writer lease and the cycle over from a run you know is dead"
+    )
+    sync.add_argument(
+        "--approve-deactivations",
+        action="store_true",
+        help="let this cycle's deactivations through the accidental-deletion threshold (after review)",
+    )
     sync.add_argument("--summary-json", type=Path, help="also write the cycle summary as JSON here")
     sync.add_argument("--report-dir", type=Path, default=Path(".state/reports"), help="where failure reports go")
     sync.set_defaults(func=_sync)
@@ -157,13 +174,18 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from include.provisioning.mapping import MappingError
+    from include.provisioning.errors import ConfigurationError
     from include.provisioning.state import StateError
-    from include.provisioning.validate import SuiteError
+    from include.provisioning.state.lease import LeaseBusyError
 
     try:
         return int(args.func(args))
-    except (SettingsError, MappingError, SuiteError, StateError) as exc:
+    except LeaseBusyError as exc:
+        print(
+            f"error: another run is writing: {exc}; wait for it, or use --force if you know it is dead", file=sys.stderr
+        )
+        return EXIT_BUSY
+    except (ConfigurationError, StateError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     except Exception as exc:

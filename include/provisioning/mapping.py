@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from include.provisioning.errors import ConfigurationError
 from include.provisioning.expressions import Expression, ExpressionSyntaxError, compile_expression
 from include.provisioning.expressions.values import to_text
 from include.provisioning.expressions.vector import Vec
@@ -155,7 +156,7 @@ class Problem:
         return f"{where}: {self.reason}{line}"
 
 
-class MappingError(ValueError):
+class MappingError(ConfigurationError, ValueError):
     """The mapping table cannot be used. Names the file, row, field and reason of every problem."""
 
     def __init__(self, file: str, problems: list[Problem]):

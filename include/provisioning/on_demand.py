@@ -50,10 +50,13 @@ def _planned(result: CycleResult) -> tuple[str, PlannedChange] | None:
     return None
 
 
-def provision_user(engine: Engine, upn: str, *, dry_run: bool = False) -> OnDemandOutcome:
+def provision_user(engine: Engine, upn: str, *, dry_run: bool = False, force: bool = False) -> OnDemandOutcome:
+    """Run a cycle focused on ``upn`` and describe it as Entra's steps; never raises (a failure
+    is the "connection test" step's). ``force`` is passed to ``run_cycle`` (the caller holds the
+    writer lease)."""
     outcome = OnDemandOutcome(upn)
     try:
-        result = run_cycle(engine, dry_run=dry_run, focus_upn=upn)
+        result = run_cycle(engine, dry_run=dry_run, focus_upn=upn, force=force)
     except Exception as exc:
         outcome.steps.append(Step("connection test", "failed", f"{type(exc).__name__}: {exc}"))
         return outcome

@@ -27,6 +27,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from include.provisioning.errors import ConfigurationError
 from include.provisioning.expressions import dotnet
 from include.provisioning.expressions.evaluate import column_vec, read_attribute
 from include.provisioning.expressions.values import to_text
@@ -62,7 +63,7 @@ def _key(name: str) -> str:
 _BY_KEY = {_key(op): op for op in OPERATORS}
 
 
-class ScopingError(ValueError):
+class ScopingError(ConfigurationError, ValueError):
     """A scoping section that cannot be used; the message names the filter and clause."""
 
 

@@ -11,11 +11,13 @@ from __future__ import annotations
 import json
 import os
 import shlex
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
+
+from include.provisioning.errors import ConfigurationError
 
 GRAPH_CONN_ID = "msgraph_default"
 SALESFORCE_CONN_ID = "salesforce_default"
@@ -26,7 +28,7 @@ DEFAULT_MAPPING_PATH = REPO_ROOT / "include" / "mappings" / "salesforce_user.yam
 DEFAULT_SUITE_PATH = REPO_ROOT / "include" / "expectations" / "entra_users.json"
 
 
-class SettingsError(ValueError):
+class SettingsError(ConfigurationError, ValueError):
     """A connection or setting is missing or malformed; the message says which and how to fix it."""
 
 
@@ -124,17 +126,36 @@ def state_url_from_env(environ: Mapping[str, str] | None = None) -> str:
         return env.get("PROVISIONING_STATE_URL", DEFAULT_STATE_URL)
     raw = raw.strip()
     if raw.startswith("{"):
-        conn = _from_json(STATE_CONN_ID, raw)
-        if conn.extra.get("sqlalchemy_url"):
-            return str(conn.extra["sqlalchemy_url"])
-        if conn.conn_type in ("sqlite",):
-            return f"sqlite:///{conn.host}"
-        auth = f"{conn.login}:{conn.password}@" if conn.password else (f"{conn.login}@" if conn.login else "")
-        port = f":{conn.port}" if conn.port else ""
-        return f"postgresql+psycopg2://{auth}{conn.host}{port}/{conn.schema or ''}"
+        return state_url_from_connection(_from_json(STATE_CONN_ID, raw))
     if raw.startswith(("postgres://", "postgresql://")):
         return "postgresql+psycopg2://" + raw.split("://", 1)[1]
     return raw
+
+
+def state_url_from_connection(conn: ConnectionSettings) -> str:
+    """SQLAlchemy URL of the state store from a ``provisioning_state`` connection (the Airflow
+    hook and ``AIRFLOW_CONN_PROVISIONING_STATE`` in JSON form both come here).
+
+    In order: extra ``sqlalchemy_url`` as given; SQLite when extra ``sqlite_path`` is set or the
+    type is ``sqlite`` (path in host, or in schema as Airflow parses ``sqlite:///path``); else
+    PostgreSQL from host, port, schema (database), login and password, URL-quoted. Raises
+    ``SettingsError`` naming the connection when it gives neither a SQLite path nor a host.
+    """
+    extra = conn.extra or {}
+    if extra.get("sqlalchemy_url"):
+        return str(extra["sqlalchemy_url"])
+    sqlite_path = extra.get("sqlite_path") or ((conn.host or conn.schema) if conn.conn_type == "sqlite" else None)
+    if sqlite_path:
+        return f"sqlite:///{sqlite_path}"
+    if not conn.host:
+        raise SettingsError(
+            f"connection {conn.conn_id!r} names no state database: set extra.sqlite_path (SQLite) or "
+            "host, port, schema (database), login and password (PostgreSQL)"
+        )
+    user = quote(conn.login or "", safe="")
+    auth = f"{user}:{quote(conn.password, safe='')}@" if conn.password else (f"{user}@" if user else "")
+    port = f":{conn.port}" if conn.port else ""
+    return f"postgresql+psycopg2://{auth}{conn.host}{port}/{quote(conn.schema or '', safe='')}"
 
 
 @dataclass(frozen=True)
@@ -155,22 +176,31 @@ class SyncOptions:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> SyncOptions:
+        """Read ``AIRFLOW_VAR_PROVISIONING_<NAME>`` variables from the environment."""
         env = os.environ if environ is None else environ
+        return cls.from_lookup(lambda name: env.get(f"AIRFLOW_VAR_{name.upper()}"), "AIRFLOW_VAR_")
+
+    @classmethod
+    def from_lookup(cls, lookup: Callable[[str], str | None], source: str = "") -> SyncOptions:
+        """Read each knob through ``lookup("provisioning_<name>")`` (an Airflow Variable getter, or
+        the environment); ``source`` prefixes the name in error messages. Raises ``SettingsError``
+        naming the variable when a value does not parse."""
         values: dict[str, Any] = {}
         for name, caster in (
             ("max_quarantine_share", float),
             ("deletion_threshold_count", int),
             ("deletion_threshold_share", float),
         ):
-            raw = env.get(f"AIRFLOW_VAR_PROVISIONING_{name.upper()}")
+            raw = lookup(f"provisioning_{name}")
             if raw is not None:
                 try:
                     values[name] = caster(raw)
                 except ValueError as exc:
-                    raise SettingsError(f"AIRFLOW_VAR_PROVISIONING_{name.upper()}={raw!r}: {exc}") from exc
-        raw_roles = env.get("AIRFLOW_VAR_PROVISIONING_IMPORT_ROLES")
+                    shown = f"{source}PROVISIONING_{name.upper()}" if source else f"provisioning_{name}"
+                    raise SettingsError(f"{shown}={raw!r}: {exc}") from exc
+        raw_roles = lookup("provisioning_import_roles")
         if raw_roles is not None:
-            values["import_roles"] = raw_roles.strip().lower() in ("1", "true", "yes", "on")
+            values["import_roles"] = str(raw_roles).strip().lower() in ("1", "true", "yes", "on")
         return cls(**values)
 
 

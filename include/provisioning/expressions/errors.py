@@ -7,8 +7,10 @@ user's data in one cycle and quarantines that user only.
 
 from __future__ import annotations
 
+from include.provisioning.errors import ConfigurationError, RecordError
 
-class ExpressionSyntaxError(ValueError):
+
+class ExpressionSyntaxError(ConfigurationError, ValueError):
     """The expression text cannot be parsed or names something that does not exist.
 
     ``position`` is 1-based (the first character is position 1), as a person counts.
@@ -22,5 +24,5 @@ class ExpressionSyntaxError(ValueError):
         super().__init__(f"at position {position}: {message}")
 
 
-class ExpressionRuntimeError(ValueError):
+class ExpressionRuntimeError(RecordError, ValueError):
     """Evaluating the expression for one row failed (Entra reports these per object, too)."""

@@ -33,6 +33,7 @@ from urllib.parse import urlsplit
 import httpx
 import orjson
 
+from include.provisioning.errors import AuthenticationError, TransientError
 from include.provisioning.settings import GRAPH_CONN_ID, ConnectionSettings, SettingsError, connection_from_env
 
 DEFAULT_AUTHORITY = "https://login.microsoftonline.com"
@@ -50,7 +51,7 @@ T = TypeVar("T")
 # --- errors -----------------------------------------------------------------------------------
 
 
-class GraphError(Exception):
+class GraphError(TransientError):
     """Graph answered with an error the extraction cannot work around; the message says which
     request (kind and path), the status, Graph's error code and message."""
 
@@ -60,7 +61,7 @@ class GraphError(Exception):
         self.code = code
 
 
-class GraphAuthError(GraphError):
+class GraphAuthError(GraphError, AuthenticationError):
     """The credentials or permissions are wrong: retrying cannot help, so the cycle stops at once."""
 
 

@@ -38,6 +38,7 @@ from simple_salesforce.bulk2 import SFBulk2Type
 from simple_salesforce.exceptions import SalesforceAuthenticationFailed, SalesforceExpiredSession
 from urllib3.util.retry import Retry
 
+from include.provisioning.errors import AuthenticationError
 from include.provisioning.settings import SALESFORCE_CONN_ID, ConnectionSettings, SettingsError, connection_from_env
 
 logger = logging.getLogger(__name__)
@@ -57,7 +58,7 @@ JWT_BEARER = "OAuth JWT bearer"
 SOAP_LOGIN = "SOAP login()"
 
 
-class SalesforceLoginError(RuntimeError):
+class SalesforceLoginError(AuthenticationError, RuntimeError):
     """Logging in failed; the message names the method, the user or consumer key, the login
     URL and Salesforce's own error code, and never a secret."""
 

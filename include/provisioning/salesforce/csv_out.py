@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from include.provisioning.errors import RecordError
 from include.provisioning.model import NULL_MARKER
 
 LF = "LF"
@@ -37,7 +38,7 @@ MAX_JOB_BYTES = 100 * 1024 * 1024
 """Bulk API 2.0: at most 100 MB of raw CSV per job (150 MB once base64-encoded)."""
 
 
-class UnsendableValueError(ValueError):
+class UnsendableValueError(RecordError, ValueError):
     """A value Bulk API 2.0 CSV cannot carry; ``field`` names the column."""
 
     def __init__(self, field_name: str, reason: str) -> None:

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from include.provisioning.errors import TransientError
 from include.provisioning.salesforce.client import SalesforceSession
 
 OPEN = "Open"
@@ -26,7 +27,7 @@ DEFAULT_JOB_TIMEOUT = 24 * 3600.0
 """Bulk 2.0 gives a job at most 24 hours of processing; waiting longer is pointless."""
 
 
-class BulkJobError(RuntimeError):
+class BulkJobError(TransientError, RuntimeError):
     """A Bulk job could not be driven to its end; ``job_id`` names it (it may still be recovered)."""
 
     def __init__(self, job_id: str | None, message: str) -> None:

@@ -15,13 +15,18 @@ from typing import Any
 import orjson
 import pandas as pd
 
+from include.provisioning.errors import ConfigurationError, ProvisioningError
 from include.provisioning.model import NULL_MARKER, FieldChange
 
 _OPTIONS = orjson.OPT_SERIALIZE_NUMPY
 
 
-class StateError(RuntimeError):
+class StateError(ProvisioningError, RuntimeError):
     """The state store refused an operation or found data it cannot trust; the message says why."""
+
+
+class StateConfigError(StateError, ConfigurationError):
+    """The state database cannot be used as configured (URL, driver, schema version)."""
 
 
 def _default(value: Any) -> Any:

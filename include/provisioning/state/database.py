@@ -11,13 +11,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, insert, inspect, select
+from sqlalchemy import Engine, create_engine, event, insert, inspect, select, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from sqlalchemy.pool import StaticPool
 
 from include.provisioning.state import schema
-from include.provisioning.state.codec import StateError
+from include.provisioning.state.codec import StateConfigError
 
 SUPPORTED = ("sqlite", "postgresql")
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -37,10 +37,10 @@ def open_engine(url: str) -> Engine:
     try:
         parsed = make_url(url)
     except ArgumentError as exc:
-        raise StateError(f"state database URL {url!r} is not a SQLAlchemy URL: {exc}") from exc
+        raise StateConfigError(f"state database URL {url!r} is not a SQLAlchemy URL: {exc}") from exc
     backend = parsed.get_backend_name()
     if backend not in SUPPORTED:
-        raise StateError(
+        raise StateConfigError(
             f"state database URL uses {backend!r}; the state store supports {', '.join(SUPPORTED)} "
             "(e.g. sqlite:///.state/provisioning.db or postgresql+psycopg2://user:pw@host:5432/db)"
         )
@@ -56,7 +56,7 @@ def open_engine(url: str) -> Engine:
     try:
         engine = create_engine(parsed, **options)
     except NoSuchModuleError as exc:
-        raise StateError(f"state database URL {url!r}: no driver for it ({exc})") from exc
+        raise StateConfigError(f"state database URL {url!r}: no driver for it ({exc})") from exc
     if backend == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
@@ -68,7 +68,7 @@ def ensure_schema(engine: Engine) -> None:
         with engine.connect() as conn:
             found = conn.execute(select(schema.state_schema.c.version)).scalar()
         if found is not None and found > schema.SCHEMA_VERSION:
-            raise StateError(
+            raise StateConfigError(
                 f"the state database has schema version {found}, newer than this code understands "
                 f"({schema.SCHEMA_VERSION}); upgrade the product (or point it at another database) "
                 "rather than letting an old version write to it"
@@ -83,5 +83,13 @@ def ensure_schema(engine: Engine) -> None:
 
 
 def _migrate(conn: Any, found: int) -> None:
-    """Bring an older schema up to date, one version at a time (none exist yet: version 1 is the first)."""
-    raise StateError(f"the state database has schema version {found} and no migration to {schema.SCHEMA_VERSION}")
+    """Bring an older schema up to date, one version at a time. New tables were already created
+    by ``create_all``; this adds what ``create_all`` cannot (columns of existing tables)."""
+    if found < 1:
+        raise StateConfigError(
+            f"the state database has schema version {found} and no migration to {schema.SCHEMA_VERSION}"
+        )
+    if found < 2:
+        conn.execute(text("ALTER TABLE cycles ADD COLUMN run_key VARCHAR(250)"))
+        conn.execute(text("CREATE INDEX IF NOT EXISTS ix_cycles_run_key ON cycles (run_key)"))
+    conn.execute(update(schema.state_schema).where(schema.state_schema.c.id == 1).values(version=schema.SCHEMA_VERSION))

@@ -26,7 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import TypeDecorator
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """Bump with a migration in ``store._migrate`` whenever a table changes shape."""
 
 ID = String(64)
@@ -89,6 +89,21 @@ cycles = Table(
     Column("phase_seconds", Text, nullable=False, default="{}"),
     Column("requests", Text, nullable=False, default="{}"),
     Column("mapping_fingerprint", String(128), nullable=True),
+    # Who asked for the cycle, e.g. ``airflow:<dag_id>:<run_id>`` or ``cli``: a cleared Airflow
+    # task resumes its run's uncommitted cycle instead of starting another (schema version 2).
+    Column("run_key", String(250), nullable=True, index=True),
+)
+
+leases = Table(
+    # The one-writer lease (schema version 2): a holder owns the critical section from reading the
+    # state to committing it, whatever kind of run it is (scheduled, manual, backfill, the CLI).
+    # ``expires_at`` lets a killed holder's lease lapse instead of blocking writers forever.
+    "leases",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("holder", String(300), nullable=False),
+    Column("acquired_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
 )
 
 watermark = Table(

@@ -38,12 +38,13 @@ from include.provisioning.model import (
     Status,
     Watermark,
 )
-from include.provisioning.state import schema
+from include.provisioning.state import lease, schema
 from include.provisioning.state.bulk import Bulk
 from include.provisioning.state.codec import StateError, changes_from_json, changes_json, dumps, loads, utc
 from include.provisioning.state.commit import CommitRows, PriorSnapshot, SnapshotRow, affected_ids, build_commit
 from include.provisioning.state.database import ensure_schema, open_engine
 from include.provisioning.state.escrow import check_schedule
+from include.provisioning.state.lease import DEFAULT_LEASE_TTL, WRITER_LEASE, Lease, LeaseGrant
 from include.provisioning.state.owner import current_owner, owner_gone
 
 CHUNK = 20_000
@@ -123,7 +124,14 @@ class StateStore:
     # -- cycles --------------------------------------------------------------------------------
 
     def start_cycle(
-        self, mode: Mode, mapping_fingerprint: str, *, force: bool = False, now: dt.datetime | None = None
+        self,
+        mode: Mode,
+        mapping_fingerprint: str,
+        *,
+        force: bool = False,
+        now: dt.datetime | None = None,
+        run_key: str | None = None,
+        force_reason: str = "forced",
     ) -> str:
         """Open a cycle and return its id. Refuses while another cycle is running (one writer),
         unless that one is dead — its process on this host has exited, or no sign of life for
@@ -150,7 +158,7 @@ class StateStore:
                             f"Wait for it, or force a new one if it is dead (it is treated as dead after "
                             f"{self.stale_after}, or at once when its process on this host has exited)"
                         )
-                    why = gone or (f"no sign of life for {now - alive_at}" if stale else "forced")
+                    why = gone or (f"no sign of life for {now - alive_at}" if stale else force_reason)
                     conn.execute(
                         update(cycles)
                         .where(cycles.c.id == other_id)
@@ -169,6 +177,7 @@ class StateStore:
                         heartbeat_at=now,
                         owner=current_owner(),
                         mapping_fingerprint=mapping_fingerprint,
+                        run_key=run_key,
                         **dict.fromkeys(_COUNTS, 0),
                         phase_seconds="{}",
                         requests="{}",
@@ -177,6 +186,91 @@ class StateStore:
         except OperationalError as exc:
             raise StateError(f"could not lock the state database to start a cycle: {exc.orig}") from exc
         return cycle_id
+
+    def open_cycle(
+        self, mode: Mode, mapping_fingerprint: str, *, run_key: str, now: dt.datetime | None = None
+    ) -> tuple[str, bool]:
+        """Under the writer lease: ``(cycle_id, resumed)``. Resumes ``run_key``'s cycle when it is
+        the newest cycle and was never committed (a cleared or retried Airflow task carries on
+        with the same cycle and its recorded Bulk jobs); otherwise starts a new cycle. A cycle
+        still marked running is abandoned: whoever ran it no longer holds the lease."""
+        now = utc(now or _now())
+        cycles = schema.cycles
+        with self._engine.begin() as conn:
+            self._lock(conn, now)
+            newest = conn.execute(
+                select(cycles.c.id, cycles.c.run_key, cycles.c.committed_at)
+                .order_by(cycles.c.started_at.desc(), cycles.c.id.desc())
+                .limit(1)
+            ).first()
+            if newest is not None and newest.run_key == run_key and newest.committed_at is None:
+                conn.execute(
+                    update(cycles)
+                    .where(cycles.c.id == newest.id)
+                    .values(status=CycleStatus.RUNNING.value, heartbeat_at=now, finished_at=None, reason=None)
+                )
+                return newest.id, True
+        cycle_id = self.start_cycle(
+            mode,
+            mapping_fingerprint,
+            force=True,
+            now=now,
+            run_key=run_key,
+            force_reason="its writer no longer holds the lease",
+        )
+        return cycle_id, False
+
+    def cycle(self, cycle_id: str) -> CycleSummary | None:
+        """One cycle's summary row, or None."""
+        with self._engine.connect() as conn:
+            row = conn.execute(select(schema.cycles).where(schema.cycles.c.id == cycle_id)).mappings().first()
+        return None if row is None else self._summary_from_row(row)
+
+    def is_committed(self, cycle_id: str) -> bool:
+        with self._engine.connect() as conn:
+            row = conn.execute(select(schema.cycles.c.committed_at).where(schema.cycles.c.id == cycle_id)).first()
+        return row is not None and row.committed_at is not None
+
+    # -- the writer lease ----------------------------------------------------------------------
+
+    def acquire_lease(
+        self,
+        holder: str,
+        *,
+        ttl: dt.timedelta = DEFAULT_LEASE_TTL,
+        name: str = WRITER_LEASE,
+        now: dt.datetime | None = None,
+        force: bool = False,
+    ) -> LeaseGrant:
+        """Try once to take the writer lease (see ``lease.py``); never waits. ``force`` takes it
+        from a live holder (``sync --force``: a person decided that holder is dead)."""
+        now = utc(now or _now())
+        with self._engine.begin() as conn:
+            self._lock(conn, now)
+            return lease.acquire(conn, name, holder, ttl, now, force=force)
+
+    def renew_lease(
+        self,
+        holder: str,
+        *,
+        ttl: dt.timedelta = DEFAULT_LEASE_TTL,
+        name: str = WRITER_LEASE,
+        now: dt.datetime | None = None,
+    ) -> Lease:
+        """Extend ``holder``'s lease; raises ``LeaseLostError`` when it is not theirs any more."""
+        now = utc(now or _now())
+        with self._engine.begin() as conn:
+            self._lock(conn, now)
+            return lease.renew(conn, name, holder, ttl, now)
+
+    def release_lease(self, holder: str, *, name: str = WRITER_LEASE) -> bool:
+        with self._engine.begin() as conn:
+            self._lock(conn, _now())
+            return lease.release(conn, name, holder)
+
+    def lease(self, name: str = WRITER_LEASE) -> Lease | None:
+        with self._engine.connect() as conn:
+            return lease.current(conn, name)
 
     def heartbeat(self, cycle_id: str, now: dt.datetime | None = None) -> None:
         """Tell other processes the cycle is alive (long loads call it through ``record_job``)."""
@@ -312,11 +406,15 @@ class StateStore:
         with self._engine.begin() as conn:
             conn.execute(update(schema.bulk_jobs).where(schema.bulk_jobs.c.job_id == job_id).values(state=state))
 
-    def pending_jobs(self) -> list[PendingJob]:
-        """Jobs recorded by cycles whose results were never committed (oldest first)."""
+    def pending_jobs(self, cycle_id: str | None = None) -> list[PendingJob]:
+        """Jobs recorded by cycles whose results were never committed (oldest first); only
+        ``cycle_id``'s when given."""
         table = schema.bulk_jobs
+        query = select(table).order_by(table.c.created_at, table.c.job_id)
+        if cycle_id is not None:
+            query = query.where(table.c.cycle_id == cycle_id)
         with self._engine.connect() as conn:
-            rows = conn.execute(select(table).order_by(table.c.created_at, table.c.job_id)).mappings().all()
+            rows = conn.execute(query).mappings().all()
         return [
             PendingJob(
                 job_id=row["job_id"],

@@ -1,0 +1,185 @@
+"""The engine's front door: what the command line and the Airflow DAG call, so policy lives once.
+
+Whole operations (for the CLI, and for tests):
+    ``sync`` — one cycle under the writer lease;
+    ``provision_user`` — Entra's "provision on demand" for one user, under the lease;
+    ``check_config`` — every configuration problem at once.
+
+Stage by stage (for an orchestrator that runs each stage as its own task):
+    ``open_cycle`` — take the writer lease and open (or resume) the run's cycle;
+    ``run_stage`` — one of ``stages.STAGES`` against the cycle's workspace;
+    ``close_cycle`` — close a cycle the run did not commit and give the lease back.
+
+Every operation returns an outcome with a status; configuration problems raise
+``ConfigurationError`` (fail now), a busy lease raises ``LeaseBusyError`` (a ``TransientError``:
+try later), and record-level failures never raise (they are escrowed or quarantined and counted).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import socket
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from include.provisioning import stages
+from include.provisioning.cycle import run_cycle
+from include.provisioning.engine import Engine
+from include.provisioning.model import CycleStatus, Mode
+from include.provisioning.on_demand import OnDemandOutcome
+from include.provisioning.on_demand import provision_user as _provision_user
+from include.provisioning.stages import CycleContext, CycleResult, StageOutcome
+from include.provisioning.state.lease import LeaseBusyError, LeaseGrant
+from include.provisioning.workspace import Workspace
+
+StageRunner = Callable[[Engine, Workspace], StageOutcome]
+_RUNNERS: dict[str, StageRunner] = {
+    "extract": stages.run_extract,
+    "validate": stages.run_validate,
+    "transform": stages.run_transform,
+    "plan": stages.run_plan,
+    "load": stages.run_load,
+}
+
+
+def cli_holder() -> str:
+    """Lease holder name of a command-line run: host and process, so a person can find it."""
+    return f"cli:{socket.gethostname()}:{os.getpid()}"
+
+
+def take_lease(engine: Engine, holder: str, *, force: bool = False) -> LeaseGrant:
+    """Take the writer lease once, or raise ``LeaseBusyError`` naming its holder.
+
+    On success ``engine.lease_holder`` is set, so every stage renews the lease."""
+    grant = engine.state.acquire_lease(holder, ttl=engine.lease_ttl, force=force)
+    if not grant.granted:
+        raise LeaseBusyError(grant.lease)
+    if grant.took_over is not None:
+        engine.progress(f"took over the writer lease from {grant.took_over.holder} ({grant.took_over.describe()})")
+    engine.lease_holder = holder
+    return grant
+
+
+def give_lease_back(engine: Engine) -> None:
+    if engine.lease_holder is not None:
+        engine.state.release_lease(engine.lease_holder)
+        engine.lease_holder = None
+
+
+def sync(
+    engine: Engine,
+    mode: Mode = Mode.AUTO,
+    *,
+    dry_run: bool = False,
+    force: bool = False,
+    approve_deactivations: bool = False,
+    holder: str | None = None,
+) -> CycleResult:
+    """One whole cycle (extract → commit) in this process, holding the writer lease throughout.
+
+    A dry run writes nothing and takes no lease. ``force`` takes the lease and the cycle over from
+    a holder a person has decided is dead. Raises ``LeaseBusyError`` when another run writes."""
+    if dry_run:
+        return run_cycle(engine, mode, dry_run=True)
+    take_lease(engine, holder or cli_holder(), force=force)
+    try:
+        return run_cycle(engine, mode, force=True, approve_deactivations=approve_deactivations)
+    finally:
+        give_lease_back(engine)
+
+
+def provision_user(engine: Engine, upn: str, *, dry_run: bool = False, holder: str | None = None) -> OnDemandOutcome:
+    """Entra's "provision on demand": one user now, with the steps shown (see ``on_demand``)."""
+    if dry_run:
+        return _provision_user(engine, upn, dry_run=True)
+    take_lease(engine, holder or cli_holder())
+    try:
+        return _provision_user(engine, upn, force=True)
+    finally:
+        give_lease_back(engine)
+
+
+@dataclass
+class ConfigCheck:
+    """``check_config``'s outcome: problems (each says what to fix) and what was found."""
+
+    problems: list[str] = field(default_factory=list)
+    info: list[str] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        return "valid" if not self.problems else "invalid"
+
+
+def check_config(
+    environ: Mapping[str, str], mapping_path: Path, suite_path: Path, *, connect: bool = False
+) -> ConfigCheck:
+    """Check the mapping table, suite, options and connections; with ``connect`` also log in."""
+    from include.provisioning.config_check import check_config as _check
+
+    problems, info = _check(environ, mapping_path, suite_path, connect=connect)
+    return ConfigCheck(problems, info)
+
+
+# -- stage by stage ------------------------------------------------------------------------------
+
+
+def open_cycle(
+    engine: Engine,
+    workspace_for: Callable[[str], Workspace],
+    *,
+    holder: str,
+    run_key: str,
+    mode: Mode = Mode.AUTO,
+    dry_run: bool = False,
+    focus_upn: str | None = None,
+    approve_deactivations: bool = False,
+    now: dt.datetime | None = None,
+) -> tuple[CycleContext, Workspace]:
+    """Take the writer lease for ``holder`` and open or resume ``run_key``'s cycle.
+
+    Raises ``LeaseBusyError`` (retry later) when another run holds the lease. A dry run still takes
+    the lease, so what it plans is what a real run at that moment would do."""
+    take_lease(engine, holder)
+    return stages.begin(
+        engine,
+        workspace_for,
+        requested=mode,
+        dry_run=dry_run,
+        focus_upn=focus_upn,
+        approve_deactivations=approve_deactivations,
+        run_key=run_key,
+        now=now,
+    )
+
+
+def run_stage(engine: Engine, name: str, ws: Workspace, **options: Any) -> StageOutcome | CycleResult:
+    """Run one stage of the cycle whose workspace is ``ws`` (``commit`` returns the ``CycleResult``).
+
+    ``options`` go to the stage (``validate`` takes ``write_docs``). Raises
+    ``MissingArtifactError`` when an earlier stage's output is missing for this cycle."""
+    if name == "commit":
+        return stages.run_commit(engine, ws)
+    if name not in _RUNNERS:
+        raise ValueError(f"unknown stage {name!r}; stages are {', '.join(stages.STAGES)}")
+    return _RUNNERS[name](engine, ws, **options)
+
+
+def close_cycle(engine: Engine, *, holder: str, cycle_id: str | None, reason: str) -> str:
+    """End of a run: a cycle it opened but did not commit is closed as failed with ``reason``
+    (its recorded Bulk jobs stay for the next cycle to settle), and the lease is given back.
+    Returns what was done, for the log."""
+    done: list[str] = []
+    if cycle_id and not cycle_id.startswith("dry-run-"):
+        summary = engine.state.cycle(cycle_id)
+        if summary is not None and not engine.state.is_committed(cycle_id):
+            status = summary.status if summary.status is not CycleStatus.RUNNING else CycleStatus.FAILED
+            summary.status = status
+            engine.state.fail_cycle(cycle_id, reason, summary if status is CycleStatus.STOPPED else None)
+            done.append(f"cycle {cycle_id} closed as {status}: {reason}")
+    released = engine.state.release_lease(holder)
+    done.append("writer lease released" if released else "the writer lease was not held by this run")
+    return "; ".join(done)

@@ -1,0 +1,49 @@
+"""One error tree for the engine, by what the caller should do about it.
+
+- :class:`ConfigurationError` — a setting, connection, mapping table or suite is wrong, or the
+  credentials are refused. Retrying cannot help: fail now and say what to fix. The Airflow layer
+  turns these into a task failure without retries.
+- :class:`TransientError` — the service or the state store may answer next time (throttling
+  beyond the retry budget, 5xx, a busy lease). Airflow retries these with exponential backoff.
+- :class:`RecordError` — one record cannot be processed (an expression fails on its values, a
+  value Bulk API 2.0 cannot carry). Never fatal: the record is quarantined or escrowed with the
+  reason and the cycle goes on.
+
+Anything else is a bug or an unexpected failure; callers treat it like a transient error
+(retried a bounded number of times) and show the traceback. Modelled on dlt's terminal/transient
+split (``dlt.common.exceptions``).
+"""
+
+from __future__ import annotations
+
+
+class ProvisioningError(Exception):
+    """Base of every error the engine raises on purpose."""
+
+
+class ConfigurationError(ProvisioningError):
+    """Fix the configuration; retrying the same thing cannot succeed."""
+
+
+class AuthenticationError(ConfigurationError):
+    """A service refused the credentials of a connection (the message names the connection)."""
+
+
+class TransientError(ProvisioningError):
+    """Worth retrying later: the service, the network or another writer may let it through."""
+
+
+class RecordError(ProvisioningError):
+    """One record cannot be processed; it is quarantined or escrowed, never fatal to a cycle."""
+
+
+def is_configuration_error(exc: BaseException) -> bool:
+    """True when ``exc`` (or an exception it was raised from) is a configuration error."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, ConfigurationError):
+            return True
+        seen.add(id(current))
+        current = current.__cause__
+    return False

@@ -1,0 +1,742 @@
+"""The stages of one cycle, each runnable on its own (DESIGN.md "One cycle").
+
+``begin`` opens (or resumes) a cycle; ``extract`` → ``validate`` → ``transform`` → ``plan`` →
+``load`` → ``commit`` each read what earlier stages left in the cycle's :class:`Workspace` and
+leave their own output there. The command line runs them one after another in one process with a
+memory workspace; the Airflow DAG runs each as a task with a workspace under the run's path, so a
+person sees in the grid which stage failed and can clear it and re-run from there.
+
+Re-running a stage replaces its own outputs (quarantine entries included, one artifact per stage),
+so it converges. ``load`` is the one stage with effects outside: it resumes the Bulk jobs its cycle
+recorded before a crash (results are read back, rows Salesforce never processed are sent again)
+rather than sending everything twice. ``commit`` is idempotent: a cycle commits once.
+
+A stage that finds the cycle stopped (validation stop, dry run) returns ``StageOutcome.skipped``
+with the reason; ``commit`` still records the stopped cycle and its report.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+from simple_salesforce.format import format_soql
+
+from include.provisioning.artifacts import PLAN, QUARANTINE, RESULTS
+from include.provisioning.diff import DiffInput, plan_changes
+from include.provisioning.engine import Engine
+from include.provisioning.errors import ProvisioningError
+from include.provisioning.graph.client import GraphClient
+from include.provisioning.graph.extract import Extraction, extract
+from include.provisioning.graph.roles import sync_app_roles_from_profiles
+from include.provisioning.model import (
+    Action,
+    CycleStatus,
+    CycleSummary,
+    LogEntry,
+    Mode,
+    Plan,
+    QuarantinedUser,
+    RecordResult,
+    Watermark,
+)
+from include.provisioning.report import FailureReport, failure_report
+from include.provisioning.salesforce.client import SalesforceSession
+from include.provisioning.salesforce.load import UNPROCESSED, BulkLoader, LoadRequest
+from include.provisioning.salesforce.org import fetch_profiles, fetch_users
+from include.provisioning.salesforce.profiles import resolve_profiles
+from include.provisioning.validate import validate
+from include.provisioning.workspace import Workspace
+
+STAGES = ("extract", "validate", "transform", "plan", "load", "commit")
+QUARANTINE_STAGES = ("extract", "validate", "transform", "plan")
+"""Stages that quarantine users, in the order their reasons are merged."""
+
+
+class CycleError(ProvisioningError, RuntimeError):
+    """The cycle could not finish; the message says which stage and why."""
+
+
+@dataclass
+class CycleContext:
+    """What ``begin`` decided, read by every later stage (``context.json`` in the workspace)."""
+
+    cycle_id: str
+    requested: Mode
+    mode: Mode
+    """The mode decided at the start (``extract`` may still fall back to full; see extract.json)."""
+    now: dt.datetime
+    fingerprint: str
+    dry_run: bool = False
+    focus_upn: str | None = None
+    approve_deactivations: bool = False
+    delta_link: str | None = None
+    run_key: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["requested"], data["mode"], data["now"] = self.requested.value, self.mode.value, self.now.isoformat()
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CycleContext:
+        return cls(
+            **{
+                **data,
+                "requested": Mode(data["requested"]),
+                "mode": Mode(data["mode"]),
+                "now": dt.datetime.fromisoformat(data["now"]),
+            }
+        )
+
+
+@dataclass
+class StageOutcome:
+    """A stage's small summary (what Airflow puts in XCom): counts, never records or secrets."""
+
+    stage: str
+    cycle_id: str
+    status: str = "done"
+    """"done", or "skipped" when the cycle was stopped before this stage (``reason`` says why)."""
+    reason: str | None = None
+    counts: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def skipped(self) -> bool:
+        return self.status == "skipped"
+
+
+@dataclass
+class CycleResult:
+    summary: CycleSummary
+    plan: Plan
+    quarantined: list[QuarantinedUser]
+    results: list[RecordResult]
+    log: list[LogEntry]
+    report: FailureReport | None
+    dry_run: bool = False
+    notes: list[str] = field(default_factory=list)
+    users: pd.DataFrame | None = None
+    """The USERS frame the cycle worked on (after scoping)."""
+
+
+class _Phases:
+    """Times each step of a stage for the summary and tells the person watching what is happening."""
+
+    def __init__(self, progress: Callable[[str], None]) -> None:
+        self.progress = progress
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        self.progress(f"[{name}] ...")
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            seconds = time.perf_counter() - started
+            self.seconds[name] = round(self.seconds.get(name, 0.0) + seconds, 3)
+            self.progress(f"[{name}] done in {seconds:.2f}s")
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _context(ws: Workspace) -> CycleContext:
+    return CycleContext.from_json(ws.read_json("context"))
+
+
+def _session_requests(session: SalesforceSession | None, before: dict[str, int]) -> dict[str, int]:
+    """This stage's Salesforce requests by kind (the session may be shared by several stages)."""
+    if session is None:
+        return {}
+    now = session.requests_by_kind()
+    return {f"salesforce.{k}": v - before.get(k, 0) for k, v in now.items() if v - before.get(k, 0)}
+
+
+# -- begin ---------------------------------------------------------------------------------------
+
+
+def _choose_mode(
+    watermark: Watermark | None, requested: Mode, fingerprint: str, forced_full: str | None
+) -> tuple[Mode, str | None]:
+    if requested is Mode.FULL:
+        return Mode.FULL, None
+    reason = forced_full
+    if reason is None and (watermark is None or not watermark.delta_link):
+        reason = "no saved delta link (first cycle)"
+    if reason is None and watermark is not None and watermark.mapping_fingerprint != fingerprint:
+        reason = "the mapping table or scoping filters changed since the last cycle"
+    if reason is not None:
+        return Mode.FULL, reason
+    return Mode.INCREMENTAL, None
+
+
+def _recover_other_jobs(engine: Engine, cycle_id: str, now: dt.datetime) -> str | None:
+    """Settle Bulk jobs an earlier, interrupted cycle left behind: what Salesforce did with them
+    goes into the provisioning log, and the full cycle that follows re-plans their users against
+    the org. Jobs of ``cycle_id`` itself are left to its own ``load`` stage to resume."""
+    pending = [job for job in engine.state.pending_jobs() if job.cycle_id != cycle_id]
+    if not pending:
+        return None
+    loader = BulkLoader(engine.salesforce_session(), on_job_created=lambda *args: None, progress=engine.progress)
+    for job in pending:
+        results = loader.recover(job)
+        done = sum(1 for r in results if r.ok)
+        engine.progress(f"recovered Bulk job {job.job_id} ({job.operation}): {done}/{len(results)} rows succeeded")
+        engine.state.settle_job(cycle_id, job, results, now)
+    return f"{len(pending)} Bulk job(s) left by an interrupted run were settled"
+
+
+def begin(
+    engine: Engine,
+    workspace_for: Callable[[str], Workspace],
+    *,
+    requested: Mode = Mode.AUTO,
+    dry_run: bool = False,
+    focus_upn: str | None = None,
+    approve_deactivations: bool = False,
+    run_key: str | None = None,
+    force: bool = False,
+    now: dt.datetime | None = None,
+) -> tuple[CycleContext, Workspace]:
+    """Open a cycle (or, with ``run_key``, resume that run's uncommitted cycle) and decide its mode.
+
+    Returns the context and the cycle's workspace (``workspace_for(cycle_id)``). A dry run opens
+    no cycle in the state store. Raises ``StateError`` when another cycle is running and no lease
+    is in use (the CLI without ``force``)."""
+    now = now or _now()
+    if focus_upn is not None:
+        requested = Mode.FULL
+    fingerprint = engine.table.fingerprint()
+    engine.check_lease()
+    resumed = False
+    if dry_run:
+        cycle_id = f"dry-run-{now:%Y%m%dT%H%M%SZ}"
+    elif run_key is not None:
+        cycle_id, resumed = engine.state.open_cycle(requested, fingerprint, run_key=run_key, now=now)
+    else:
+        cycle_id = engine.state.start_cycle(requested, fingerprint, force=force, now=now)
+    ws = workspace_for(cycle_id)
+    if resumed and ws.has_json("context"):
+        context = _context(ws)
+        engine.progress(f"resuming cycle {cycle_id} ({context.mode}) of {run_key}")
+        return context, ws
+    try:
+        forced_full = None if dry_run else _recover_other_jobs(engine, cycle_id, now)
+        watermark = engine.state.watermark()
+        mode, why_full = _choose_mode(watermark, requested, fingerprint, forced_full)
+        context = CycleContext(
+            cycle_id=cycle_id,
+            requested=requested,
+            mode=mode,
+            now=now,
+            fingerprint=fingerprint,
+            dry_run=dry_run,
+            focus_upn=focus_upn,
+            approve_deactivations=approve_deactivations,
+            delta_link=watermark.delta_link if watermark is not None and mode is Mode.INCREMENTAL else None,
+            run_key=run_key,
+            notes=[f"full cycle: {why_full}"] if why_full and requested is not Mode.FULL else [],
+        )
+        ws.write_json("context", context.to_json())
+    except Exception as exc:
+        if not dry_run:
+            engine.state.fail_cycle(cycle_id, f"{type(exc).__name__}: {exc}")
+        raise
+    engine.progress(f"cycle {cycle_id}: {mode} ({'; '.join(context.notes) or 'as requested'})")
+    return context, ws
+
+
+# -- extract -------------------------------------------------------------------------------------
+
+
+def _apply_scoping(engine: Engine, users: pd.DataFrame) -> pd.DataFrame:
+    if engine.table.scoping is None or users.empty:
+        return users
+    in_scope = engine.table.scoping.evaluate(users)
+    leaving = (~in_scope) & (~users["IsSoftDeleted"].astype(bool))
+    if leaving.any():
+        users = users.copy()
+        users.loc[leaving, "IsSoftDeleted"] = True
+        users.loc[leaving, "scopeReason"] = "out-of-scope"
+    return users
+
+
+def _escrow_waiting(engine: Engine, users: pd.DataFrame, now: dt.datetime) -> list[str]:
+    """Users whose last write failed wait for their escrow retry time (Entra's schedule); they
+    are counted as escrowed and not written again before then. Deactivations are not held."""
+    waiting = {e.entra_id for e in engine.state.escrow_entries() if e.next_attempt_at > now}
+    if not waiting or users.empty:
+        return []
+    hold = users["id"].isin(waiting) & ~users["IsSoftDeleted"].astype(bool)
+    return [str(i) for i in users.loc[hold, "id"]]
+
+
+async def _extract(
+    engine: Engine, mode: Mode, delta_link: str | None, known: dict[str, Any], due: set[str]
+) -> Extraction:
+    async with GraphClient(engine.graph) as client:
+        return await extract(
+            client,
+            service_principal_id=engine.graph.service_principal_id,
+            select=engine.table.source_attributes(),
+            mode=mode,
+            delta_link=delta_link,
+            known=known,
+            also_fetch=due,
+            progress=engine.progress,
+        )
+
+
+async def _import_roles(engine: Engine, profile_names: list[str]) -> Any:
+    async with GraphClient(engine.graph) as client:
+        return await sync_app_roles_from_profiles(client, engine.graph.service_principal_id, profile_names)
+
+
+def run_extract(engine: Engine, ws: Workspace) -> StageOutcome:
+    """Read the assigned users from Graph (full or delta) into ``users.parquet``.
+
+    Writes ``users`` (USERS frame after scoping, before escrow holds), ``quarantine_extract``
+    (users whose app roles cannot be resolved) and ``extract.json`` (mode as done, delta link to
+    save, escrow-waiting ids, the number of users that must end in an outcome, requests)."""
+    context = _context(ws)
+    engine.check_lease()
+    phase = _Phases(engine.progress)
+    notes: list[str] = []
+    session = engine.salesforce_session() if engine.options.import_roles and not context.dry_run else None
+    before = session.requests_by_kind() if session else {}
+    with phase("state"):
+        snapshot = engine.state.snapshot()
+        known = engine.state.seen_roles() if context.mode is Mode.INCREMENTAL else {}
+        if len(snapshot):
+            known.update(zip(snapshot["entra_id"], snapshot["roles"], strict=True))
+        due = {entry.entra_id for entry in engine.state.due_escrow(context.now)}
+    if session is not None:
+        with phase("roles"):
+            profiles = fetch_profiles(session)
+            outcome = asyncio.run(_import_roles(engine, list(profiles["Name"])))
+            notes.append(f"app roles: {outcome}")
+    with phase("extract"):
+        extraction = asyncio.run(_extract(engine, context.mode, context.delta_link, known, due))
+    if extraction.fell_back:
+        notes.append(f"full cycle: {extraction.fell_back}")
+    users = _apply_scoping(engine, extraction.users)
+    quarantined = extraction.quarantined
+    if context.focus_upn is not None:
+        users = users[users["userPrincipalName"].astype(str).str.lower() == context.focus_upn.lower()]
+        quarantined = [q for q in quarantined if q.entra_id in set(users["id"])]
+    waiting = [] if context.focus_upn is not None else _escrow_waiting(engine, users, context.now)
+    held_ids = set(users["id"]) - set(waiting)
+    expected = len(held_ids) + len({q.entra_id for q in quarantined} - held_ids)
+    ws.write_frame("users", users.reset_index(drop=True))
+    ws.put("quarantine_extract", quarantined, QUARANTINE)
+    ws.write_json(
+        "extract",
+        {
+            "mode": extraction.mode.value,
+            "delta_link": extraction.delta_link,
+            "escrow_waiting": waiting,
+            "expected": expected,
+            "managed_count": len(snapshot),
+            "notes": notes,
+            "phases": phase.seconds,
+            "requests": {**extraction.requests, **_session_requests(session, before)},
+        },
+    )
+    return StageOutcome(
+        "extract",
+        context.cycle_id,
+        counts={"mode": extraction.mode.value, "users": len(users), "quarantined": len(quarantined)},
+    )
+
+
+# -- validate ------------------------------------------------------------------------------------
+
+
+def _quarantined_so_far(ws: Workspace, upto: str) -> list[QuarantinedUser]:
+    """Quarantine entries of the stages before ``upto``, merged per user in stage order."""
+    merged: dict[str, QuarantinedUser] = {}
+    for stage in QUARANTINE_STAGES:
+        if stage == upto:
+            break
+        name = f"quarantine_{stage}"
+        if not ws.has_frame(name):
+            continue
+        for entry in ws.get(name, QUARANTINE):
+            known = merged.get(entry.entra_id)
+            if known is None:
+                merged[entry.entra_id] = QuarantinedUser(entry.entra_id, entry.user_principal_name, list(entry.reasons))
+            else:
+                known.reasons.extend(r for r in entry.reasons if r not in known.reasons)
+    return list(merged.values())
+
+
+def _held_users(ws: Workspace) -> pd.DataFrame:
+    """USERS frame without the users waiting for their escrow retry."""
+    users = ws.read_frame("users")
+    waiting = ws.read_json("extract")["escrow_waiting"]
+    return users[~users["id"].isin(waiting)] if waiting else users
+
+
+def _upns(users: pd.DataFrame) -> dict[str, str | None]:
+    upns = users["userPrincipalName"] if "userPrincipalName" in users else pd.Series([None] * len(users))
+    return {str(k): (None if pd.isna(v) else str(v)) for k, v in zip(users["id"], upns, strict=True)}
+
+
+def _stopped(ws: Workspace) -> str | None:
+    """Why the cycle stopped before writing (validation share, dry run), or None."""
+    for name in ("validate", "plan_status"):
+        if ws.has_json(name) and ws.read_json(name).get("stopped"):
+            return str(ws.read_json(name)["stopped"])
+    return None
+
+
+def run_validate(engine: Engine, ws: Workspace, *, write_docs: Callable[[Any], None] | None = None) -> StageOutcome:
+    """Run the expectation suite on the in-scope users; quarantine the rows that break it.
+
+    Writes ``valid`` (rows that passed plus out-of-scope rows), ``quarantine_validate`` and
+    ``validate.json`` (``stopped`` when the failure share crosses ``max_quarantine_share``: then
+    nothing is written to Salesforce). ``write_docs`` receives GX's result to keep it."""
+    context = _context(ws)
+    engine.check_lease()
+    phase = _Phases(engine.progress)
+    users = _held_users(ws)
+    already = {q.entra_id for q in _quarantined_so_far(ws, "validate")}
+    with phase("validate"):
+        validation = validate(users[~users["id"].isin(already)], engine.suite_path)
+    if write_docs is not None:
+        write_docs(validation)
+    upns = _upns(users)
+    quarantined = [QuarantinedUser(q.entra_id, upns.get(q.entra_id), list(q.reasons)) for q in validation.quarantined]
+    # The share is of the population, not of this cycle's batch: an incremental cycle that
+    # sees one changed user must not stop because that one user is bad.
+    population = max(validation.checked, int(ws.read_json("extract")["managed_count"]))
+    share = len(quarantined) / population if population else 0.0
+    stopped = None
+    if share > engine.options.max_quarantine_share:
+        stopped = (
+            f"{len(quarantined)} of {population} users ({share:.0%}) failed validation "
+            f"(limit {engine.options.max_quarantine_share:.0%}); nothing was written to Salesforce"
+        )
+    ws.write_frame("valid", validation.valid.reset_index(drop=True))
+    ws.put("quarantine_validate", quarantined, QUARANTINE)
+    ws.write_json(
+        "validate",
+        {
+            "checked": validation.checked,
+            "quarantined": len(quarantined),
+            "failed_expectations": validation.failed_expectations,
+            "stopped": stopped,
+            "phases": phase.seconds,
+        },
+    )
+    counts = {"checked": validation.checked, "quarantined": len(quarantined)}
+    if stopped:
+        return StageOutcome("validate", context.cycle_id, status="stopped", reason=stopped, counts=counts)
+    return StageOutcome("validate", context.cycle_id, counts=counts)
+
+
+# -- transform -----------------------------------------------------------------------------------
+
+
+def run_transform(engine: Engine, ws: Workspace) -> StageOutcome:
+    """Evaluate the mapping table and resolve profile names to ``ProfileId``.
+
+    Writes ``mapped`` (MAPPED frame without any quarantined user) and ``quarantine_transform``
+    (expression errors and unknown profiles of in-scope users)."""
+    context = _context(ws)
+    stopped = _stopped(ws)
+    if stopped:
+        return StageOutcome("transform", context.cycle_id, status="skipped", reason=stopped)
+    engine.check_lease()
+    phase = _Phases(engine.progress)
+    session = engine.salesforce_session()
+    before = session.requests_by_kind()
+    users = _held_users(ws)
+    valid = ws.read_frame("valid")
+    upns = _upns(users)
+    errors: dict[str, list[str]] = {}
+    with phase("transform"):
+        mapping = engine.table.evaluate(valid)
+        in_scope_ids = set(users.loc[~users["IsSoftDeleted"].astype(bool), "id"])
+        errors.update({k: list(v) for k, v in mapping.errors.items() if k in in_scope_ids})
+        profiles = fetch_profiles(session)
+        mapped, profile_errors = resolve_profiles(mapping.mapped, profiles)
+        for entra_id, reasons in profile_errors.items():
+            if entra_id in in_scope_ids:
+                errors.setdefault(entra_id, []).extend(r for r in reasons if r not in errors.get(entra_id, []))
+        excluded = {q.entra_id for q in _quarantined_so_far(ws, "transform")} | set(errors)
+        mapped = mapped[~mapped["id"].isin(excluded)]
+    quarantined = [QuarantinedUser(k, upns.get(k), v) for k, v in errors.items()]
+    ws.write_frame("mapped", mapped.reset_index(drop=True))
+    ws.put("quarantine_transform", quarantined, QUARANTINE)
+    ws.write_json("transform", {"phases": phase.seconds, "requests": _session_requests(session, before)})
+    return StageOutcome("transform", context.cycle_id, counts={"mapped": len(mapped), "quarantined": len(quarantined)})
+
+
+# -- plan ----------------------------------------------------------------------------------------
+
+
+def run_plan(engine: Engine, ws: Workspace) -> StageOutcome:
+    """Diff the desired users against the org (full) or the snapshot (incremental).
+
+    Writes ``plan`` (creates, updates, deactivations, reactivations, held back, unchanged) and
+    ``quarantine_plan`` (conflicts the diff holds out). With ``approve_deactivations`` the
+    accidental-deletion threshold does not hold this cycle's deactivations back. A dry run stops
+    here (``plan_status.json``)."""
+    context = _context(ws)
+    stopped = ws.read_json("validate").get("stopped")  # not _stopped(): a dry run's re-plan is fine
+    if stopped:
+        return StageOutcome("plan", context.cycle_id, status="skipped", reason=stopped)
+    engine.check_lease()
+    phase = _Phases(engine.progress)
+    extracted = ws.read_json("extract")
+    mode = Mode(extracted["mode"])
+    users = _held_users(ws)
+    mapped = ws.read_frame("mapped")
+    quarantined_ids = {q.entra_id for q in _quarantined_so_far(ws, "plan")}
+    session = engine.salesforce_session() if mode is Mode.FULL else None
+    before = session.requests_by_kind() if session else {}
+    with phase("state"):
+        snapshot = engine.state.snapshot()
+    org = None
+    if session is not None:
+        with phase("org"):
+            fields = [f.target for f in engine.table.fields if f.target != "ProfileName"]
+            where = None
+            if context.focus_upn is not None:
+                where = format_soql("Username = {}", str(mapped["Username"].iloc[0])) if len(mapped) else "Id = null"
+            org = fetch_users(session, sorted({*fields, "ProfileId", "IsActive"} - {"Id"}), where=where)
+    options = engine.options
+    if context.approve_deactivations:
+        # Approval of held-back deactivations for this run (Entra: re-enable after review).
+        options = dataclasses.replace(options, deletion_threshold_count=2**62, deletion_threshold_share=float("inf"))
+    with phase("diff"):
+        if "IsSoftDeleted" not in mapped:
+            flags = users[["id", "IsSoftDeleted"]].astype({"id": object})
+            mapped = mapped.astype({"id": object}).merge(flags, on="id", how="left")
+        plan = plan_changes(
+            DiffInput(
+                mapped=mapped,
+                users=users[~users["id"].isin(quarantined_ids)],
+                snapshot=snapshot,
+                org=org,
+                matching=[f.target for f in engine.table.matching_fields()],
+                defaults=engine.table.defaults(),
+                create_only=engine.table.create_only(),
+                clear_when_null=engine.table.clear_when_null(),
+                managed_count=len(snapshot),
+                options=options,
+            )
+        )
+    ws.put("plan", plan, PLAN)
+    ws.put("quarantine_plan", plan.quarantined, QUARANTINE)
+    stopped = "dry run: nothing was written" if context.dry_run else None
+    ws.write_json(
+        "plan_status",
+        {"stopped": stopped, "phases": phase.seconds, "requests": _session_requests(session, before)},
+    )
+    counts = {
+        "create": len(plan.creates),
+        "update": len(plan.updates),
+        "deactivate": len(plan.deactivations),
+        "reactivate": len(plan.reactivations),
+        "held_back": len(plan.held_back),
+        "unchanged": len(plan.unchanged),
+    }
+    return StageOutcome(
+        "plan", context.cycle_id, status="stopped" if stopped else "done", reason=stopped, counts=counts
+    )
+
+
+# -- load ----------------------------------------------------------------------------------------
+
+
+def _restrict(plan: Plan, ids: set[str]) -> Plan:
+    """The plan's writes for ``ids`` only (what a resumed load still has to send)."""
+    return Plan(
+        creates=[c for c in plan.creates if c.entra_id in ids],
+        updates=[c for c in plan.updates if c.entra_id in ids],
+        deactivations=[c for c in plan.deactivations if c.entra_id in ids],
+        reactivations=[c for c in plan.reactivations if c.entra_id in ids],
+    )
+
+
+def _send(engine: Engine, session: SalesforceSession, cycle_id: str, plan: Plan) -> list[RecordResult]:
+    """One Bulk API 2.0 ingest job per operation: creates (insert), then every update
+    (updates, reactivations, deactivations: update)."""
+
+    def remember(job_id: str, operation: str, key_field: str, keys: dict[str, str]) -> None:
+        engine.state.record_job(cycle_id, job_id, operation, key_field, keys)
+
+    loader = BulkLoader(session, on_job_created=remember, progress=engine.progress)
+    results: list[RecordResult] = []
+    if plan.creates:
+        rows = [{"_entra_id": c.entra_id, **{k: v.new for k, v in c.changes.items()}} for c in plan.creates]
+        results += loader.run(LoadRequest(Action.CREATE, "insert", rows))
+    updates = [*plan.updates, *plan.reactivations, *plan.deactivations]
+    if updates:
+        rows = [{"_entra_id": c.entra_id, "Id": c.sf_id, **{k: v.new for k, v in c.changes.items()}} for c in updates]
+        actions = {c.entra_id: c.action for c in updates}
+        for result in loader.run(LoadRequest(Action.UPDATE, "update", rows)):
+            result.action = actions.get(result.entra_id, result.action)
+            results.append(result)
+    # This cycle's job records are deleted by commit, in the same transaction as the results:
+    # a crash before the commit leaves them for the next attempt to resume.
+    return results
+
+
+def _resume_jobs(engine: Engine, session: SalesforceSession, cycle_id: str, plan: Plan) -> dict[str, RecordResult]:
+    """Results of the Bulk jobs an earlier attempt of this cycle's load recorded, by Entra id.
+
+    A processed row (succeeded or failed) is final; a row Salesforce never processed (its job was
+    left open and is aborted now) is sent again. A row of a job Salesforce no longer has keeps
+    its "outcome unknown" result (escrowed; the next full cycle's org query settles it)."""
+    actions = {c.entra_id: c.action for c in plan.writes()}
+    loader = BulkLoader(session, on_job_created=lambda *args: None, progress=engine.progress)
+    final: dict[str, RecordResult] = {}
+    for job in engine.state.pending_jobs(cycle_id):
+        for result in loader.recover(job, actions):
+            resend = result.unprocessed and result.error_code == UNPROCESSED
+            if not resend and (result.entra_id not in final or final[result.entra_id].unprocessed):
+                final[result.entra_id] = result
+    return final
+
+
+def run_load(engine: Engine, ws: Workspace) -> StageOutcome:
+    """Send the plan's writes to Salesforce through Bulk API 2.0 and keep its per-record results.
+
+    Resumable: Bulk jobs recorded by an earlier attempt of this cycle are read back first and only
+    what Salesforce has not processed is sent. Writes ``results``."""
+    context = _context(ws)
+    stopped = _stopped(ws)
+    if stopped:
+        return StageOutcome("load", context.cycle_id, status="skipped", reason=stopped)
+    engine.check_lease()
+    phase = _Phases(engine.progress)
+    plan = ws.get("plan", PLAN)
+    session = engine.salesforce_session()
+    before = session.requests_by_kind()
+    with phase("load"):
+        done = _resume_jobs(engine, session, context.cycle_id, plan)
+        if done:
+            engine.progress(f"resumed: {len(done)} record(s) already processed by an earlier attempt")
+        remaining = {c.entra_id for c in plan.writes()} - set(done)
+        results = [*done.values(), *_send(engine, session, context.cycle_id, _restrict(plan, remaining))]
+    ws.put("results", results, RESULTS)
+    ws.write_json("load", {"phases": phase.seconds, "requests": _session_requests(session, before)})
+    failed = sum(1 for r in results if not r.ok)
+    return StageOutcome(
+        "load",
+        context.cycle_id,
+        counts={"sent": len(results), "succeeded": len(results) - failed, "failed": failed, "resumed": len(done)},
+    )
+
+
+# -- commit --------------------------------------------------------------------------------------
+
+
+def _count(summary: CycleSummary, plan: Plan, results: list[RecordResult], quarantined: int, *, planned: bool) -> None:
+    """Outcome counts from Salesforce's results, or from the plan itself for a dry run."""
+    by_action: dict[Action, int] = {}
+    failed = 0
+    if planned:
+        results = [RecordResult(c.entra_id, c.action, c.sf_id, ok=True) for c in plan.writes()]
+    for result in results:
+        if result.ok:
+            by_action[result.action] = by_action.get(result.action, 0) + 1
+        else:
+            failed += 1
+    summary.created = by_action.get(Action.CREATE, 0)
+    summary.updated = by_action.get(Action.UPDATE, 0) + by_action.get(Action.REACTIVATE, 0)
+    summary.deactivated = by_action.get(Action.DISABLE, 0)
+    summary.escrowed = failed
+    summary.unchanged = len(plan.unchanged)
+    summary.held_back = len(plan.held_back)
+    summary.quarantined = quarantined
+
+
+def _merge_numbers(target: dict[str, Any], source: dict[str, Any]) -> None:
+    for key, value in source.items():
+        target[key] = round(target.get(key, 0) + value, 3)
+
+
+def _seen(users: pd.DataFrame) -> dict[str, list[str]]:
+    """Roles of every user this cycle evaluated; the store keeps those left without a link."""
+    if users.empty:
+        return {}
+    return {str(k): list(v) for k, v in zip(users["id"], users["appRoleAssignments"], strict=True)}
+
+
+def run_commit(engine: Engine, ws: Workspace) -> CycleResult:
+    """Count the outcomes, check that every extracted user ended in exactly one, and store the
+    cycle in one transaction (log, snapshot, escrow, quarantine, seen users, the delta link).
+
+    Idempotent: a cycle already committed is returned as stored. Raises ``CycleError`` when the
+    counts do not add up (a bug; nothing is committed then)."""
+    context = _context(ws)
+    if not context.dry_run and engine.state.is_committed(context.cycle_id):
+        stored = engine.state.cycle(context.cycle_id)
+        assert stored is not None
+        engine.progress(f"cycle {context.cycle_id} was already committed; nothing to do")
+        return CycleResult(stored, Plan(), [], [], [], None, notes=["already committed"])
+    engine.check_lease()
+    extracted = ws.read_json("extract")
+    users = ws.read_frame("users")
+    stopped = _stopped(ws)
+    validation_stop = ws.read_json("validate").get("stopped") if ws.has_json("validate") else None
+    plan = ws.get("plan", PLAN) if ws.has_frame("plan") and not validation_stop else Plan()
+    results = ws.get("results", RESULTS) if ws.has_frame("results") and not stopped else []
+    quarantined = _quarantined_so_far(ws, "")  # every stage's entries
+    summary = CycleSummary(
+        cycle_id=context.cycle_id,
+        mode=Mode(extracted["mode"]),
+        status=CycleStatus.STOPPED if stopped else CycleStatus.SUCCEEDED,
+        started_at=context.now,
+        reason=stopped,
+    )
+    _count(summary, plan, results, len(quarantined), planned=context.dry_run)
+    summary.escrowed += len(extracted["escrow_waiting"])
+    outcomes = len(plan.writes()) + len(plan.unchanged) + len(plan.held_back) + len(quarantined)
+    if (context.dry_run or not validation_stop) and outcomes != extracted["expected"]:
+        raise CycleError(
+            f"bookkeeping: {extracted['expected']} users were extracted but {outcomes} ended in an outcome "
+            "(this is a bug; nothing was committed)"
+        )
+    for name in ("extract", "validate", "transform", "plan_status", "load"):
+        if ws.has_json(name):
+            stage = ws.read_json(name)
+            _merge_numbers(summary.phase_seconds, stage.get("phases", {}))
+            _merge_numbers(summary.requests, stage.get("requests", {}))
+    summary.finished_at = _now()
+    notes = [*context.notes, *extracted.get("notes", [])]
+    log: list[LogEntry] = []
+    if not context.dry_run:
+        focus = context.focus_upn is not None
+        log = engine.state.commit_cycle(
+            summary,
+            plan=plan,
+            results=results,
+            quarantined=quarantined,
+            delta_link=extracted["delta_link"],
+            mapping_fingerprint=context.fingerprint,
+            now=context.now,
+            escrow_schedule_hours=engine.options.escrow_schedule_hours,
+            advance_watermark=not stopped and not focus,
+            seen=_seen(users),
+            seen_complete=summary.mode is Mode.FULL and not focus,
+        )
+    report = failure_report(summary, log, quarantined, plan.held_back, held_back_reason=plan.held_back_reason)
+    return CycleResult(
+        summary, plan, quarantined, results, log, report, dry_run=context.dry_run, notes=notes, users=users
+    )

@@ -16,6 +16,8 @@ split (``dlt.common.exceptions``).
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class ProvisioningError(Exception):
     """Base of every error the engine raises on purpose."""
@@ -35,6 +37,25 @@ class TransientError(ProvisioningError):
 
 class RecordError(ProvisioningError):
     """One record cannot be processed; it is quarantined or escrowed, never fatal to a cycle."""
+
+
+class LeaseBusyError(TransientError):
+    """Another holder has the writer lease; try again later (the message names the holder).
+    ``lease`` is that holder's ``state.lease.Lease``."""
+
+    def __init__(self, lease: Any) -> None:
+        super().__init__(lease.describe())
+        self.lease = lease
+
+
+class LeaseLostError(TransientError):
+    """This holder no longer has the writer lease (it expired and another run took it, or it was
+    released)."""
+
+
+class MissingArtifactError(ProvisioningError):
+    """A stage's input is not in the cycle's workspace: the stage that writes it did not run for
+    this cycle (see ``workspace.py``)."""
 
 
 def is_configuration_error(exc: BaseException) -> bool:

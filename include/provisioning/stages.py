@@ -736,7 +736,9 @@ def run_commit(engine: Engine, ws: Workspace) -> CycleResult:
             seen=_seen(users),
             seen_complete=summary.mode is Mode.FULL and not focus,
         )
-    report = failure_report(summary, log, quarantined, plan.held_back, held_back_reason=plan.held_back_reason)
+    report = failure_report(
+        summary, log, quarantined, plan.held_back, held_back_reason=plan.held_back_reason, dry_run=context.dry_run
+    )
     return CycleResult(
         summary, plan, quarantined, results, log, report, dry_run=context.dry_run, notes=notes, users=users
     )

@@ -19,14 +19,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from include.provisioning.errors import ProvisioningError
+from include.provisioning.errors import MissingArtifactError
+
+__all__ = ["MemoryWorkspace", "MissingArtifactError", "Workspace"]
 
 ATTRS_KEY = b"provisioning.attrs"
 """Parquet schema metadata key holding a frame's ``attrs`` (JSON)."""
-
-
-class MissingArtifactError(ProvisioningError):
-    """A stage's input is not in the workspace: the stage that writes it did not run for this cycle."""
 
 
 @runtime_checkable
@@ -116,6 +114,9 @@ class Workspace:
         self._write(name, data)
         return self._path(name)
 
+    def read_bytes(self, name: str) -> bytes:
+        return self._read(name)
+
     def _write(self, name: str, data: bytes) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         with self._path(name).open("wb") as handle:
@@ -168,6 +169,9 @@ class MemoryWorkspace(Workspace):
     def write_bytes(self, name: str, data: bytes) -> Any:
         self._items[name] = data
         return None
+
+    def read_bytes(self, name: str) -> bytes:
+        return bytes(self._get(name))
 
     def _get(self, name: str) -> Any:
         if name not in self._items:

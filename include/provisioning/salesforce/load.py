@@ -545,6 +545,8 @@ class BulkLoader:
         return self._collect(job.job_id, info, job.operation, job.key_field, keys, action_of=action_of)
 
     def _say(self, message: str) -> None:
-        logger.info("%s", message)
+        # One place or the other: under Airflow the progress sink is the task log already.
         if self.progress is not None:
             self.progress(message)
+        else:
+            logger.info("%s", message)

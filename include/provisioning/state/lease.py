@@ -19,7 +19,9 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, delete, insert, select, update
 
-from include.provisioning.errors import TransientError
+from include.provisioning.errors import LeaseBusyError, LeaseLostError
+
+__all__ = ["Lease", "LeaseBusyError", "LeaseGrant", "LeaseLostError", "acquire", "current", "release", "renew"]
 from include.provisioning.state import schema
 
 WRITER_LEASE = "provisioning-writer"
@@ -50,18 +52,6 @@ class LeaseGrant:
     lease: Lease
     took_over: Lease | None = None
     """An expired lease of another holder this grant replaced (its run is presumed dead)."""
-
-
-class LeaseBusyError(TransientError):
-    """Another holder has the lease; try again later (the message names the holder)."""
-
-    def __init__(self, lease: Lease) -> None:
-        super().__init__(lease.describe())
-        self.lease = lease
-
-
-class LeaseLostError(TransientError):
-    """This holder no longer has the lease (it expired and someone else took it, or was released)."""
 
 
 def _row(conn: Connection, name: str) -> Lease | None:

@@ -1,0 +1,252 @@
+"""What each task of the provisioning DAG does: Airflow in, the engine's front door, Airflow out.
+
+The DAG file only wires these together. Every function here translates between Airflow (the task
+context, XCom, exceptions) and ``include.provisioning.api``; the policy lives in the engine.
+
+Errors (the engine's tree, ``include/provisioning/errors.py``):
+    a configuration or authentication error, or an undefined connection, fails the task at once
+    with ``AirflowFailException`` (retrying cannot help); anything else is raised as it is, and
+    Airflow retries it with exponential backoff; a stage whose input is missing for this cycle, or
+    that finds the cycle stopped, is skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import PokeReturnValue
+from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundException, AirflowSkipException
+
+from include.provisioning.errors import (
+    ConfigurationError,
+    LeaseBusyError,
+    LeaseLostError,
+    MissingArtifactError,
+    is_configuration_error,
+)
+
+if TYPE_CHECKING:
+    from include.provisioning.workspace import Workspace
+
+# The engine (pandas, the Graph and Salesforce clients) is imported inside the task functions:
+# the DAG processor parses this module every few seconds and needs none of it.
+
+log = logging.getLogger(__name__)
+
+REPORT_FILES = {"html": "report.html", "text": "report.txt"}
+
+
+@contextmanager
+def engine_errors(what: str) -> Iterator[None]:
+    """Turn the engine's terminal errors into Airflow's "fail now" and missing inputs into a skip."""
+    try:
+        yield
+    except (ConfigurationError, AirflowNotFoundException) as exc:
+        raise AirflowFailException(f"{what}: configuration problem, not retried: {exc}") from exc
+    except LeaseLostError as exc:
+        raise AirflowFailException(
+            f"{what}: this run lost the writer lease ({exc}); another run may be writing. "
+            "Clear the run to start over: it resumes or reopens its cycle under the lease."
+        ) from exc
+    except MissingArtifactError as exc:
+        raise AirflowSkipException(
+            f"{what}: an earlier stage's output is missing for this cycle ({exc}). The run's cycle was "
+            "committed or replaced; clear from 'extract' to run a new cycle."
+        ) from exc
+    except Exception as exc:
+        if is_configuration_error(exc):
+            raise AirflowFailException(f"{what}: configuration problem, not retried: {exc}") from exc
+        raise
+
+
+def _params(params: dict[str, Any]) -> dict[str, Any]:
+    from include.provisioning.model import Mode
+
+    user = (params.get("user") or "").strip() or None
+    return {
+        "mode": Mode(params.get("mode") or Mode.AUTO.value),
+        "dry_run": bool(params.get("dry_run")),
+        "focus_upn": user,
+        "approve_deactivations": bool(params.get("approve_deactivations")),
+    }
+
+
+def begin_cycle(dag_id: str, run_id: str, params: dict[str, Any]) -> PokeReturnValue:
+    """Setup (a sensor in reschedule mode): wait for the writer lease, then open or resume this
+    run's cycle. XCom: ``{"cycle_id", "mode", "workspace", "dry_run", "user"}`` — no records, no
+    secrets."""
+    from entra_provisioning import runtime
+    from include.provisioning import api
+    from include.provisioning.workspace import Workspace
+
+    key = runtime.run_key(dag_id, run_id)
+    chosen = _params(params)
+    with engine_errors("begin_cycle"):
+        engine = runtime.build_engine()
+        try:
+            base = runtime.run_path(dag_id, run_id)
+            context, ws = api.open_cycle(
+                engine,
+                lambda cycle_id: Workspace(base / cycle_id),
+                holder=key,
+                run_key=key,
+                **chosen,
+            )
+        except LeaseBusyError as exc:
+            log.info("waiting for the writer lease: %s", exc)
+            return PokeReturnValue(is_done=False)
+        finally:
+            engine.state.close()
+    log.info("cycle %s (%s) under the writer lease; stage outputs in %s", context.cycle_id, context.mode, ws.root)
+    for note in context.notes:
+        log.info("note: %s", note)
+    return PokeReturnValue(
+        is_done=True,
+        xcom_value={
+            "cycle_id": context.cycle_id,
+            "mode": context.mode.value,
+            "workspace": str(ws.root),
+            "dry_run": context.dry_run,
+            "user": context.focus_upn,
+        },
+    )
+
+
+def run_stage(name: str, cycle: dict[str, Any], dag_id: str, run_id: str) -> dict[str, Any]:
+    """One stage of the run's cycle; returns the stage's counts for XCom."""
+    from entra_provisioning import runtime
+    from include.provisioning import api
+    from include.provisioning.stages import StageOutcome
+
+    with engine_errors(name):
+        engine = runtime.build_engine(lease_holder=runtime.run_key(dag_id, run_id))
+        try:
+            ws = runtime.workspace(cycle["workspace"])
+            options: dict[str, Any] = {}
+            if name == "validate":
+                options["write_docs"] = _gx_writer(ws)
+            outcome = api.run_stage(engine, name, ws, **options)
+        finally:
+            engine.state.close()
+    assert isinstance(outcome, StageOutcome)
+    if outcome.skipped:
+        raise AirflowSkipException(f"{name}: {outcome.reason}")
+    if outcome.reason:
+        log.warning("%s: %s", name, outcome.reason)
+    log.info("%s of cycle %s: %s", name, outcome.cycle_id, outcome.counts)
+    return {"status": outcome.status, "reason": outcome.reason, **outcome.counts}
+
+
+def _gx_writer(ws: Workspace) -> Any:
+    """Keep Great Expectations' own result and Data Docs page under the run's path."""
+    from include.provisioning.validation_docs import write_validation_artifacts
+
+    def write(validation: Any) -> None:
+        try:
+            written = write_validation_artifacts(validation, ws.path("great_expectations"))
+        except Exception:  # the quarantine matters more than the page: keep going, say so
+            log.warning("could not keep the Great Expectations result for this run", exc_info=True)
+            return
+        for kind, path in written.items():
+            log.info("Great Expectations %s: %s", kind.replace("_", " "), path)
+
+    return write
+
+
+def commit_cycle(cycle: dict[str, Any], dag_id: str, run_id: str) -> dict[str, Any]:
+    """Commit the cycle (idempotent), keep the report in the run's path; XCom: the summary counts."""
+    from entra_provisioning import runtime
+    from entra_provisioning.notify import airflow_run_url
+    from include.provisioning import api
+    from include.provisioning.report import format_summary
+    from include.provisioning.stages import CycleResult
+
+    with engine_errors("commit"):
+        engine = runtime.build_engine(lease_holder=runtime.run_key(dag_id, run_id))
+        try:
+            ws = runtime.workspace(cycle["workspace"])
+            result = api.run_stage(engine, "commit", ws)
+        finally:
+            engine.state.close()
+    assert isinstance(result, CycleResult)
+    summary = result.summary
+    for line in format_summary(summary).splitlines():
+        log.info("%s", line)
+    report = result.report.with_run_url(airflow_run_url(dag_id, run_id)) if result.report else None
+    if report is not None:
+        ws.write_bytes(REPORT_FILES["html"], report.html.encode())
+        ws.write_bytes(REPORT_FILES["text"], report.text.encode())
+        ws.write_bytes(report.attachment_name, report.attachment_bytes)
+        ws.write_json(
+            "report",
+            {"subject": report.subject, "attachment": report.attachment_name, "records": report.rows},
+        )
+        log.info("report: %s (%d records) in %s", report.subject, report.rows, ws.root)
+    return {
+        "cycle_id": summary.cycle_id,
+        "status": str(summary.status),
+        "mode": str(summary.mode),
+        "reason": summary.reason,
+        "created": summary.created,
+        "updated": summary.updated,
+        "unchanged": summary.unchanged,
+        "deactivated": summary.deactivated,
+        "quarantined": summary.quarantined,
+        "escrowed": summary.escrowed,
+        "held_back": summary.held_back,
+        "in_scope": summary.in_scope,
+        "needs_attention": report is not None,
+    }
+
+
+def notify(cycle: dict[str, Any], summary: dict[str, Any]) -> str:
+    """E-mail the cycle's report to the notification address when it needs attention; skipped
+    (with the reason) when all is well or no address is set."""
+    from entra_provisioning import runtime
+    from entra_provisioning.notify import send_report_files
+
+    if not summary.get("needs_attention"):
+        raise AirflowSkipException("nothing failed, was quarantined or held back: no e-mail")
+    to = runtime.notification_address()
+    if to is None:
+        raise AirflowSkipException(
+            f"the cycle needs attention but Variable {runtime.NOTIFICATION_VARIABLE} is not set: no e-mail"
+        )
+    ws = runtime.workspace(cycle["workspace"])
+    meta = ws.read_json("report")
+    send_report_files(
+        to=to,
+        subject=meta["subject"],
+        html=ws.read_bytes(REPORT_FILES["html"]).decode(),
+        text=ws.read_bytes(REPORT_FILES["text"]).decode(),
+        attachment_name=meta["attachment"],
+        attachment=ws.read_bytes(meta["attachment"]),
+        cycle_id=cycle["cycle_id"],
+    )
+    log.info("sent %r to %s", meta["subject"], to)
+    return to
+
+
+def end_cycle(cycle: dict[str, Any] | None, dag_id: str, run_id: str) -> str:
+    """Teardown: close a cycle this run did not commit (its Bulk jobs stay recorded for the next
+    cycle to settle) and give the writer lease back. Runs whatever happened in between."""
+    from entra_provisioning import runtime
+    from include.provisioning import api
+
+    key = runtime.run_key(dag_id, run_id)
+    with engine_errors("end_cycle"):
+        engine = runtime.build_engine()
+        try:
+            done = api.close_cycle(
+                engine,
+                holder=key,
+                cycle_id=(cycle or {}).get("cycle_id"),
+                reason=f"Airflow run {run_id} ended before the cycle was committed (see the failed task)",
+            )
+        finally:
+            engine.state.close()
+    log.info("%s", done)
+    return done

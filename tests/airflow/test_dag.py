@@ -1,0 +1,86 @@
+"""The DAG file imports cleanly and has the shape the issue fixes (ids, timetable, params, tasks)."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import itertools
+
+import pendulum
+import pytest
+from airflow.dag_processing.dagbag import DagBag
+from airflow.sdk import CronDataIntervalTimetable
+
+from tests.airflow.airflow_env import REPO_ROOT
+
+DAG_ID = "entra_salesforce_provisioning"
+STAGES = ["extract", "validate", "transform", "plan", "load"]
+
+
+@pytest.fixture(scope="module")
+def dagbag() -> DagBag:
+    return DagBag(dag_folder=str(REPO_ROOT / "dags"))
+
+
+@pytest.fixture(scope="module")
+def dag(dagbag: DagBag):  # type: ignore[no-untyped-def]
+    return dagbag.dags[DAG_ID]
+
+
+def test_dag_files_import_without_errors(dagbag: DagBag) -> None:
+    assert dagbag.import_errors == {}
+    assert DAG_ID in dagbag.dags
+
+
+def test_schedule_has_real_20_minute_data_intervals(dag) -> None:  # type: ignore[no-untyped-def]
+    # The scheduler's side of the DAG's timetable (what a plain cron string would make zero-length).
+    from airflow.timetables.interval import CronDataIntervalTimetable as SchedulerTimetable
+
+    assert isinstance(dag.timetable, CronDataIntervalTimetable)
+    assert dag.timetable.expression == "*/20 * * * *"
+    scheduler_side = SchedulerTimetable(dag.timetable.expression, timezone="UTC")
+    interval = scheduler_side.infer_manual_data_interval(run_after=pendulum.datetime(2026, 11, 30, 7, 41, tz="UTC"))
+    assert interval.end - interval.start == dt.timedelta(minutes=20)
+    assert dag.catchup is False
+    assert dag.max_active_runs == 1
+    assert dag.doc_md and "provisioning" in dag.doc_md.lower()
+    assert set(dag.tags) >= {"provisioning", "salesforce"}
+    assert dag.owner == "identity-platform"
+
+
+def test_tasks_are_the_stages_in_order_between_setup_and_teardown(dag) -> None:  # type: ignore[no-untyped-def]
+    chain = ["begin_cycle", *STAGES, "commit"]
+    for upstream, downstream in itertools.pairwise(chain):
+        assert downstream in dag.get_task(upstream).downstream_task_ids, (upstream, downstream)
+    begin, end = dag.get_task("begin_cycle"), dag.get_task("end_cycle")
+    assert begin.is_setup and begin.mode == "reschedule"
+    assert end.is_teardown and "begin_cycle" in end.upstream_task_ids and "commit" in end.upstream_task_ids
+    assert "notify" in dag.get_task("commit").downstream_task_ids
+    assert "end_cycle" not in dag.get_task("notify").downstream_task_ids  # the e-mail is outside the lease
+    assert dag.get_task("commit").trigger_rule == "none_failed"
+
+
+def test_every_task_has_a_timeout_retries_with_backoff_and_a_failure_email(dag) -> None:  # type: ignore[no-untyped-def]
+    for task in dag.tasks:
+        assert task.execution_timeout is not None and task.execution_timeout <= dt.timedelta(hours=2), task.task_id
+        assert task.on_failure_callback, task.task_id
+        if task.task_id != "begin_cycle":
+            assert task.retries >= 3, task.task_id
+            assert task.retry_exponential_backoff > 1, task.task_id
+            assert task.max_retry_delay is not None, task.task_id
+
+
+def test_params_are_validated_and_described(dag) -> None:  # type: ignore[no-untyped-def]
+    params = dag.params
+    assert params["mode"] == "auto" and params["dry_run"] is False and params["approve_deactivations"] is False
+    assert params["user"] is None
+    for name in ("mode", "dry_run", "approve_deactivations", "user"):
+        assert params.get_param(name).description, name
+    good = copy.deepcopy(params)
+    good.update({"mode": "full", "user": "adele.vance@contoso.example"})
+    good.validate()
+    for bad in ({"mode": "everything"}, {"dry_run": "yes"}, {"user": "not an address"}):
+        candidate = copy.deepcopy(params)
+        with pytest.raises(Exception, match=r"Invalid input|is not|does not match"):
+            candidate.update(bad)
+            candidate.validate()

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # Regenerate constraints.txt: resolve requirements*.txt in a throwaway venv and freeze it.
+# The local provider (providers/entra-provisioning) has no dependencies and is not pinned here;
+# scripts/setup.sh installs it after the pinned tree.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tmp=$(mktemp -d)

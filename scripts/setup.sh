@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Create or refresh the project's environment: .venv at the repository root with the pinned
 # Python dependencies, and the Node packages the jsforce contract test uses.
-# Idempotent and quick when nothing changed (a stamp holds the hash of the dependency files).
+# Idempotent and quick when nothing changed (stamps hold the hashes of the dependency files and
+# of the local provider package).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -43,5 +44,18 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     (cd tests/js && npm ci --no-audit --no-fund --loglevel=error)
   fi
   echo "$want" > "$stamp"
+fi
+
+# The project's own Airflow provider (connection types msgraph and provisioning_state; see
+# providers/entra-provisioning/pyproject.toml). Installed as a regular package, like any provider
+# in a production image; its own stamp reinstalls it whenever a file of it changes.
+provider=providers/entra-provisioning
+provider_stamp=.venv/.provider-stamp
+provider_want=$(find "$provider" -type f -not -path '*/build/*' -not -path '*.egg-info/*' -not -path '*/__pycache__/*' \
+  -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1)
+if [ "$(cat "$provider_stamp" 2>/dev/null)" != "$provider_want" ]; then
+  echo "==> installing the local Airflow provider ($provider)"
+  .venv/bin/python -m pip install --quiet --no-deps --force-reinstall "./$provider"
+  echo "$provider_want" > "$provider_stamp"
 fi
 echo "==> environment ready: .venv ($(.venv/bin/python --version))"

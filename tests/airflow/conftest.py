@@ -3,6 +3,7 @@
 Airflow reads its configuration when it is first imported, so this conftest points the test
 process at a fresh AIRFLOW_HOME (configured by ``scripts/airflow_env.sh``) before any test
 module imports Airflow. ``airflow_db`` migrates the metadata database once per session.
+``airflow_server`` is a running ``airflow standalone`` wired to the session's sandbox.
 """
 
 from __future__ import annotations
@@ -11,11 +12,14 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.airflow.airflow_env import REPO_ROOT, airflow_environment
+from tests.airflow.server import AirflowServer, sandbox_airflow_env
+from tests.sandbox_process import SandboxProcess
 
 AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="airflow-home-"))
 AIRFLOW_ENV = airflow_environment(AIRFLOW_HOME)
@@ -30,3 +34,21 @@ def airflow_db() -> Path:
     """A migrated metadata database (SQLite) in this session's AIRFLOW_HOME."""
     subprocess.run([AIRFLOW_BIN, "db", "migrate"], check=True, capture_output=True, env={**os.environ, **AIRFLOW_ENV})
     return AIRFLOW_HOME
+
+
+@pytest.fixture(scope="session")
+def airflow_server(
+    sandbox_session: SandboxProcess, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[AirflowServer]:
+    """``airflow standalone`` (scheduler, dag-processor, triggerer, api-server) in its own
+    AIRFLOW_HOME, with the sandbox's connections and Variable, a trust bundle for the sandbox CA
+    and a state store inside that home; DAGs are paused at creation, so a test unpauses or
+    triggers what it runs. Use ``.url``, ``.headers`` or ``.api(method, path, ...)``; the server
+    log is at ``.log_path``. Started once per session (~15 s), stopped at its end."""
+    home = tmp_path_factory.mktemp("airflow-server")
+    env = {**sandbox_airflow_env(sandbox_session.settings, home), "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True"}
+    server = AirflowServer(home, env).start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -13,7 +13,9 @@ and the connection's ``domain`` is ``127.0.0.1:PORT/login``; see docs/decisions.
 from __future__ import annotations
 
 import json
+import os
 import shlex
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -50,8 +52,10 @@ def sandbox_settings(
             "application_object_id": tenant.get("service_principal", {}).get("application_object_id"),
         },
     }
+    # No instance_url: simple-salesforce needs none to log in (the login answer names the
+    # instance), and the Salesforce provider's hook would hand a full URL to the JWT flow, which
+    # takes it as a host prefix (https://{instance_url}.salesforce.com).
     sf_extra: dict[str, Any] = {
-        "instance_url": salesforce_url,
         "domain": salesforce_login_domain(salesforce_url),
         "version": org.get("api_version", "62.0"),
         "verify": str(ca_bundle),
@@ -63,8 +67,12 @@ def sandbox_settings(
         sf_extra["consumer_secret"] = app.get("consumer_secret")
     if login.get("security_token") is not None:
         sf_extra["security_token"] = login["security_token"]
+    # The port is stored although neither the provider's hook nor the engine reads it: Airflow
+    # 3.3's connection list sends Number(port) with its Test button, 0 for a stored null, and the
+    # api-server refuses a port that differs from the stored one (docs/decisions.md).
     salesforce_conn = {
         "conn_type": "salesforce",
+        "port": urlsplit(salesforce_url).port,
         "login": login.get("username"),
         "password": login.get("password"),
         "extra": sf_extra,
@@ -77,6 +85,32 @@ def sandbox_settings(
         f"AIRFLOW_CONN_{SALESFORCE_CONN_ID.upper()}": json.dumps(salesforce_conn),
         "AIRFLOW_VAR_ENTRA_SERVICE_PRINCIPAL_ID": str(tenant.get("service_principal", {}).get("id", "")),
     }
+
+
+def write_trust_bundle(ca_bundle: Path, out: Path | None = None, environ: Mapping[str, str] | None = None) -> Path:
+    """Write a PEM bundle trusting what ``requests`` trusts in ``environ`` plus the sandbox CA.
+
+    For processes whose HTTPS clients take no CA bundle per connection, above all the Salesforce
+    provider's ``SalesforceHook`` behind Airflow's Test button (a plain ``requests.Session``, so
+    ``REQUESTS_CA_BUNDLE`` decides): whoever starts Airflow next to the sandbox points
+    ``REQUESTS_CA_BUNDLE`` at this file. The base is ``REQUESTS_CA_BUNDLE`` or ``CURL_CA_BUNDLE``
+    from ``environ`` (default ``os.environ``), else certifi's bundle, so real services stay
+    trusted. ``out`` defaults to ``trust-bundle.pem`` next to ``ca_bundle``; returns its path.
+    """
+    env = os.environ if environ is None else environ
+    ca_pem = ca_bundle.read_text(encoding="ascii")
+    base_path = env.get("REQUESTS_CA_BUNDLE") or env.get("CURL_CA_BUNDLE")
+    if not base_path:
+        import certifi
+
+        base_path = certifi.where()
+    base = Path(base_path).read_text(encoding="utf-8", errors="replace")
+    out = out or ca_bundle.with_name("trust-bundle.pem")
+    text = base if ca_pem.strip() in base else base.rstrip("\n") + "\n" + ca_pem
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(out)
+    return out
 
 
 def write_env_file(path: Path, settings: dict[str, str]) -> None:

@@ -1,0 +1,1 @@
+"""Airflow glue of the Entra ID → Salesforce provisioning project: hooks and the UI plugin."""

@@ -263,24 +263,7 @@ def test_provider_hook_client_credentials_through_the_domain_trick(
     assert sf.query("SELECT Id FROM Profile")["totalSize"] > 0
 
 
-def xfail_without_account_describe(sandbox: SandboxProcess) -> None:
-    """The provider's Test button describes ``Account``, which every real org has. Until the
-    Salesforce emulator answers that describe, say so instead of failing for the sandbox's gap."""
-    extra = conn_json(sandbox, "salesforce_default")["extra"]
-    token = sandbox.salesforce.post(
-        "/services/oauth2/token",
-        data={"grant_type": "client_credentials"},
-        auth=(extra["consumer_key"], extra["consumer_secret"]),
-    ).json()["access_token"]
-    answer = sandbox.salesforce.get(
-        "/services/data/v62.0/sobjects/Account/describe", headers={"Authorization": f"Bearer {token}"}
-    )
-    if answer.status_code == 404:
-        pytest.xfail("the Salesforce emulator does not describe Account (SalesforceHook.test_connection needs it)")
-
-
 def test_salesforce_provider_test_connection(sandbox_env: SandboxProcess) -> None:
-    xfail_without_account_describe(sandbox_env)
     ok, message = SalesforceHook().test_connection()
     assert ok, message
 
@@ -340,7 +323,6 @@ def test_test_button_graph_and_state(airflow_server: AirflowServer, sandbox: San
 
 
 def test_test_button_salesforce(airflow_server: AirflowServer, sandbox: SandboxProcess) -> None:
-    xfail_without_account_describe(sandbox)
     body = form_body("salesforce_default", conn_json(sandbox, "salesforce_default"))
     answer = airflow_server.api("POST", "/api/v2/connections/test", json=body)
     assert answer.status_code == 200 and answer.json()["status"] is True, answer.text

@@ -127,9 +127,9 @@ def test_errors_read_like_salesforce(org: Org) -> None:
     assert error.error_code == "INVALID_FIELD"
     assert "No such column 'Foo' on entity 'User'." in error.message
     assert error.message.startswith("\nSELECT Id, Foo FROM User\n           ^\nERROR at Row:1:Column:12\n")
-    error = soql_error(org, "SELECT Id FROM Account")
+    error = soql_error(org, "SELECT Id FROM Opportunity")
     assert error.error_code == "INVALID_TYPE"
-    assert "sObject type 'Account' is not supported." in error.message
+    assert "sObject type 'Opportunity' is not supported." in error.message
     assert soql_error(org, "SELECT Id FROM User WHERE").message.endswith("unexpected token: <EOF>")
     assert soql_error(org, "SELECT Id FROM User WHERE LastName = 'open").error_code == "MALFORMED_QUERY"
     assert "must be of type boolean" in soql_error(org, "SELECT Id FROM User WHERE IsActive = 'true'").message

@@ -204,6 +204,6 @@ def test_unknown_resources_are_not_found(sandbox: SandboxProcess) -> None:
         sf.restful("nothing/here")
     assert caught.value.content == [{"errorCode": "NOT_FOUND", "message": "The requested resource does not exist"}]
     with pytest.raises(SalesforceResourceNotFound):
-        sf.Account.describe()
+        sf.Opportunity.describe()
     profile = sf.Profile.get(STANDARD)
     assert (profile["Name"], profile["UserLicenseId"]) == ("Standard User", "100000000000001AAA")

@@ -44,6 +44,7 @@ SOBJECT_LABELS = {
     "Profile": ("Profile", "Profiles"),
     "UserLicense": ("User License", "User Licenses"),
     "PermissionSet": ("Permission Set", "Permission Sets"),
+    "Account": ("Account", "Accounts"),
 }
 _SOAP_TYPES = {
     "id": "tns:ID",
@@ -514,7 +515,7 @@ def describe_user_body(org: Org, version: str | None = None) -> dict[str, Any]:
 
 
 def describe_simple(name: str, version: str) -> dict[str, Any]:
-    """Describe of the read-only objects (Profile, UserLicense, PermissionSet)."""
+    """Describe of the read-only objects (Profile, UserLicense, PermissionSet, Account)."""
     rels = {fk: (rel, target) for rel, (fk, target) in RELATIONSHIPS[name].items()}
     fields = []
     for field_name, ftype in OBJECT_FIELDS[name].items():

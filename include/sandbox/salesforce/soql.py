@@ -64,6 +64,9 @@ OBJECT_FIELDS: dict[str, dict[str, str]] = {
         "ProfileId": "reference",
         "LicenseId": "reference",
     },
+    # Every org has Account; the emulator keeps none (it models users), but clients probe it:
+    # SalesforceHook.test_connection (Airflow's Test button) describes Account.
+    "Account": {"Id": "id", "Name": "string"},
 }
 # object → relationship name → (foreign key field, target object)
 RELATIONSHIPS: dict[str, dict[str, tuple[str, str]]] = {
@@ -76,6 +79,7 @@ RELATIONSHIPS: dict[str, dict[str, tuple[str, str]]] = {
     "Profile": {"UserLicense": ("UserLicenseId", "UserLicense")},
     "UserLicense": {},
     "PermissionSet": {"Profile": ("ProfileId", "Profile"), "License": ("LicenseId", "UserLicense")},
+    "Account": {},
 }
 _CANONICAL_OBJECTS = {name.lower(): name for name in OBJECT_FIELDS}
 _CANONICAL_FIELDS = {obj: {f.lower(): f for f in fields} for obj, fields in OBJECT_FIELDS.items()}
@@ -533,6 +537,7 @@ class _Source:
             "Profile": {p.id: p.record(org) for p in org.profiles.values()},
             "UserLicense": {lic.id: lic.record() for lic in org.licenses.values()},
             "PermissionSet": org.permission_sets,
+            "Account": {},
         }
 
     def getter(self, obj: str, path: tuple[str, ...]) -> Callable[[Any], Any]:

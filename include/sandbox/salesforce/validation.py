@@ -31,7 +31,14 @@ _ID15 = re.compile(r"^[A-Za-z0-9]{15}$")
 _ID18 = re.compile(r"^[A-Za-z0-9]{18}$")
 _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
-KEY_PREFIXES = {"User": "005", "Profile": "00e", "UserLicense": "100", "PermissionSet": "0PS", "Organization": "00D"}
+KEY_PREFIXES = {
+    "User": "005",
+    "Profile": "00e",
+    "UserLicense": "100",
+    "PermissionSet": "0PS",
+    "Organization": "00D",
+    "Account": "001",
+}
 
 
 _CASE_BITS = str.maketrans(

@@ -1,0 +1,114 @@
+"""Print what the main command did: each DAG run with its task states and cycle summary, the
+e-mails the SMTP catcher received, and where to look next (``scripts/demo.sh`` calls it).
+
+Reads Airflow's metadata database (the ``AIRFLOW_HOME`` the demo configured), the engine's state
+store and the catcher's folder; changes nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+MAIL_LINES = 40
+"""Lines of each received e-mail printed here (the whole message: scripts/show_mail.py)."""
+TASKS = ("begin_cycle", "extract", "validate", "transform", "plan", "load", "commit", "notify", "end_cycle")
+
+
+def _runs(dag_id: str) -> list[tuple[str, str, dict[str, str], dict[str, object]]]:
+    """(run id, state, task → state, commit's summary XCom) per run, oldest first."""
+    from airflow.models.dagrun import DagRun
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    found = []
+    with create_session() as session:
+        runs = session.scalars(select(DagRun).where(DagRun.dag_id == dag_id).order_by(DagRun.run_after)).all()
+        for run in runs:
+            states = {ti.task_id: str(ti.state) for ti in run.get_task_instances(session=session)}
+            value = session.scalar(
+                select(XComModel.value).where(
+                    XComModel.dag_id == dag_id,
+                    XComModel.run_id == run.run_id,
+                    XComModel.task_id == "commit",
+                    XComModel.key == "return_value",
+                )
+            )
+            found.append((run.run_id, str(run.state), states, _deserialize(value)))
+    return found
+
+
+def _deserialize(value: object) -> dict[str, object]:
+    import json
+
+    if isinstance(value, dict):
+        return value
+    if isinstance(value, str | bytes):
+        try:
+            loaded = json.loads(value)
+        except ValueError:
+            return {}
+        return loaded if isinstance(loaded, dict) else {}
+    return {}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dag-id", required=True)
+    parser.add_argument("--state-url", required=True)
+    parser.add_argument("--mail-dir", type=Path, required=True)
+    args = parser.parse_args()
+
+    from include.provisioning.report import format_summary
+    from include.provisioning.state import StateStore
+    from scripts.show_mail import main as show_mail
+
+    home = Path(os.environ["AIRFLOW_HOME"])
+    print("What happened")
+    print("=============")
+    with StateStore(args.state_url) as store:
+        cycles = {c.cycle_id: c for c in store.cycles(limit=50)}
+        for number, (run_id, state, tasks, summary) in enumerate(_runs(args.dag_id), start=1):
+            print(f"\nDAG run {number}: {run_id}: {state}")
+            print("  tasks: " + ", ".join(f"{t} {tasks.get(t, '-')}" for t in TASKS))
+            cycle = cycles.get(str(summary.get("cycle_id")))
+            if cycle is not None:
+                print("  " + format_summary(cycle).replace("\n", "\n  "))
+    mails = sorted(args.mail_dir.glob("*.eml"))
+    print(f"\nE-mails received by the SMTP catcher: {len(mails)}")
+    for path in mails:
+        print()
+        shown = io.StringIO()
+        with contextlib.redirect_stdout(shown):
+            show_mail([str(path)])
+        lines = shown.getvalue().splitlines()
+        print("\n".join(lines[:MAIL_LINES]))
+        if len(lines) > MAIL_LINES:
+            print(f"... {len(lines) - MAIL_LINES} more lines: .venv/bin/python scripts/show_mail.py {path} --csv 5")
+    runs = home / "provisioning" / "runs" / args.dag_id
+    docs = sorted(runs.glob("*/*/great_expectations/data_docs/index.html"))
+    shown = runs.relative_to(Path.cwd()) if runs.is_relative_to(Path.cwd()) else runs
+    print(
+        f"""
+Where to look
+  Airflow UI with these runs:     bash scripts/standalone.sh   (the second command; its own sandbox and runs)
+  task logs of each run:          .demo/airflow-run1.log, .demo/airflow-run2.log
+  stage outputs of each run:      {shown}/<run>/<cycle>/
+                                  (users/valid/mapped/plan/results .parquet, report.html, the CSV)
+  Great Expectations Data Docs:   {docs[-1] if docs else "(none: nothing needed validating)"}
+  received e-mails:               {args.mail_dir}/*.eml  (.venv/bin/python scripts/show_mail.py {args.mail_dir})
+  state store (SQLite):           {args.state_url.removeprefix("sqlite:///")}  (provisioning log, snapshot, escrow)
+  sandbox settings:               .demo/sandbox.env (set -a; . .demo/sandbox.env; set +a)"""
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -44,7 +44,10 @@ for var in $(compgen -e | grep '^AIRFLOW_VAR_' || true); do
   unset "$var"
 done
 
-.venv/bin/airflow standalone >"$dir/standalone.log" 2>&1 &
+# A background job of a script starts with SIGINT ignored, and `airflow standalone` stops cleanly
+# only on SIGINT (SIGTERM leaves its components running): reset it before exec.
+.venv/bin/python -c 'import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execvp(sys.argv[1], sys.argv[1:])' \
+  .venv/bin/airflow standalone >"$dir/standalone.log" 2>&1 &
 airflow_pid=$!
 stop_all() {
   kill -INT "$airflow_pid" 2>/dev/null || true

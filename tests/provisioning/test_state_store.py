@@ -13,13 +13,11 @@ import subprocess
 import sys
 import textwrap
 import threading
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import psycopg2
 import pytest
 from sqlalchemy import create_engine, text
 
@@ -40,65 +38,11 @@ from include.provisioning.state import StateError, StateStore, bulk
 from include.provisioning.state.commit import NO_RESULT_MESSAGE
 
 REPO = Path(__file__).resolve().parents[2]
-PG_ADMIN = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "dbname": "test"}
 T0 = dt.datetime(2026, 11, 26, 15, 30, tzinfo=dt.UTC)
 SCHEDULE = (6.0, 12.0, 24.0)
 
 
 # -- fixtures --------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def pg_database() -> Iterator[str]:
-    name = f"provisioning_state_test_{uuid.uuid4().hex[:10]}"
-    admin = psycopg2.connect(**PG_ADMIN)
-    admin.autocommit = True
-    with admin.cursor() as cursor:
-        cursor.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield name
-    finally:
-        with admin.cursor() as cursor:
-            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'state' / 'provisioning.db'}"
-        return
-    database = request.getfixturevalue("pg_database")
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    base = f"postgresql+psycopg2://postgres@127.0.0.1:5432/{database}"
-    engine = create_engine(base)
-    with engine.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield f"{base}?options=-csearch_path%3D{schema}"
-    finally:
-        with engine.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        engine.dispose()
-
-
-@pytest.fixture
-def open_store(url: str) -> Iterator[Callable[..., StateStore]]:
-    opened: list[StateStore] = []
-
-    def opener(**kwargs: object) -> StateStore:
-        store = StateStore(url, **kwargs)  # type: ignore[arg-type]
-        opened.append(store)
-        return store
-
-    yield opener
-    for store in opened:
-        store.close()
-
-
-@pytest.fixture
-def store(open_store: Callable[..., StateStore]) -> StateStore:
-    return open_store()
 
 
 # -- helpers ---------------------------------------------------------------------------------

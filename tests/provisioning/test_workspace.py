@@ -1,0 +1,114 @@
+"""Stage outputs in a workspace: Parquet frames (with list columns and attrs), the plan, Salesforce's
+results and quarantined users round-trip exactly through files and through memory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from upath import UPath
+
+from include.provisioning.artifacts import PLAN, QUARANTINE, RESULTS
+from include.provisioning.errors import MissingArtifactError
+from include.provisioning.model import (
+    NULL_MARKER,
+    Action,
+    FieldChange,
+    Plan,
+    PlannedChange,
+    QuarantinedUser,
+    RecordResult,
+)
+from include.provisioning.workspace import MemoryWorkspace, Workspace
+
+
+def _plan() -> Plan:
+    create = PlannedChange(
+        "e1",
+        "adele.vance@contoso.example",
+        Action.CREATE,
+        None,
+        {"Username": FieldChange(None, "adele.vance@contoso.example"), "IsActive": FieldChange(None, True)},
+        match_value="adele.vance@contoso.example",
+        desired={"Username": "adele.vance@contoso.example", "Title": None, "IsActive": True},
+        roles=["Standard User"],
+    )
+    update = PlannedChange(
+        "e2",
+        None,
+        Action.UPDATE,
+        "005000000000001AAA",
+        {"Title": FieldChange("Engineer", NULL_MARKER), "LastName": FieldChange("Vance", "Vance-Married")},
+        desired={"Title": None, "EmployeeNumber": 42},
+    )
+    held = PlannedChange("e3", "leaver@contoso.example", Action.STAGED_DELETE, "005000000000002AAA", {})
+    return Plan(
+        creates=[create],
+        updates=[update],
+        held_back=[held],
+        held_back_reason="1 deactivations exceed deletion_threshold_count=0",
+        quarantined=[QuarantinedUser("e4", "twice@contoso.example", ["Username: two creates share it"])],
+    )
+
+
+@pytest.fixture(params=["files", "memory"])
+def ws(request: pytest.FixtureRequest, tmp_path: Path) -> Workspace:
+    return Workspace(tmp_path / "run" / "cycle") if request.param == "files" else MemoryWorkspace()
+
+
+def test_the_plan_round_trips(ws: Workspace) -> None:
+    plan = _plan()
+    ws.put("plan", plan, PLAN)
+    assert ws.get("plan", PLAN) == plan
+
+
+def test_an_empty_plan_round_trips(ws: Workspace) -> None:
+    ws.put("plan", Plan(), PLAN)
+    assert ws.get("plan", PLAN) == Plan()
+
+
+def test_results_and_quarantine_round_trip(ws: Workspace) -> None:
+    results = [
+        RecordResult("e1", Action.CREATE, "005000000000003AAA", True, created=True),
+        RecordResult("e2", Action.DISABLE, "005000000000001AAA", False, "UNABLE_TO_LOCK_ROW", "locked", False),
+        RecordResult("e5", Action.UPDATE, None, False, "UNPROCESSED", "not processed", True),
+    ]
+    ws.put("results", results, RESULTS)
+    assert ws.get("results", RESULTS) == results
+    quarantined = [QuarantinedUser("e4", None, ["mail: missing", "surname: is the text #N/A"])]
+    ws.put("quarantine_validate", quarantined, QUARANTINE)
+    assert ws.get("quarantine_validate", QUARANTINE) == quarantined
+
+
+def test_users_frames_keep_lists_nulls_and_booleans(ws: Workspace) -> None:
+    users = pd.DataFrame(
+        {
+            "id": ["e1", "e2"],
+            "userPrincipalName": ["a@contoso.example", None],
+            "appRoleAssignments": [["Standard User"], []],
+            "IsSoftDeleted": [False, True],
+            "scopeReason": [None, "unassigned"],
+        }
+    )
+    ws.write_frame("users", users)
+    back = ws.read_frame("users")
+    assert list(back["id"]) == ["e1", "e2"]
+    assert [list(v) for v in back["appRoleAssignments"]] == [["Standard User"], []]
+    assert list(back["IsSoftDeleted"]) == [False, True]
+    assert back["userPrincipalName"].isna().tolist() == [False, True]
+
+
+def test_a_missing_input_names_what_is_missing(ws: Workspace) -> None:
+    with pytest.raises(MissingArtifactError, match="plan"):
+        ws.get("plan", PLAN)
+    assert not ws.has_frame("plan") and not ws.has_json("context")
+
+
+def test_files_go_through_open_so_object_storage_works(tmp_path: Path) -> None:
+    # universal_pathlib is what Airflow's ObjectStoragePath is built on (installed with Airflow).
+    ws = Workspace(UPath("memory://provisioning-test/run/cycle"))
+    ws.put("plan", _plan(), PLAN)
+    ws.write_json("context", {"cycle_id": "c1"})
+    assert ws.get("plan", PLAN) == _plan()
+    assert ws.read_json("context") == {"cycle_id": "c1"}

@@ -60,6 +60,13 @@ def provision_user(engine: Engine, upn: str, *, dry_run: bool = False, force: bo
     except Exception as exc:
         outcome.steps.append(Step("connection test", "failed", f"{type(exc).__name__}: {exc}"))
         return outcome
+    return describe(upn, result, dry_run=dry_run)
+
+
+def describe(upn: str, result: CycleResult, *, dry_run: bool = False) -> OnDemandOutcome:
+    """Entra's steps (connection test, import, scope, validate, match, action) of a cycle that was
+    focused on ``upn``: the CLI prints them, the DAG's commit task logs them and returns them."""
+    outcome = OnDemandOutcome(upn)
     outcome.result = result
     outcome.steps.append(Step("connection test", "ok", "Graph and Salesforce answered"))
     users = result.users if result.users is not None else pd.DataFrame()

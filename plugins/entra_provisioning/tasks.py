@@ -175,6 +175,13 @@ def commit_cycle(cycle: dict[str, Any], dag_id: str, run_id: str) -> dict[str, A
     summary = result.summary
     for line in format_summary(summary).splitlines():
         log.info("%s", line)
+    steps: list[dict[str, str]] = []
+    if cycle.get("user"):  # provision on demand: Entra's steps, in the log and in XCom
+        from include.provisioning.on_demand import describe
+
+        for step in describe(cycle["user"], result, dry_run=bool(cycle.get("dry_run"))).steps:
+            log.info("[%s] %s: %s", step.status, step.name, step.detail)
+            steps.append({"name": step.name, "status": step.status, "detail": step.detail})
     report = result.report.with_run_url(airflow_run_url(dag_id, run_id)) if result.report else None
     if report is not None:
         ws.write_bytes(REPORT_FILES["html"], report.html.encode())
@@ -199,6 +206,7 @@ def commit_cycle(cycle: dict[str, Any], dag_id: str, run_id: str) -> dict[str, A
         "held_back": summary.held_back,
         "in_scope": summary.in_scope,
         "needs_attention": report is not None,
+        **({"user": cycle["user"], "steps": steps} if cycle.get("user") else {}),
     }
 
 

@@ -198,6 +198,19 @@ def test_an_incremental_cycle_applies_a_change_made_in_entra(deployment: Deploym
     assert len(deployment.smtp.messages) == 1
 
 
+def test_the_user_param_provisions_one_user_on_demand(deployment: Deployment) -> None:
+    users = deployment.sandbox.graph.get("/_sandbox/state").json()["users"]
+    adele = next(u for u in users if u["userPrincipalName"].lower() == ADELE)
+    deployment.sandbox.graph.patch(f"/_sandbox/users/{adele['id']}", json={"department": "On demand"})
+    run_id = deployment.trigger({"user": ADELE})
+    _settle(deployment, run_id)
+    summary = deployment.xcom(run_id, "commit")
+    assert summary["user"] == ADELE and summary["in_scope"] == 1 and summary["updated"] == 1
+    steps = {step["name"]: step for step in summary["steps"]}
+    assert steps["action"]["status"] == "ok" and "Department" in steps["action"]["detail"]
+    assert _org(deployment.sandbox)[ADELE]["Department"] == "On demand"
+
+
 @pytest.mark.parametrize(
     ("conf", "named"),
     [({"mode": "sideways"}, "mode"), ({"dry_run": "yes"}, "dry_run"), ({"user": "not an address"}, "user")],
@@ -411,3 +424,6 @@ def test_no_secret_in_any_task_log_or_xcom(deployment: Deployment) -> None:
     for task in ("begin_cycle", "extract", "validate", "transform", "plan", "load", "commit"):
         value = json.dumps(deployment.xcom(deployment.first_run, task))
         assert not any(secret in value for secret in secrets), task
+    for task, instance in deployment.tasks(deployment.first_run).items():  # rendered templates
+        rendered = json.dumps(instance.get("rendered_fields") or {})
+        assert not any(secret in rendered for secret in secrets), task

@@ -59,6 +59,12 @@ def _deserialize(value: object) -> dict[str, object]:
     return {}
 
 
+def _short(path: Path) -> str:
+    """A path relative to the working directory when it is inside it."""
+    path = path.resolve()
+    return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dag-id", required=True)
@@ -93,19 +99,26 @@ def main() -> int:
         if len(lines) > MAIL_LINES:
             print(f"... {len(lines) - MAIL_LINES} more lines: .venv/bin/python scripts/show_mail.py {path} --csv 5")
     runs = home / "provisioning" / "runs" / args.dag_id
-    docs = sorted(runs.glob("*/*/great_expectations/data_docs/index.html"))
     shown = runs.relative_to(Path.cwd()) if runs.is_relative_to(Path.cwd()) else runs
+    docs = sorted(runs.glob("*/*/great_expectations/data_docs/index.html"))
+    indent = " " * 34
+    doc_lines = "\n".join(f"{indent}run {n}: {_short(path)}" for n, path in enumerate(docs, 1))
+    mail, state = _short(args.mail_dir), _short(Path(args.state_url.removeprefix("sqlite:///")))
     print(
         f"""
 Where to look
-  Airflow UI with these runs:     bash scripts/standalone.sh   (the second command; its own sandbox and runs)
   task logs of each run:          .demo/airflow-run1.log, .demo/airflow-run2.log
   stage outputs of each run:      {shown}/<run>/<cycle>/
                                   (users/valid/mapped/plan/results .parquet, report.html, the CSV)
-  Great Expectations Data Docs:   {docs[-1] if docs else "(none: nothing needed validating)"}
-  received e-mails:               {args.mail_dir}/*.eml  (.venv/bin/python scripts/show_mail.py {args.mail_dir})
-  state store (SQLite):           {args.state_url.removeprefix("sqlite:///")}  (provisioning log, snapshot, escrow)
-  sandbox settings:               .demo/sandbox.env (set -a; . .demo/sandbox.env; set +a)"""
+  Great Expectations Data Docs:   (open in a browser; run 1 holds the failed expectations)
+{doc_lines or indent + "(none: nothing needed validating)"}
+  received e-mails:               {mail}/*.eml  (.venv/bin/python scripts/show_mail.py {mail})
+                                  (their "Open the run" link points at [api] base_url; the demo runs no web server)
+  state store (SQLite):           {state}  (provisioning log, snapshot, escrow)
+  the Airflow UI:                 bash scripts/standalone.sh
+                                  (a separate Airflow with its own sandbox, runs and e-mails)
+  the command line:               the demo's sandbox is stopped now; start one as the README's "The sandbox" shows,
+                                  then python -m include.provisioning sync --env-file .sandbox/sandbox.env"""
     )
     return 0
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Create or refresh the project's environment: .venv at the repository root with the pinned
-# Python dependencies, and the Node packages the jsforce contract test uses.
+# Python dependencies and the project's provider package; with --tests (scripts/test.sh) also the
+# Node packages the jsforce contract test uses (the demo needs no Node).
 # Idempotent and quick when nothing changed (stamps hold the hashes of the dependency files and
 # of the local provider package).
 set -euo pipefail
@@ -25,12 +26,19 @@ if [ ! -x .venv/bin/python ]; then
 fi
 
 stamp=.venv/.setup-stamp
-want=$(cat requirements.txt requirements-dev.txt constraints.txt tests/js/package-lock.json 2>/dev/null | sha256sum | cut -d' ' -f1)
+want=$(cat requirements.txt requirements-dev.txt constraints.txt 2>/dev/null | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "==> installing Python dependencies (pinned by constraints.txt)"
   .venv/bin/python -m pip install --quiet --upgrade pip
   .venv/bin/python -m pip install --quiet -r requirements.txt -r requirements-dev.txt -c constraints.txt
-  if [ -f tests/js/package-lock.json ]; then
+  echo "$want" > "$stamp"
+fi
+
+# Node packages only for the tests (the jsforce contract test): `setup.sh --tests`.
+if [ "${1:-}" = "--tests" ] && [ -f tests/js/package-lock.json ]; then
+  node_stamp=.venv/.node-stamp
+  node_want=$(sha256sum tests/js/package-lock.json | cut -d' ' -f1)
+  if [ "$(cat "$node_stamp" 2>/dev/null)" != "$node_want" ] || [ ! -d tests/js/node_modules ]; then
     if ! command -v npm >/dev/null 2>&1; then
       if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
         echo "==> installing Node.js and npm from Debian's packages (jsforce contract test)"
@@ -42,8 +50,8 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     fi
     echo "==> installing Node packages for tests/js (npm ci)"
     (cd tests/js && npm ci --no-audit --no-fund --loglevel=error)
+    echo "$node_want" > "$node_stamp"
   fi
-  echo "$want" > "$stamp"
 fi
 
 # The project's own Airflow provider (connection types msgraph and provisioning_state; see

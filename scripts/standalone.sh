@@ -33,16 +33,20 @@ export AIRFLOW__API__BASE_URL="http://localhost:$port/"
 # edit and test them there; environment variables would win over the database and stay hidden.
 echo "==> migrating Airflow's metadata database and storing the connections and variables ($AIRFLOW_HOME)"
 .venv/bin/airflow db migrate >"$dir/airflow-migrate.log" 2>&1 || { tail -20 "$dir/airflow-migrate.log"; exit 1; }
-for conn in msgraph_default salesforce_default smtp_default provisioning_state; do
-  var="AIRFLOW_CONN_${conn^^}"
-  .venv/bin/airflow connections delete "$conn" >/dev/null 2>&1 || true
-  .venv/bin/airflow connections add "$conn" --conn-json "${!var}" >/dev/null
-  unset "$var"
-done
-for var in $(compgen -e | grep '^AIRFLOW_VAR_' || true); do
-  .venv/bin/airflow variables set "$(echo "${var#AIRFLOW_VAR_}" | tr '[:upper:]' '[:lower:]')" "${!var}" >/dev/null
-  unset "$var"
-done
+.venv/bin/python - "$dir" <<'PY'
+import json, os, sys
+from pathlib import Path
+# One import call each (every `airflow` command costs seconds of start-up).
+out = Path(sys.argv[1])
+conns = {key[len("AIRFLOW_CONN_"):].lower(): json.loads(value) for key, value in os.environ.items() if key.startswith("AIRFLOW_CONN_")}
+variables = {key[len("AIRFLOW_VAR_"):].lower(): value for key, value in os.environ.items() if key.startswith("AIRFLOW_VAR_")}
+(out / "connections.json").write_text(json.dumps(conns, indent=2))
+(out / "variables.json").write_text(json.dumps(variables, indent=2))
+PY
+.venv/bin/airflow connections import --overwrite "$dir/connections.json" >/dev/null
+.venv/bin/airflow variables import --action-on-existing-key overwrite "$dir/variables.json" >/dev/null
+rm -f "$dir/connections.json" "$dir/variables.json"  # they hold the secrets; the database has them now
+for var in $(compgen -e | grep -E '^AIRFLOW_(CONN|VAR)_' || true); do unset "$var"; done
 
 # A background job of a script starts with SIGINT ignored, and `airflow standalone` stops cleanly
 # only on SIGINT (SIGTERM leaves its components running): reset it before exec.

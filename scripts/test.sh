@@ -2,7 +2,7 @@
 # The test command: set up the environment from nothing, lint, then run the whole test suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+bash scripts/setup.sh --tests
 echo "==> ruff"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .

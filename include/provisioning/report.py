@@ -534,6 +534,15 @@ def record_kind(row: ReportRow) -> str:
     return "other"
 
 
+_LINE_BREAK_TAG = re.compile(r"<br\s*/?>", re.IGNORECASE)
+
+
+def _plain_message(message: str | None) -> str | None:
+    """Salesforce writes line breaks in its error messages as ``<br>`` ("Duplicate Username.<br>The
+    username already exists..."); a report escapes markup, so turn them into plain text first."""
+    return None if message is None else _LINE_BREAK_TAG.sub(" ", message)
+
+
 def _row(values: tuple[Any, ...], reasons: Sequence[Reason]) -> ReportRow:
     """A report row from its first eight CSV values and its reasons (each key once, in order)."""
     unique = tuple({r.key: r for r in reasons}.values())
@@ -589,7 +598,7 @@ def report_rows(
                     entry.user_principal_name,
                     entry.sf_id,
                     entry.error_code,
-                    entry.error_message,
+                    _plain_message(entry.error_message),
                 ),
                 reasons,
             )

@@ -140,7 +140,8 @@ def provisioning_dag(
         )
         def begin_cycle(**context: Any) -> Any:
             """Wait for the writer lease; open or resume this run's cycle."""
-            return tasks.begin_cycle(context["dag"].dag_id, context["run_id"], context["params"])
+            conf = context["dag_run"].conf
+            return tasks.begin_cycle(context["dag"].dag_id, context["run_id"], context["params"], conf)
 
         cycle = begin_cycle()
         previous: Any = cycle

@@ -74,10 +74,27 @@ def _params(params: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def begin_cycle(dag_id: str, run_id: str, params: dict[str, Any]) -> PokeReturnValue:
+KNOWN_PARAMS = ("mode", "dry_run", "approve_deactivations", "user")
+
+
+def check_conf(conf: dict[str, Any] | None) -> None:
+    """Refuse a run whose conf names a param the DAG does not have: Airflow accepts unknown keys,
+    and a typo (``dryrun``) would otherwise run a real, writing cycle."""
+    unknown = sorted(set(conf or {}) - set(KNOWN_PARAMS))
+    if unknown:
+        raise AirflowFailException(
+            f"unknown param(s) {', '.join(map(repr, unknown))} in the run's conf; the DAG's params are "
+            f"{', '.join(KNOWN_PARAMS)}. Nothing was done: trigger again with the right names."
+        )
+
+
+def begin_cycle(
+    dag_id: str, run_id: str, params: dict[str, Any], conf: dict[str, Any] | None = None
+) -> PokeReturnValue:
     """Setup (a sensor in reschedule mode): wait for the writer lease, then open or resume this
     run's cycle. XCom: ``{"cycle_id", "mode", "workspace", "dry_run", "user"}`` — no records, no
-    secrets."""
+    secrets. Raises ``AirflowFailException`` for a conf key that is not a param."""
+    check_conf(conf)
     from entra_provisioning import runtime
     from include.provisioning import api
     from include.provisioning.workspace import Workspace
@@ -216,6 +233,8 @@ def notify(cycle: dict[str, Any], summary: dict[str, Any]) -> str:
     from entra_provisioning import runtime
     from entra_provisioning.notify import send_report_files
 
+    if cycle.get("dry_run"):
+        raise AirflowSkipException("dry run: no e-mail (the report is under the run's path and in the task log)")
     if not summary.get("needs_attention"):
         raise AirflowSkipException("nothing failed, was quarantined or held back: no e-mail")
     to = runtime.notification_address()

@@ -29,6 +29,7 @@ from entra_provisioning.hooks.state import DEFAULT_STATE_PATH, ProvisioningState
 from include.provisioning.graph.client import GraphSettings
 from include.provisioning.salesforce.client import SalesforceLoginError, connect, settings_from_env
 from include.provisioning.settings import connection_from_env, state_url_from_env
+from include.provisioning.state import StateStore
 from include.sandbox.core.envfile import write_trust_bundle
 from tests.airflow.airflow_env import REPO_ROOT
 from tests.airflow.server import AirflowServer, sandbox_airflow_env
@@ -226,15 +227,33 @@ def test_graph_test_connection_without_a_service_principal(
     assert not ok and "service_principal_id" in message and "entra_service_principal_id" in message
 
 
-def test_state_test_connection_opens_the_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    db = tmp_path / "state.db"
+def _state_conn(monkeypatch: pytest.MonkeyPatch, path: Path) -> None:
     monkeypatch.setenv(
         "AIRFLOW_CONN_PROVISIONING_STATE",
-        json.dumps({"conn_type": "provisioning_state", "extra": {"sqlite_path": str(db)}}),
+        json.dumps({"conn_type": "provisioning_state", "extra": {"sqlite_path": str(path)}}),
     )
+
+
+def test_state_test_connection_opens_the_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    db = tmp_path / "state.db"
+    StateStore(f"sqlite:///{db}").close()
+    _state_conn(monkeypatch, db)
     ok, message = ProvisioningStateHook().test_connection()
     assert ok, message
-    assert db.exists() and "no cycle recorded yet" in message
+    assert "no cycle recorded yet" in message
+
+
+def test_state_test_connection_creates_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fresh = tmp_path / "state.db"
+    _state_conn(monkeypatch, fresh)
+    ok, message = ProvisioningStateHook().test_connection()
+    assert ok and "does not exist yet; the first cycle creates it" in message
+    assert not fresh.exists()
+    typo = tmp_path / "no-such-folder" / "state.db"
+    _state_conn(monkeypatch, typo)
+    ok, message = ProvisioningStateHook().test_connection()
+    assert not ok and "does not exist (check the path)" in message
+    assert not typo.parent.exists()
 
 
 def test_state_test_connection_failure_names_the_connection_not_the_password(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -223,6 +223,27 @@ def test_a_bad_param_fails_the_trigger_not_a_task(deployment: Deployment, conf: 
     assert deployment.server.api("GET", f"/api/v2/dags/{DAG_ID}/dagRuns").json()["total_entries"] == before
 
 
+def test_an_unknown_param_fails_the_run_before_anything_is_done(deployment: Deployment) -> None:
+    run_id = deployment.trigger({"dryrun": True})
+    assert deployment.wait(run_id) == "failed"
+    states = deployment.states(run_id)
+    assert states["begin_cycle"] == "failed" and states["extract"] in ("upstream_failed", None)
+    log = _task_log(deployment, run_id, "begin_cycle", deployment.tasks(run_id)["begin_cycle"]["try_number"])
+    assert "unknown param(s) 'dryrun'" in log
+
+
+def test_a_dry_run_writes_nothing_and_sends_no_e_mail(deployment: Deployment) -> None:
+    before = _org(deployment.sandbox)
+    mails = len(deployment.smtp.messages)
+    run_id = deployment.trigger({"dry_run": True, "mode": "full"})
+    _settle(deployment, run_id)
+    states = deployment.states(run_id)
+    assert states["load"] == "skipped" and states["notify"] == "skipped"
+    assert deployment.xcom(run_id, "commit")["status"] == "stopped"
+    assert _org(deployment.sandbox) == before
+    assert len(deployment.smtp.messages) == mails
+
+
 def _cycles(deployment: Deployment) -> list[tuple[str, dt.datetime, dt.datetime]]:
     with deployment.store() as store:
         return [(c.cycle_id, c.started_at, c.finished_at) for c in store.cycles(limit=100) if c.finished_at]

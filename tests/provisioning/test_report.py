@@ -610,3 +610,11 @@ def test_neutralize_only_prefixes_dangerous_cells(value: str) -> None:
     else:
         assert out == clean
     assert neutralize(None) == ""
+
+
+def test_salesforce_line_break_tags_read_as_text_not_as_markup() -> None:
+    message = "Duplicate Username.<br>The username already exists in this or another Salesforce organization."
+    report = cycle_report(summary(escrowed=1), [failure("e1", "a@x", message)], [], [])
+    assert "&lt;br" not in report.html and "<br>The username" not in report.text
+    assert "Duplicate Username. The username already exists" in report.html
+    assert b"<br>" not in report.csv_bytes

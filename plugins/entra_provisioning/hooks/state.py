@@ -13,6 +13,7 @@ whose working directories differ, all open the same file.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from airflow.sdk import BaseHook
@@ -79,11 +80,16 @@ class ProvisioningStateHook(BaseHook):
         return self.get_store()
 
     def test_connection(self) -> tuple[bool, str]:
-        """Open the store (creating its tables if the database is empty, as the first cycle would)
-        and read the newest cycle. Returns ``(ok, message)``; never raises."""
+        """Open the store and read the newest cycle. Returns ``(ok, message)``; never raises.
+
+        Creates nothing: a SQLite file that does not exist is reported (the first cycle creates it
+        when its folder exists; a missing folder is most likely a typo in the path)."""
         url = None
         try:
             url = self.get_url()
+            missing = _missing_sqlite(url)
+            if missing is not None:
+                return missing
             with StateStore(url) as store:
                 newest = store.cycles(limit=1)
                 dialect = store.dialect
@@ -94,3 +100,18 @@ class ProvisioningStateHook(BaseHook):
             )
         last = f"last cycle {newest[0].cycle_id} ({newest[0].status.value})" if newest else "no cycle recorded yet"
         return True, f"state store {redacted(url)} opened ({dialect}); {last}"
+
+
+def _missing_sqlite(url: str) -> tuple[bool, str] | None:
+    """The Test button's answer for a SQLite file that does not exist yet, without creating it."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return None
+    path = Path(parsed.database).expanduser()
+    if path.exists():
+        return None
+    if not path.parent.is_dir():
+        return False, f"state store {path}: the folder {path.parent} does not exist (check the path)"
+    return True, f"state store {path} does not exist yet; the first cycle creates it in {path.parent}"

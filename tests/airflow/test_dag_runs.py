@@ -324,8 +324,8 @@ def _task_log(deployment: Deployment, run_id: str, task_id: str, try_number: int
     answer = deployment.server.api("GET", path, params={"full_content": True}, headers={"Accept": "application/json"})
     answer.raise_for_status()
     content = answer.json()["content"]
-    if isinstance(content, list):
-        return "\n".join(str(item.get("event", item)) if isinstance(item, dict) else str(item) for item in content)
+    if isinstance(content, list):  # structured log records: the event and its details (errors too)
+        return "\n".join(json.dumps(item) if isinstance(item, dict) else str(item) for item in content)
     return str(content)
 
 

@@ -95,3 +95,18 @@ class SandboxProcess:
                 self.proc.wait()
         self._log.close()
         return self.proc.returncode
+
+
+def generate_tenant(out: Path, users: int, seed: int) -> Path:
+    """Generate a tenant and org into ``out`` exactly as a user does (``python -m include.sandbox
+    generate``); returns ``out``, holding ``tenant.json`` and ``org.json``."""
+    subprocess.run(
+        [
+            *(sys.executable, "-m", "include.sandbox", "generate"),
+            *("--users", str(users), "--seed", str(seed), "--out", str(out)),
+        ],
+        cwd=REPO_ROOT,
+        check=True,
+        capture_output=True,
+    )
+    return out

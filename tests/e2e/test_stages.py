@@ -5,8 +5,6 @@ cycle of the command line does, and re-running a stage must converge."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +17,7 @@ from include.provisioning.cycle import run_cycle
 from include.provisioning.engine import Engine
 from include.provisioning.runtime import build_engine
 from include.provisioning.workspace import Workspace
-from tests.sandbox_process import REPO_ROOT, SandboxProcess
+from tests.sandbox_process import SandboxProcess, generate_tenant
 
 USERS = 1500
 VOLATILE = {"Id", "LastModifiedDate", "SystemModstamp", "LastLoginDate", "CreatedDate", "CommunityNickname"}
@@ -27,13 +25,7 @@ VOLATILE = {"Id", "LastModifiedDate", "SystemModstamp", "LastLoginDate", "Create
 
 @pytest.fixture(scope="module")
 def generated_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxProcess]:
-    out = tmp_path_factory.mktemp("tenant-stages")
-    subprocess.run(
-        [sys.executable, "-m", "include.sandbox", "generate", "--users", str(USERS), "--seed", "7", "--out", str(out)],
-        cwd=REPO_ROOT,
-        check=True,
-        capture_output=True,
-    )
+    out = generate_tenant(tmp_path_factory.mktemp("tenant-stages"), USERS, seed=7)
     process = SandboxProcess(out / "tenant.json", out / "org.json", tmp_path_factory.mktemp("sandbox-stages"))
     yield process
     process.stop()

@@ -8,8 +8,6 @@ of the nested groups that tolerates cycles), independently of the code under tes
 from __future__ import annotations
 
 import dataclasses
-import subprocess
-import sys
 from collections import defaultdict
 from collections.abc import Iterator
 from typing import Any
@@ -22,7 +20,7 @@ from include.provisioning.graph import Extraction, GraphSettings
 from include.provisioning.model import DEFAULT_ACCESS_ROLE_ID, DEFAULT_ACCESS_ROLE_VALUE, Mode
 from tests.provisioning import test_extract_full
 from tests.provisioning.test_extract_full import rows
-from tests.sandbox_process import REPO_ROOT, SandboxProcess
+from tests.sandbox_process import SandboxProcess, generate_tenant
 
 USERS = 5000
 SELECT = ["userPrincipalName", "mail", "givenName", "surname", "displayName", "preferredLanguage", "employeeId"]
@@ -30,13 +28,7 @@ SELECT = ["userPrincipalName", "mail", "givenName", "surname", "displayName", "p
 
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    out = tmp_path_factory.mktemp("tenant5k")
-    subprocess.run(
-        [sys.executable, "-m", "include.sandbox", "generate", "--users", str(USERS), "--seed", "11", "--out", str(out)],
-        cwd=REPO_ROOT,
-        check=True,
-        capture_output=True,
-    )
+    out = generate_tenant(tmp_path_factory.mktemp("tenant5k"), USERS, seed=11)
     return orjson.loads((out / "tenant.json").read_bytes())
 
 

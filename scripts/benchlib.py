@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -90,14 +92,25 @@ def generator_fingerprint() -> str:
     return digest.hexdigest()[:10]
 
 
-def cached_fixtures(users: int, seed: int, cache: Path, report: Report) -> Path:
+def cached_fixtures(users: int, seed: int, cache: Path, report: Report, *, via_cli: bool = False) -> Path:
+    """The tenant + org pair for ``users`` and ``seed``, generated once per generator version.
+
+    ``via_cli`` runs ``python -m include.sandbox generate`` (what a user runs) instead of calling
+    the generator in this process; the files are the same (same seed, same bytes)."""
     out = cache / f"tenant-{users}-seed{seed}-{generator_fingerprint()}"
     if (out / "tenant.json").exists() and (out / "org.json").exists():
-        report.add("generate tenant", None, f"{users:,} users", note=f"cached in {out.relative_to(REPO_ROOT)}")
+        where = out.relative_to(REPO_ROOT) if out.is_relative_to(REPO_ROOT) else out
+        report.add("generate tenant", None, f"{users:,} users", note=f"cached in {where}")
         return out
     started = time.perf_counter()
-    summary = generate(users=users, seed=seed, out_dir=out)
+    if via_cli:
+        command = [sys.executable, "-m", "include.sandbox", "generate", "--users", str(users), "--seed", str(seed)]
+        subprocess.run([*command, "--out", str(out)], cwd=REPO_ROOT, check=True, stdout=subprocess.DEVNULL)
+        note = "python -m include.sandbox generate"
+    else:
+        summary = generate(users=users, seed=seed, out_dir=out)
+        note = f"{summary['groups']} groups"
     elapsed = time.perf_counter() - started
     size = ((out / "tenant.json").stat().st_size + (out / "org.json").stat().st_size) / 2**20
-    report.add("generate tenant", elapsed, f"{users:,} users", note=f"{size:,.0f} MiB, {summary['groups']} groups")
+    report.add("generate tenant", elapsed, f"{users:,} users", note=f"{size:,.0f} MiB, {note}")
     return out

@@ -3,7 +3,7 @@
     .venv/bin/python scripts/benchmark_airflow.py [--sizes 10000,100000] [--seed 1] [--json PATH] [--keep]
         [--no-warmup] [--no-dags-test] [--airflow-env AIRFLOW__SECTION__KEY=VALUE ...]
 
-Takes about 3 minutes for 10k and 6 for 100k on 2 cores (run nothing else heavy meanwhile).
+Takes about 5 minutes for both sizes on 2 cores (run nothing else heavy meanwhile).
 
 Target (the issue): Airflow adds at most 15 s to a cycle, and no task's process goes above 1.5 GiB at
 100,000 users. This is a benchmark that prints what it measured, not a test: nothing is asserted.

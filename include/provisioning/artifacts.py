@@ -8,7 +8,10 @@ store's encoder, which already turns numpy scalars, NaN and timestamps into plai
 
 from __future__ import annotations
 
+import gc
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import orjson
@@ -70,10 +73,14 @@ class PlanCodec:
             held_back_reason=meta.get("held_back_reason"),
             quarantined=[_quarantined_from(d) for d in meta.get("quarantined", [])],
         )
-        rows = frame
-        for group, entra_id, upn, action, sf_id, match_value, changes, desired, roles in zip(
-            *(rows[c] for c in PLAN_COLUMNS), strict=True
-        ):
+        columns = [frame[c].tolist() for c in PLAN_COLUMNS]  # plain lists: far faster to iterate
+        with _no_gc():
+            self._fill(plan, columns)
+        return plan
+
+    @staticmethod
+    def _fill(plan: Plan, columns: list[list[Any]]) -> None:
+        for group, entra_id, upn, action, sf_id, match_value, changes, desired, roles in zip(*columns, strict=True):
             getattr(plan, group).append(
                 PlannedChange(
                     entra_id=entra_id,
@@ -86,7 +93,6 @@ class PlanCodec:
                     roles=orjson.loads(roles),
                 )
             )
-        return plan
 
 
 class ResultsCodec:
@@ -101,6 +107,12 @@ class ResultsCodec:
         return frame.astype({"ok": bool, "unprocessed": bool, "created": bool}) if len(frame) else frame
 
     def decode(self, frame: pd.DataFrame) -> list[RecordResult]:
+        columns = [frame[c].tolist() for c in RESULT_COLUMNS]
+        with _no_gc():
+            return self._build(columns)
+
+    @staticmethod
+    def _build(columns: list[list[Any]]) -> list[RecordResult]:
         return [
             RecordResult(
                 entra_id,
@@ -112,9 +124,7 @@ class ResultsCodec:
                 bool(unprocessed),
                 bool(created),
             )
-            for entra_id, action, sf_id, ok, code, message, unprocessed, created in zip(
-                *(frame[c] for c in RESULT_COLUMNS), strict=True
-            )
+            for entra_id, action, sf_id, ok, code, message, unprocessed, created in zip(*columns, strict=True)
         ]
 
 
@@ -130,6 +140,19 @@ class QuarantineCodec:
             QuarantinedUser(entra_id, _text(upn), orjson.loads(reasons))
             for entra_id, upn, reasons in zip(frame["entra_id"], frame["upn"], frame["reasons"], strict=True)
         ]
+
+
+@contextmanager
+def _no_gc() -> Iterator[None]:
+    """Building a million small objects: the cyclic collector only slows it down (none of them
+    form cycles), doubling the time at 100k planned changes (measured)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _quarantined_dict(user: QuarantinedUser) -> dict[str, Any]:

@@ -2,6 +2,8 @@
 
 Whole operations (for the CLI, and for tests):
     ``sync`` — one cycle under the writer lease;
+    ``restart_provisioning``, ``reset_quarantine`` — Entra's administrator actions;
+    ``record_failure`` — count a failed run towards Entra's quarantine;
     ``provision_user`` — Entra's "provision on demand" for one user, under the lease;
     ``check_config`` — every configuration problem at once.
 
@@ -127,6 +129,53 @@ def check_config(
 # -- stage by stage ------------------------------------------------------------------------------
 
 
+def restart_provisioning(engine: Engine) -> str:
+    """Entra's "Restart provisioning": forget the delta link (the next cycle is full), the escrow
+    (failed records start afresh) and the job's quarantine. What this product applied (snapshot)
+    and the provisioning log are kept, so users it manages are still recognised. Hold the lease."""
+    engine.state.reset(watermark=True, escrow=True)
+    lifted = engine.state.lift_job_quarantine()
+    done = "delta link and escrow cleared; the next cycle is full"
+    return done + (f"; quarantine lifted ({lifted.describe()})" if lifted.active else "")
+
+
+def reset_quarantine(engine: Engine) -> str:
+    """Lift the job's quarantine now (a person fixed the cause)."""
+    lifted = engine.state.lift_job_quarantine()
+    return f"quarantine lifted ({lifted.describe()})" if lifted.active else "the job was not quarantined"
+
+
+@dataclass
+class FailureVerdict:
+    """What a failed run means for the job's quarantine (see ``record_failure``)."""
+
+    auth_failures: int
+    quarantine: Any = None
+    """The job's ``JobQuarantine`` when this failure quarantined it."""
+    notify: bool = False
+    """The notification address has not heard about this quarantine reason yet."""
+
+
+def record_failure(engine: Engine, exc: BaseException) -> FailureVerdict | None:
+    """Count a run that failed to authenticate (Entra quarantines a job whose credentials keep
+    failing); None for any other failure. Needs only the state store, not the lease."""
+    from include.provisioning import quarantine_rules
+    from include.provisioning.errors import AuthenticationError
+
+    cause: BaseException | None = exc
+    while cause is not None and not isinstance(cause, AuthenticationError):
+        cause = cause.__cause__
+    if cause is None:
+        return None
+    count = engine.state.record_auth_failure()
+    verdict = quarantine_rules.after_auth_failure(count, str(cause), engine.options)
+    if verdict is None:
+        return FailureVerdict(count)
+    backoff = dt.timedelta(hours=engine.options.quarantine_backoff_hours)
+    notify = engine.state.quarantine_job(verdict.code, verdict.reason, backoff=backoff)
+    return FailureVerdict(count, engine.state.job_quarantine(), notify)
+
+
 def open_cycle(
     engine: Engine,
     workspace_for: Callable[[str], Workspace],
@@ -137,13 +186,30 @@ def open_cycle(
     dry_run: bool = False,
     focus_upn: str | None = None,
     approve_deactivations: bool = False,
+    automatic: bool = False,
+    restart: bool = False,
+    lift_quarantine: bool = False,
     now: dt.datetime | None = None,
 ) -> tuple[CycleContext, Workspace]:
     """Take the writer lease for ``holder`` and open or resume ``run_key``'s cycle.
 
-    Raises ``LeaseBusyError`` (retry later) when another run holds the lease. A dry run still takes
-    the lease, so what it plans is what a real run at that moment would do."""
+    ``restart`` runs Entra's "Restart provisioning" first (then the cycle is full); ``lift_quarantine``
+    lifts the job's quarantine. An ``automatic`` run (scheduled, backfill) of a quarantined job raises
+    ``JobQuarantinedError`` until the quarantine's next attempt, and gives the lease back. Raises
+    ``LeaseBusyError`` (retry later) when another run holds the lease. A dry run still takes the
+    lease, so what it plans is what a real run at that moment would do."""
+    from include.provisioning.errors import JobQuarantinedError
+
     take_lease(engine, holder)
+    if restart:
+        engine.progress(f"restart provisioning: {restart_provisioning(engine)}")
+        mode = Mode.FULL
+    elif lift_quarantine:
+        engine.progress(f"reset quarantine: {reset_quarantine(engine)}")
+    quarantine = engine.state.job_quarantine()
+    if automatic and quarantine.holds(now or dt.datetime.now(dt.UTC)):
+        give_lease_back(engine)
+        raise JobQuarantinedError(quarantine)
     return stages.begin(
         engine,
         workspace_for,

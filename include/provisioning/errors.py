@@ -53,6 +53,15 @@ class LeaseLostError(TransientError):
     released)."""
 
 
+class JobQuarantinedError(ProvisioningError):
+    """The job is quarantined (Entra's quarantine) and this automatic run must wait; ``quarantine``
+    is the ``state.job_quarantine.JobQuarantine`` that says why and until when."""
+
+    def __init__(self, quarantine: Any) -> None:
+        super().__init__(quarantine.describe())
+        self.quarantine = quarantine
+
+
 class MissingArtifactError(ProvisioningError):
     """A stage's input is not in the cycle's workspace: the stage that writes it did not run for
     this cycle (see ``workspace.py``)."""

@@ -995,3 +995,36 @@ def _render(report: CycleReport, kind: str) -> str:
         "summary_text": format_summary(summary),
     }
     return _environment().get_template(f"cycle_report.{kind}.j2").render(context)
+
+
+def quarantine_notice(quarantine: Any, *, run_url: str | None = None) -> tuple[str, str, str]:
+    """``(subject, html, text)`` of the one e-mail that says the job was quarantined and why
+    (Entra sends one, and another when the reason changes). ``quarantine`` is a
+    ``state.job_quarantine.JobQuarantine``."""
+    from html import escape
+
+    until = f"{quarantine.next_attempt_at:%Y-%m-%d %H:%M} UTC" if quarantine.next_attempt_at else "further notice"
+    subject = _one_line(f"{SUBJECT_PREFIX}: quarantined ({quarantine.reason_code})")
+    advice = (
+        "Scheduled and backfill runs are skipped until then (they show as skipped, with this reason). "
+        "Fix the cause (credentials of the connection, licences, the data the failures name in the last "
+        "cycle's report), then trigger a run with the param reset_quarantine (or restart_provisioning). "
+        "A cycle that succeeds lifts the quarantine."
+    )
+    lines = [
+        "The Entra ID to Salesforce provisioning job is quarantined.",
+        f"Why: {quarantine.reason} ({quarantine.reason_code})",
+        f"Automatic runs wait until: {until}",
+        advice,
+    ]
+    if run_url:
+        lines.append(f"The run: {_safe_url(run_url) or ''}")
+    text = "\n\n".join(lines)
+    link = f'<p><a href="{escape(_safe_url(run_url) or "")}">Open the run in Airflow</a></p>' if run_url else ""
+    html = (
+        '<!DOCTYPE html><html><body style="font-family:Segoe UI,Helvetica,Arial,sans-serif">'
+        f'<h2 style="color:#b42318">Provisioning quarantined</h2><p><strong>{escape(quarantine.reason or "")}'
+        f"</strong> ({escape(quarantine.reason_code or '')})</p><p>Automatic runs wait until {escape(until)}.</p>"
+        f"<p>{escape(advice)}</p>{link}</body></html>"
+    )
+    return subject, html, text

@@ -171,6 +171,16 @@ class SyncOptions:
     """...or when they exceed this share of the users this product manages."""
     import_roles: bool = False
     """Make every Salesforce Profile an assignable app role before extracting."""
+    quarantine_min_failures: int = 5000
+    """Entra's quarantine is considered only from this many failed writes in a cycle..."""
+    quarantine_failure_share: float = 0.4
+    """...and starts above this share of the cycle's writes failing..."""
+    quarantine_failure_count: int = 40000
+    """...or above this many failures."""
+    quarantine_auth_failures: int = 2
+    """Consecutive runs failing to authenticate that quarantine the job."""
+    quarantine_backoff_hours: float = 24.0
+    """How long automatic runs wait once the job is quarantined (Entra: once a day)."""
     escrow_schedule_hours: tuple[float, ...] = (6, 12, 24) + (24,) * 27
     """Waits between retries of a failed record: Entra's 6 h, 12 h, 24 h, then daily to 28 days."""
 
@@ -190,6 +200,11 @@ class SyncOptions:
             ("max_quarantine_share", float),
             ("deletion_threshold_count", int),
             ("deletion_threshold_share", float),
+            ("quarantine_min_failures", int),
+            ("quarantine_failure_share", float),
+            ("quarantine_failure_count", int),
+            ("quarantine_auth_failures", int),
+            ("quarantine_backoff_hours", float),
         ):
             raw = lookup(f"provisioning_{name}")
             if raw is not None:

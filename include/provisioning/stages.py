@@ -29,6 +29,7 @@ from typing import Any
 import pandas as pd
 from simple_salesforce.format import format_soql
 
+from include.provisioning import quarantine_rules
 from include.provisioning.artifacts import PLAN, QUARANTINE, RESULTS
 from include.provisioning.diff import DiffInput, plan_changes
 from include.provisioning.engine import Engine
@@ -52,6 +53,7 @@ from include.provisioning.salesforce.client import SalesforceSession
 from include.provisioning.salesforce.load import UNPROCESSED, BulkLoader, LoadRequest
 from include.provisioning.salesforce.org import fetch_profiles, fetch_users
 from include.provisioning.salesforce.profiles import resolve_profiles
+from include.provisioning.state.job_quarantine import JobQuarantine
 from include.provisioning.validate import validate
 from include.provisioning.workspace import Workspace
 
@@ -126,6 +128,10 @@ class CycleResult:
     notes: list[str] = field(default_factory=list)
     users: pd.DataFrame | None = None
     """The USERS frame the cycle worked on (after scoping)."""
+    job_quarantine: JobQuarantine | None = None
+    """The job's quarantine after this cycle (None: not evaluated, e.g. a dry run)."""
+    quarantine_notice: bool = False
+    """This cycle quarantined the job for a reason the notification address has not heard yet."""
 
 
 class _Phases:
@@ -739,6 +745,25 @@ def run_commit(engine: Engine, ws: Workspace) -> CycleResult:
     report = failure_report(
         summary, log, quarantined, plan.held_back, held_back_reason=plan.held_back_reason, dry_run=context.dry_run
     )
-    return CycleResult(
+    result = CycleResult(
         summary, plan, quarantined, results, log, report, dry_run=context.dry_run, notes=notes, users=users
     )
+    if not context.dry_run and context.focus_upn is None:
+        _judge_job(engine, result)
+    return result
+
+
+def _judge_job(engine: Engine, result: CycleResult) -> None:
+    """Entra's quarantine after a committed cycle: mass failures quarantine the job; a cycle that
+    succeeded without them lifts any quarantine (see ``quarantine_rules``)."""
+    failed = sum(1 for r in result.results if not r.ok)
+    verdict = quarantine_rules.after_cycle(result.summary, failed, len(result.results), engine.options)
+    if verdict is not None:
+        backoff = dt.timedelta(hours=engine.options.quarantine_backoff_hours)
+        result.quarantine_notice = engine.state.quarantine_job(verdict.code, verdict.reason, backoff=backoff)
+        engine.progress(f"the job is quarantined: {verdict.reason}")
+    elif result.summary.status is CycleStatus.SUCCEEDED:
+        lifted = engine.state.lift_job_quarantine()
+        if lifted.active:
+            engine.progress(f"quarantine lifted: cycle {result.summary.cycle_id} succeeded ({lifted.describe()})")
+    result.job_quarantine = engine.state.job_quarantine()

@@ -73,6 +73,21 @@ PARAMS = {
             "(after you reviewed the held-back users in the last report)."
         ),
     ),
+    "reset_quarantine": Param(
+        False,
+        type="boolean",
+        title="Reset quarantine",
+        description="Lift the job's quarantine (after fixing its cause) before this run; automatic runs resume.",
+    ),
+    "restart_provisioning": Param(
+        False,
+        type="boolean",
+        title="Restart provisioning",
+        description=(
+            "Entra's 'Restart provisioning': forget the delta link and the escrow, lift the quarantine, "
+            "and run a full cycle."
+        ),
+    ),
     "user": Param(
         None,
         type=["null", "string"],
@@ -140,8 +155,14 @@ def provisioning_dag(
         )
         def begin_cycle(**context: Any) -> Any:
             """Wait for the writer lease; open or resume this run's cycle."""
-            conf = context["dag_run"].conf
-            return tasks.begin_cycle(context["dag"].dag_id, context["run_id"], context["params"], conf)
+            run = context["dag_run"]
+            return tasks.begin_cycle(
+                context["dag"].dag_id,
+                context["run_id"],
+                context["params"],
+                run.conf,
+                str(getattr(run.run_type, "value", run.run_type)),  # DagRunType: "scheduled", "backfill", ...
+            )
 
         cycle = begin_cycle()
         previous: Any = cycle
@@ -161,9 +182,9 @@ def provisioning_dag(
             return tasks.commit_cycle(cycle, context["dag"].dag_id, context["run_id"])
 
         @task(task_id="notify", execution_timeout=TIMEOUTS["notify"])
-        def notify(cycle: dict[str, Any], summary: dict[str, Any]) -> str:
-            """E-mail the report to the notification address when the cycle needs attention."""
-            return tasks.notify(cycle, summary)
+        def notify(cycle: dict[str, Any], summary: dict[str, Any], **context: Any) -> str:
+            """E-mail the report (and a quarantine notice) to the notification address when needed."""
+            return tasks.notify(cycle, summary, context["dag"].dag_id, context["run_id"])
 
         @task(task_id="end_cycle", execution_timeout=TIMEOUTS["end_cycle"], retries=5)
         def end_cycle(cycle: dict[str, Any], **context: Any) -> str:

@@ -327,3 +327,14 @@ def task_failure_notifier(
         from_email=from_email,
         smtp_conn_id=smtp_conn_id,
     )
+
+
+def send_quarantine_notice(
+    quarantine: Any, *, to: str | list[str], run_url: str | None = None, smtp_conn_id: str = SMTP_CONN_ID
+) -> None:
+    """The one e-mail that says the job is quarantined and why (``report.quarantine_notice``)."""
+    from include.provisioning.report import quarantine_notice
+
+    subject, html, text = quarantine_notice(quarantine, run_url=run_url)
+    log.info("%s", text)
+    send_report_files(to=to, subject=subject, html=html, text=text, smtp_conn_id=smtp_conn_id)

@@ -22,6 +22,7 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundExceptio
 
 from include.provisioning.errors import (
     ConfigurationError,
+    JobQuarantinedError,
     LeaseBusyError,
     LeaseLostError,
     MissingArtifactError,
@@ -39,12 +40,42 @@ log = logging.getLogger(__name__)
 REPORT_FILES = {"html": "report.html", "text": "report.txt"}
 
 
+def _count_auth_failure(exc: BaseException, dag_id: str | None, run_id: str | None) -> None:
+    """Entra quarantines a job whose credentials keep failing: count this run, and say it once."""
+    from entra_provisioning import runtime
+    from entra_provisioning.notify import airflow_run_url, send_quarantine_notice
+    from include.provisioning import api
+
+    try:
+        engine = runtime.build_engine()
+    except Exception:  # the state store itself may be what is misconfigured
+        log.warning("could not count this authentication failure towards the quarantine", exc_info=True)
+        return
+    try:
+        verdict = api.record_failure(engine, exc)
+        if verdict is None:
+            return
+        log.warning("%d consecutive run(s) failed to authenticate", verdict.auth_failures)
+        to = runtime.notification_address()
+        if verdict.notify and verdict.quarantine is not None:
+            log.warning("%s", verdict.quarantine.describe())
+            if to:
+                url = airflow_run_url(dag_id, run_id) if dag_id and run_id else None
+                send_quarantine_notice(verdict.quarantine, to=to, run_url=url)
+                engine.state.job_quarantine_notified(verdict.quarantine.reason_code)
+    finally:
+        engine.state.close()
+
+
 @contextmanager
-def engine_errors(what: str) -> Iterator[None]:
-    """Turn the engine's terminal errors into Airflow's "fail now" and missing inputs into a skip."""
+def engine_errors(what: str, dag_id: str | None = None, run_id: str | None = None) -> Iterator[None]:
+    """Turn the engine's terminal errors into Airflow's "fail now" and missing inputs into a skip;
+    an authentication failure also counts towards the job's quarantine."""
     try:
         yield
     except (ConfigurationError, AirflowNotFoundException) as exc:
+        if isinstance(exc, ConfigurationError):
+            _count_auth_failure(exc, dag_id, run_id)
         raise AirflowFailException(f"{what}: configuration problem, not retried: {exc}") from exc
     except LeaseLostError as exc:
         raise AirflowFailException(
@@ -58,6 +89,7 @@ def engine_errors(what: str) -> Iterator[None]:
         ) from exc
     except Exception as exc:
         if is_configuration_error(exc):
+            _count_auth_failure(exc, dag_id, run_id)
             raise AirflowFailException(f"{what}: configuration problem, not retried: {exc}") from exc
         raise
 
@@ -71,10 +103,14 @@ def _params(params: dict[str, Any]) -> dict[str, Any]:
         "dry_run": bool(params.get("dry_run")),
         "focus_upn": user,
         "approve_deactivations": bool(params.get("approve_deactivations")),
+        "lift_quarantine": bool(params.get("reset_quarantine")),
+        "restart": bool(params.get("restart_provisioning")),
     }
 
 
-KNOWN_PARAMS = ("mode", "dry_run", "approve_deactivations", "user")
+KNOWN_PARAMS = ("mode", "dry_run", "approve_deactivations", "user", "reset_quarantine", "restart_provisioning")
+AUTOMATIC_RUN_TYPES = ("scheduled", "backfill")
+"""Runs nobody asked for just now: Entra's quarantine holds these back; a manual run goes ahead."""
 
 
 def check_conf(conf: dict[str, Any] | None) -> None:
@@ -89,7 +125,7 @@ def check_conf(conf: dict[str, Any] | None) -> None:
 
 
 def begin_cycle(
-    dag_id: str, run_id: str, params: dict[str, Any], conf: dict[str, Any] | None = None
+    dag_id: str, run_id: str, params: dict[str, Any], conf: dict[str, Any] | None = None, run_type: str = "manual"
 ) -> PokeReturnValue:
     """Setup (a sensor in reschedule mode): wait for the writer lease, then open or resume this
     run's cycle. XCom: ``{"cycle_id", "mode", "workspace", "dry_run", "user"}`` — no records, no
@@ -101,7 +137,7 @@ def begin_cycle(
 
     key = runtime.run_key(dag_id, run_id)
     chosen = _params(params)
-    with engine_errors("begin_cycle"):
+    with engine_errors("begin_cycle", dag_id, run_id):
         engine = runtime.build_engine()
         try:
             base = runtime.run_path(dag_id, run_id)
@@ -110,11 +146,16 @@ def begin_cycle(
                 lambda cycle_id: Workspace(base / cycle_id),
                 holder=key,
                 run_key=key,
+                automatic=run_type in AUTOMATIC_RUN_TYPES,
                 **chosen,
             )
         except LeaseBusyError as exc:
             log.info("waiting for the writer lease: %s", exc)
             return PokeReturnValue(is_done=False)
+        except JobQuarantinedError as exc:
+            raise AirflowSkipException(
+                f"skipped: the provisioning job is {exc} (a manual run with reset_quarantine lifts it)"
+            ) from exc
         finally:
             engine.state.close()
     log.info("cycle %s (%s) under the writer lease; stage outputs in %s", context.cycle_id, context.mode, ws.root)
@@ -138,7 +179,7 @@ def run_stage(name: str, cycle: dict[str, Any], dag_id: str, run_id: str) -> dic
     from include.provisioning import api
     from include.provisioning.stages import StageOutcome
 
-    with engine_errors(name):
+    with engine_errors(name, dag_id, run_id):
         engine = runtime.build_engine(lease_holder=runtime.run_key(dag_id, run_id))
         try:
             ws = runtime.workspace(cycle["workspace"])
@@ -181,7 +222,7 @@ def commit_cycle(cycle: dict[str, Any], dag_id: str, run_id: str) -> dict[str, A
     from include.provisioning.report import format_summary
     from include.provisioning.stages import CycleResult
 
-    with engine_errors("commit"):
+    with engine_errors("commit", dag_id, run_id):
         engine = runtime.build_engine(lease_holder=runtime.run_key(dag_id, run_id))
         try:
             ws = runtime.workspace(cycle["workspace"])
@@ -223,11 +264,24 @@ def commit_cycle(cycle: dict[str, Any], dag_id: str, run_id: str) -> dict[str, A
         "held_back": summary.held_back,
         "in_scope": summary.in_scope,
         "needs_attention": report is not None,
+        "job_quarantine": _quarantine_xcom(result),
         **({"user": cycle["user"], "steps": steps} if cycle.get("user") else {}),
     }
 
 
-def notify(cycle: dict[str, Any], summary: dict[str, Any]) -> str:
+def _quarantine_xcom(result: Any) -> dict[str, Any] | None:
+    quarantine = result.job_quarantine
+    if quarantine is None or not quarantine.active:
+        return None
+    return {
+        "reason_code": quarantine.reason_code,
+        "reason": quarantine.reason,
+        "next_attempt_at": quarantine.next_attempt_at.isoformat() if quarantine.next_attempt_at else None,
+        "notify": result.quarantine_notice,
+    }
+
+
+def notify(cycle: dict[str, Any], summary: dict[str, Any], dag_id: str = "", run_id: str = "") -> str:
     """E-mail the cycle's report to the notification address when it needs attention; skipped
     (with the reason) when all is well or no address is set."""
     from entra_provisioning import runtime
@@ -242,6 +296,9 @@ def notify(cycle: dict[str, Any], summary: dict[str, Any]) -> str:
         raise AirflowSkipException(
             f"the cycle needs attention but Variable {runtime.NOTIFICATION_VARIABLE} is not set: no e-mail"
         )
+    quarantine = summary.get("job_quarantine")
+    if quarantine and quarantine.get("notify"):
+        _send_quarantine_notice(to, dag_id, run_id)
     ws = runtime.workspace(cycle["workspace"])
     meta = ws.read_json("report")
     send_report_files(
@@ -255,6 +312,22 @@ def notify(cycle: dict[str, Any], summary: dict[str, Any]) -> str:
     )
     log.info("sent %r to %s", meta["subject"], to)
     return to
+
+
+def _send_quarantine_notice(to: str, dag_id: str, run_id: str) -> None:
+    """The one e-mail that says this cycle quarantined the job (Entra: once per reason)."""
+    from entra_provisioning import runtime
+    from entra_provisioning.notify import airflow_run_url, send_quarantine_notice
+
+    engine = runtime.build_engine()
+    try:
+        quarantine = engine.state.job_quarantine()
+        if quarantine.active and quarantine.notified_code != quarantine.reason_code:
+            send_quarantine_notice(quarantine, to=to, run_url=airflow_run_url(dag_id, run_id) if run_id else None)
+            engine.state.job_quarantine_notified(str(quarantine.reason_code))
+            log.info("quarantine notice sent to %s", to)
+    finally:
+        engine.state.close()
 
 
 def end_cycle(cycle: dict[str, Any] | None, dag_id: str, run_id: str) -> str:

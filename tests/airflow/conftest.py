@@ -43,10 +43,17 @@ def airflow_server(
     """``airflow standalone`` (scheduler, dag-processor, triggerer, api-server) in its own
     AIRFLOW_HOME, with the sandbox's connections and Variable, a trust bundle for the sandbox CA
     and a state store inside that home; DAGs are paused at creation, so a test unpauses or
-    triggers what it runs. Use ``.url``, ``.headers`` or ``.api(method, path, ...)``; the server
-    log is at ``.log_path``. Started once per session (~15 s), stopped at its end."""
+    triggers what it runs (the scheduler creates no runs from timetables here). Use ``.url``,
+    ``.headers`` or ``.api(method, path, ...)``; the server log is at ``.log_path``. Started once
+    per session (~15 s), stopped at its end."""
     home = tmp_path_factory.mktemp("airflow-server")
-    env = {**sandbox_airflow_env(sandbox_session.settings, home), "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True"}
+    env = {
+        **sandbox_airflow_env(sandbox_session.settings, home),
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+        # No run from the timetable while tests drive runs through the API: a scheduled run created
+        # when the clock passes a 20-minute mark would compete for the lease with the run under test.
+        "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
+    }
     server = AirflowServer(home, env).start()
     try:
         yield server

@@ -107,8 +107,7 @@ def smtp() -> Iterator[SmtpServer]:
 @pytest.fixture(scope="module")
 def deployment(airflow_server: AirflowServer, sandbox_session: SandboxProcess, smtp: SmtpServer) -> Deployment:
     """The sandbox at the example fixtures, a fresh state store, SMTP and the notification address
-    configured through Airflow's API, then the DAG unpaused: its first scheduled run is the
-    initial sync."""
+    configured through Airflow's API, the DAG unpaused, and a first run: the initial sync."""
     sandbox_session.reset()
     state_url = json.loads(airflow_server.env["AIRFLOW_CONN_PROVISIONING_STATE"])["extra"]["sqlite_path"]
     for suffix in ("", "-wal", "-shm"):
@@ -123,13 +122,8 @@ def deployment(airflow_server: AirflowServer, sandbox_session: SandboxProcess, s
     assert answer.status_code in (201, 409), answer.text
     answer = airflow_server.api("PATCH", f"/api/v2/dags/{DAG_ID}", json={"is_paused": False})
     assert answer.status_code == 200, answer.text
-    deadline = time.monotonic() + 60
-    runs: list[dict[str, Any]] = []
-    while not runs and time.monotonic() < deadline:
-        runs = airflow_server.api("GET", f"/api/v2/dags/{DAG_ID}/dagRuns").json()["dag_runs"]
-        time.sleep(1)
-    assert runs, "unpausing the DAG did not create its scheduled run"
-    deployment = Deployment(airflow_server, sandbox_session, smtp, f"sqlite:///{state_url}", runs[0]["dag_run_id"])
+    deployment = Deployment(airflow_server, sandbox_session, smtp, f"sqlite:///{state_url}", "")
+    deployment.first_run = deployment.trigger()
     _settle(deployment, deployment.first_run)
     return deployment
 
@@ -138,12 +132,7 @@ def _org(sandbox: SandboxProcess) -> dict[str, dict[str, Any]]:
     return {u["Username"].lower(): u for u in sandbox.salesforce.get("/_sandbox/state").json()["users"]}
 
 
-def test_the_first_scheduled_run_is_the_initial_full_sync(deployment: Deployment) -> None:
-    run = deployment.run(deployment.first_run)
-    assert run["run_type"] == "scheduled"
-    assert dt.datetime.fromisoformat(run["data_interval_end"]) - dt.datetime.fromisoformat(
-        run["data_interval_start"]
-    ) == dt.timedelta(minutes=20)
+def test_the_first_run_is_the_initial_full_sync(deployment: Deployment) -> None:
     states = deployment.states(deployment.first_run)
     expected = ("begin_cycle", "extract", "validate", "transform", "plan", "load", "commit", "end_cycle")
     assert {t: states[t] for t in expected} == dict.fromkeys(expected, "success")
@@ -315,6 +304,12 @@ def test_backfill_and_manual_runs_started_together_never_interleave(deployment: 
     assert len(backfill_runs) >= 2, backfill_runs
     for run_id in [*backfill_runs, manual]:
         _settle(deployment, run_id)
+    for run_id in backfill_runs:  # real 20-minute data intervals (a plain cron string gives zero-length ones)
+        run = deployment.run(run_id)
+        interval = dt.datetime.fromisoformat(run["data_interval_end"]) - dt.datetime.fromisoformat(
+            run["data_interval_start"]
+        )
+        assert interval == dt.timedelta(minutes=20), run_id
     _assert_no_overlap(_cycles(deployment))
     assert len(_cycles(deployment)) >= 5
 
@@ -329,36 +324,39 @@ def _task_log(deployment: Deployment, run_id: str, task_id: str, try_number: int
     return str(content)
 
 
-def _add_users(sandbox: SandboxProcess, count: int) -> list[str]:
-    """New Entra users assigned to the app directly; returns their UPNs."""
+def _add_user(sandbox: SandboxProcess, user_id: str, upn: str, assignment_id: str) -> None:
+    """A new Entra user assigned to the app directly (the app's first role)."""
     tenant = sandbox.graph.get("/_sandbox/state").json()
     role = tenant["service_principal"]["appRoles"][0]["id"]
-    upns = []
-    for n in range(count):
-        user_id = f"7e57{n:04d}-0000-4000-8000-00000000abcd"
-        upn = f"killed.load{n}@contoso.example"
-        user = {
-            "id": user_id,
-            "userPrincipalName": upn,
-            "mail": upn,
-            "givenName": "Killed",
-            "surname": f"Load{n}",
-            "displayName": f"Killed Load{n}",
-            "mailNickname": f"killed.load{n}",
-            "accountEnabled": True,
-            "usageLocation": "US",
-            "preferredLanguage": "en-US",
-        }
-        sandbox.graph.post("/_sandbox/users", json=user).raise_for_status()
-        assignment = {
-            "id": f"kill-{n}",
-            "principalId": user_id,
-            "principalType": "User",
-            "appRoleId": role,
-            "createdDateTime": "2026-11-30T00:00:00Z",
-        }
-        sandbox.graph.post("/_sandbox/appRoleAssignments", json=assignment).raise_for_status()
-        upns.append(upn)
+    local = upn.split("@", maxsplit=1)[0]
+    user = {
+        "id": user_id,
+        "userPrincipalName": upn,
+        "mail": upn,
+        "givenName": "Test",
+        "surname": local.replace(".", " ").title(),
+        "displayName": local,
+        "mailNickname": local,
+        "accountEnabled": True,
+        "usageLocation": "US",
+        "preferredLanguage": "en-US",
+    }
+    sandbox.graph.post("/_sandbox/users", json=user).raise_for_status()
+    assignment = {
+        "id": assignment_id,
+        "principalId": user_id,
+        "principalType": "User",
+        "appRoleId": role,
+        "createdDateTime": "2026-11-30T00:00:00Z",
+    }
+    sandbox.graph.post("/_sandbox/appRoleAssignments", json=assignment).raise_for_status()
+
+
+def _add_users(sandbox: SandboxProcess, count: int) -> list[str]:
+    """New Entra users assigned to the app directly; returns their UPNs."""
+    upns = [f"killed.load{n}@contoso.example" for n in range(count)]
+    for n, upn in enumerate(upns):
+        _add_user(sandbox, f"7e57{n:04d}-0000-4000-8000-00000000abcd", upn, f"kill-{n}")
     return upns
 
 
@@ -421,6 +419,75 @@ def test_a_load_task_killed_mid_run_and_cleared_converges(deployment: Deployment
         assert store.pending_jobs() == []
         failures = [e for e in store.log_entries(cycle_id=summary["cycle_id"]) if e.user_principal_name in upns]
     assert all(e.error_code is None for e in failures), [(e.user_principal_name, e.error_code) for e in failures]
+
+
+def _set_variables(deployment: Deployment, values: dict[str, str | None]) -> None:
+    for key, value in values.items():
+        deployment.server.api("DELETE", f"/api/v2/variables/{key}")
+        if value is not None:
+            answer = deployment.server.api("POST", "/api/v2/variables", json={"key": key, "value": value})
+            assert answer.status_code == 201, answer.text
+
+
+def test_mass_failures_quarantine_the_job_until_a_manual_reset(deployment: Deployment) -> None:
+    strict = {"provisioning_quarantine_min_failures": "2", "provisioning_quarantine_failure_share": "0.5"}
+    _set_variables(deployment, strict)
+    try:
+        upns = [f"quarantine.case{n}@contoso.example" for n in range(3)]
+        org = deployment.sandbox.salesforce.get("/_sandbox/state").json()
+        org["usernames_taken_elsewhere"] = [*org.get("usernames_taken_elsewhere", []), *upns]
+        deployment.sandbox.salesforce.put("/_sandbox/state", json=org).raise_for_status()
+        for n, upn in enumerate(upns):  # three joiners whose Usernames another org holds
+            _add_user(deployment.sandbox, f"9a7e{n:04d}-0000-4000-8000-00000000abcd", upn, f"q-{n}")
+        mails = len(deployment.smtp.messages)
+        failing = deployment.trigger()
+        _settle(deployment, failing)
+        summary = deployment.xcom(failing, "commit")
+        assert summary["job_quarantine"]["reason_code"] == "EncounteredEscrowProportionThreshold"
+        received = deployment.smtp.wait_for(mails + 2, timeout=30)[mails:]
+        subjects = sorted(r.message["Subject"] for r in received)
+        assert any("quarantined (EncounteredEscrowProportionThreshold)" in s for s in subjects), subjects
+        # An automatic run (a backfill run here; scheduled runs alike) is skipped, with the reason.
+        now = dt.datetime.now(dt.UTC)
+        start = now.replace(minute=now.minute - now.minute % 20, second=0, microsecond=0) - dt.timedelta(hours=5)
+        before = set(_backfill_runs(deployment))
+        body = {
+            "dag_id": DAG_ID,
+            "from_date": start.isoformat(),
+            "to_date": (start + dt.timedelta(minutes=20)).isoformat(),
+            "max_active_runs": 1,
+        }
+        answer = deployment.server.api("POST", "/api/v2/backfills", json=body)
+        assert answer.status_code == 200, answer.text
+        backfill = _wait_for_new_backfill_run(deployment, before)
+        deployment.wait(backfill)
+        begin = deployment.tasks(backfill)["begin_cycle"]
+        assert begin["state"] == "skipped"
+        assert "quarantined since" in _task_log(deployment, backfill, "begin_cycle", begin["try_number"])
+        assert len(deployment.smtp.messages) == mails + 2  # one notice, not one per skipped run
+        # A person fixes the cause and resets the quarantine: the manual run goes ahead and lifts it.
+        reset = deployment.trigger({"reset_quarantine": True})
+        _settle(deployment, reset)
+        assert deployment.xcom(reset, "commit")["job_quarantine"] is None
+        with deployment.store() as store:
+            assert not store.job_quarantine().active
+    finally:
+        _set_variables(deployment, dict.fromkeys(strict))
+
+
+def _backfill_runs(deployment: Deployment) -> list[str]:
+    runs = deployment.server.api("GET", f"/api/v2/dags/{DAG_ID}/dagRuns", params={"run_type": "backfill"}).json()
+    return [str(run["dag_run_id"]) for run in runs["dag_runs"]]
+
+
+def _wait_for_new_backfill_run(deployment: Deployment, before: set[str]) -> str:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        new = sorted(set(_backfill_runs(deployment)) - before)
+        if new:
+            return new[0]
+        time.sleep(1)
+    raise AssertionError("the backfill created no run")
 
 
 SESSION_ID = re.compile(r"00D[A-Za-z0-9]{12,15}![A-Za-z0-9._]{20,}")

@@ -26,7 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import TypeDecorator
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """Bump with a migration in ``store._migrate`` whenever a table changes shape."""
 
 ID = String(64)
@@ -104,6 +104,21 @@ leases = Table(
     Column("holder", String(300), nullable=False),
     Column("acquired_at", UTCDateTime, nullable=False),
     Column("expires_at", UTCDateTime, nullable=False),
+)
+
+job_quarantine = Table(
+    # Entra's quarantine of the provisioning job (schema version 3), one row: why automatic runs are
+    # held back and until when, and the consecutive authentication failures that may start it.
+    "job_quarantine",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("reason_code", String(64), nullable=True),
+    Column("reason", Text, nullable=True),
+    Column("since", UTCDateTime, nullable=True),
+    Column("next_attempt_at", UTCDateTime, nullable=True),
+    Column("notified_code", String(64), nullable=True),
+    Column("auth_failures", Integer, nullable=False, default=0),
+    Column("updated_at", UTCDateTime, nullable=False),
 )
 
 watermark = Table(

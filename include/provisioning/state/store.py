@@ -38,12 +38,13 @@ from include.provisioning.model import (
     Status,
     Watermark,
 )
-from include.provisioning.state import lease, schema
+from include.provisioning.state import job_quarantine, lease, schema
 from include.provisioning.state.bulk import Bulk
 from include.provisioning.state.codec import StateError, changes_from_json, changes_json, dumps, loads, utc
 from include.provisioning.state.commit import CommitRows, PriorSnapshot, SnapshotRow, affected_ids, build_commit
 from include.provisioning.state.database import ensure_schema, open_engine
 from include.provisioning.state.escrow import check_schedule
+from include.provisioning.state.job_quarantine import JobQuarantine
 from include.provisioning.state.lease import DEFAULT_LEASE_TTL, WRITER_LEASE, Lease, LeaseGrant
 from include.provisioning.state.owner import current_owner, owner_gone
 
@@ -271,6 +272,57 @@ class StateStore:
     def lease(self, name: str = WRITER_LEASE) -> Lease | None:
         with self._engine.connect() as conn:
             return lease.current(conn, name)
+
+    # -- the job's quarantine (Entra's) ----------------------------------------------------------
+
+    def job_quarantine(self) -> JobQuarantine:
+        with self._engine.connect() as conn:
+            return job_quarantine.read(conn)
+
+    def quarantine_job(self, code: str, reason: str, *, backoff: dt.timedelta, now: dt.datetime | None = None) -> bool:
+        """Quarantine the job (or extend it) until ``now + backoff``. Returns True when the
+        notification address should hear about it: the job was not quarantined for this reason yet
+        (Entra e-mails once, and again when the reason changes)."""
+        now = utc(now or _now())
+        with self._engine.begin() as conn:
+            self._lock(conn, now)
+            current = job_quarantine.read(conn)
+            since = current.since if current.active and current.reason_code == code else now
+            job_quarantine.write(conn, now, reason_code=code, reason=reason, since=since, next_attempt_at=now + backoff)
+            return current.notified_code != code
+
+    def job_quarantine_notified(self, code: str) -> None:
+        with self._engine.begin() as conn:
+            job_quarantine.write(conn, _now(), notified_code=code)
+
+    def lift_job_quarantine(self, now: dt.datetime | None = None) -> JobQuarantine:
+        """End the quarantine and forget authentication failures (a cycle succeeded, or a person
+        reset it). Returns what was lifted."""
+        now = utc(now or _now())
+        with self._engine.begin() as conn:
+            self._lock(conn, now)
+            current = job_quarantine.read(conn)
+            if current.active or current.auth_failures:
+                job_quarantine.write(
+                    conn,
+                    now,
+                    reason_code=None,
+                    reason=None,
+                    since=None,
+                    next_attempt_at=None,
+                    notified_code=None,
+                    auth_failures=0,
+                )
+            return current
+
+    def record_auth_failure(self, now: dt.datetime | None = None) -> int:
+        """Count one more run that failed to authenticate; returns the consecutive count."""
+        now = utc(now or _now())
+        with self._engine.begin() as conn:
+            self._lock(conn, now)
+            count = job_quarantine.read(conn).auth_failures + 1
+            job_quarantine.write(conn, now, auth_failures=count)
+            return count
 
     def heartbeat(self, cycle_id: str, now: dt.datetime | None = None) -> None:
         """Tell other processes the cycle is alive (long loads call it through ``record_job``)."""

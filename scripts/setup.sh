@@ -34,6 +34,17 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 
+# Debian's docker-compose validates docker-compose.yaml without a Docker engine (tests/test_compose.py).
+if [ "${1:-}" = "--tests" ] && ! command -v docker-compose >/dev/null 2>&1 && ! docker compose version >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "==> installing docker-compose from Debian's packages (validates docker-compose.yaml)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-compose >/dev/null
+  else
+    echo "error: the tests validate docker-compose.yaml with a compose client; install docker-compose" >&2
+    exit 1
+  fi
+fi
+
 # Node packages only for the tests (the jsforce contract test): `setup.sh --tests`.
 if [ "${1:-}" = "--tests" ] && [ -f tests/js/package-lock.json ]; then
   node_stamp=.venv/.node-stamp

@@ -17,9 +17,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import importlib.metadata
-import io
 import json
 import os
 import re
@@ -182,14 +180,6 @@ def service_environment(name: str) -> dict[str, str]:
     return {**dockerfile_env(), **{key: str(value) for key, value in SERVICES[name].get("environment", {}).items()}}
 
 
-def installed(distribution: str) -> bool:
-    try:
-        importlib.metadata.version(distribution)
-    except importlib.metadata.PackageNotFoundError:
-        return False
-    return True
-
-
 def pins(path: Path) -> dict[str, str]:
     found = {}
     for raw in path.read_text(encoding="utf-8").splitlines():
@@ -206,32 +196,6 @@ COMPOSE_NEEDS = {
 }
 """Distributions the deployment needs beyond what the development machines use (SQLite, LocalExecutor)."""
 REQUIRED = pins(REPO_ROOT / "requirements.txt")
-
-
-def pending(distribution: str) -> pytest.MarkDecorator:
-    """xfail while requirements.txt does not pin ``distribution`` and it is not installed; once
-    pinned (scripts/setup.sh installs it) the test must pass."""
-    return pytest.mark.xfail(
-        distribution not in REQUIRED and not installed(distribution),
-        reason=f"requirements.txt does not pin {distribution} yet, needed for {COMPOSE_NEEDS[distribution]}",
-        strict=True,
-    )
-
-
-def _sandbox_up_help() -> str:
-    from include.sandbox import __main__ as sandbox_cli
-
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):
-        sandbox_cli.main(["up", "--help"])
-    return out.getvalue()
-
-
-SANDBOX_PUBLIC_HOST_PENDING = "--public-host" not in _sandbox_up_help()
-SANDBOX_PENDING_REASON = (
-    "python -m include.sandbox up has no --public-host yet: the emulators' URLs and certificate name "
-    "127.0.0.1 only, which other containers cannot reach"
-)
 
 
 # -- a compose client, when one is installed -----------------------------------------------------
@@ -254,8 +218,10 @@ def compose_config() -> dict[str, Any]:
     """The file as the installed compose client reads it (all profiles), after ``config --quiet``
     accepted it with each combination of profiles."""
     client = compose_client()
-    if client is None:
-        pytest.skip("no compose client (apt-get install docker-compose); the structure is checked below")
+    assert client is not None, (
+        "no compose client: `bash scripts/setup.sh --tests` installs Debian's docker-compose (as root), "
+        "or install it yourself"
+    )
     env = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/root")}
     base = [*client, "--project-directory", str(REPO_ROOT), "-f", str(COMPOSE_FILE)]
     for profiles in ([], ["sandbox"], ["mail"], ["sandbox", "mail"]):
@@ -445,10 +411,7 @@ def _airflow_commands() -> list[Any]:
     for where, argv in all_commands():
         if argv[0] != "airflow":
             continue
-        marks = [pending("asyncpg")]
-        if argv[1:2] == ["celery"]:
-            marks.append(pending("apache-airflow-providers-celery"))
-        params.append(pytest.param(argv, id=f"{where}: {' '.join(argv)}", marks=marks))
+        params.append(pytest.param(argv, id=f"{where}: {' '.join(argv)}"))
     return params
 
 
@@ -502,8 +465,6 @@ def test_airflow_commands_parse_with_the_installed_airflow(argv: list[str], airf
     assert airflow_parse[" ".join(argv[1:])] == "ok"
 
 
-@pending("asyncpg")
-@pending("apache-airflow-providers-celery")
 def test_the_workers_healthcheck_names_the_celery_app_of_the_installed_provider(
     airflow_parse: dict[str, str],
 ) -> None:
@@ -512,18 +473,12 @@ def test_the_workers_healthcheck_names_the_celery_app_of_the_installed_provider(
     assert airflow_parse["celery app"] == "ok"
 
 
-@pytest.mark.xfail(
-    not COMPOSE_NEEDS.keys() <= REQUIRED.keys(),
-    reason=f"requirements.txt does not pin all of {', '.join(COMPOSE_NEEDS)} yet",
-    strict=True,
-)
 def test_requirements_pin_what_the_compose_deployment_needs() -> None:
     assert "psycopg2-binary" in REQUIRED  # postgresql+psycopg2: metadata, Celery results, state store
     missing = {name: why for name, why in COMPOSE_NEEDS.items() if name not in REQUIRED}
     assert missing == {}
 
 
-@pytest.mark.xfail(SANDBOX_PUBLIC_HOST_PENDING, reason=SANDBOX_PENDING_REASON, strict=True)
 def test_the_sandbox_command_parses_with_the_sandbox_cli(monkeypatch: pytest.MonkeyPatch) -> None:
     from include.sandbox import __main__ as sandbox_cli
 
@@ -612,7 +567,6 @@ def test_compose_init_creates_the_state_database_once(postgres_database: tuple[s
 
 
 @pytest.mark.postgres
-@pending("asyncpg")
 def test_the_init_services_commands_run_against_postgresql(
     tmp_path: Path, postgres_database: tuple[str, list[str]]
 ) -> None:

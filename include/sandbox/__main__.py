@@ -46,13 +46,14 @@ def _up(args: argparse.Namespace) -> int:
     started = time.monotonic()
     tenant = _load_fixture(args.tenant, "tenant")
     org = _load_fixture(args.org, "org")
-    tls = ensure_tls(args.ca_dir.resolve())
+    public = (args.public_host,) if args.public_host else ()
+    tls = ensure_tls(args.ca_dir.resolve(), extra_names=public)
     try:
         graph_sock = bind_socket(args.graph_port, args.host)
         sf_sock = bind_socket(args.salesforce_port, args.host)
     except OSError as exc:
         raise SystemExit(f"error: {exc}") from None
-    graph_url, sf_url = url_of(graph_sock), url_of(sf_sock)
+    graph_url, sf_url = url_of(graph_sock, args.public_host), url_of(sf_sock, args.public_host)
     try:
         graph = build_graph(tenant, base_url=graph_url)
         salesforce = build_salesforce(org, base_url=sf_url)
@@ -110,6 +111,11 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--ca-dir", type=Path, default=Path(".sandbox/ca"), help="where the CA lives (ca.pem)")
     up.add_argument("--env-file", type=Path, help="write KEY=VALUE settings for the product here")
     up.add_argument("--host", default="127.0.0.1", help="bind address (0.0.0.0 inside a container)")
+    up.add_argument(
+        "--public-host",
+        help="the name clients reach the emulators by (URLs in the env file and in the emulators' links; "
+        "added to the TLS certificate), e.g. the service name under Docker Compose; default: loopback",
+    )
     up.add_argument("--seed", type=int, default=0, help="seed for fault-rule randomness")
     up.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
     up.set_defaults(func=_up)

@@ -39,10 +39,13 @@ def bind_socket(port: int, host: str = HOST) -> socket.socket:
     return sock
 
 
-def url_of(sock: socket.socket) -> str:
-    """The URL clients on this machine use; a wildcard bind is reached through loopback."""
+def url_of(sock: socket.socket, public_host: str | None = None) -> str:
+    """The URL clients use: ``public_host`` when given (another container's view, say), else this
+    machine's; a wildcard bind is reached through loopback."""
     host, port = sock.getsockname()[:2]
-    if host == "0.0.0.0":
+    if public_host:
+        host = public_host
+    elif host == "0.0.0.0":
         host = HOST
     return f"https://{host}:{port}"
 

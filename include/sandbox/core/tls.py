@@ -86,13 +86,14 @@ def _load_or_create_ca(ca_dir: Path) -> tuple[x509.Certificate, ec.EllipticCurve
     return cert, key
 
 
-def ensure_tls(ca_dir: Path) -> TlsFiles:
-    """Create (or reuse) the CA in ``ca_dir`` and issue a server certificate for loopback."""
+def ensure_tls(ca_dir: Path, extra_names: tuple[str, ...] = ()) -> TlsFiles:
+    """Create (or reuse) the CA in ``ca_dir`` and issue a server certificate for loopback and
+    ``extra_names`` (e.g. the service name other containers reach the sandbox by)."""
     ca_dir.mkdir(parents=True, exist_ok=True)
     ca_cert, ca_key = _load_or_create_ca(ca_dir)
     key = ec.generate_private_key(ec.SECP256R1())
     alt_names: list[x509.GeneralName] = []
-    for name in SERVER_NAMES:
+    for name in (*SERVER_NAMES, *extra_names):
         try:
             alt_names.append(x509.IPAddress(ipaddress.ip_address(name)))
         except ValueError:

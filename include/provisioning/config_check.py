@@ -84,9 +84,10 @@ def check_config(
 
 
 async def _graph_login(settings) -> None:  # type: ignore[no-untyped-def]
-    from include.provisioning.graph.client import GraphClient
+    from include.provisioning.graph.client import INTERACTIVE_RETRY, GraphClient
 
-    async with GraphClient(settings) as client:
+    # A person is waiting: one attempt, so a stopped sandbox or a wrong host answers in seconds.
+    async with GraphClient(settings, retry=INTERACTIVE_RETRY, concurrency=1) as client:
         await client.get_json(
             f"/servicePrincipals/{settings.service_principal_id}?$select=id", kind="service_principal"
         )

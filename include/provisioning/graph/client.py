@@ -196,6 +196,12 @@ class RetryPolicy:
         return min(self.max_delay, backoff * (0.75 + random.random() / 2))
 
 
+INTERACTIVE_RETRY = RetryPolicy(sdk_retries=0, max_attempts=1)
+"""For checks a person waits for (``validate-config --connect``, the Test button), who can run them
+again: no retries of our own (azure-identity still retries the token request, ~5 s when the host
+is unreachable)."""
+
+
 # --- replies ----------------------------------------------------------------------------------
 
 

@@ -22,14 +22,13 @@ from typing import Any
 from airflow.sdk import BaseHook, Variable
 
 from entra_provisioning.hooks.connection import read_connection
-from include.provisioning.graph.client import GraphClient, GraphError, GraphSettings, RetryPolicy
+from include.provisioning.graph.client import INTERACTIVE_RETRY, GraphClient, GraphError, GraphSettings
 from include.provisioning.settings import GRAPH_CONN_ID, ConnectionSettings, SettingsError
 
 SERVICE_PRINCIPAL_VARIABLE = "entra_service_principal_id"
 
-TEST_RETRY = RetryPolicy(sdk_retries=0, max_attempts=1)
-"""The Test button answers a person waiting in the browser, who can press it again: no retries of
-our own (azure-identity still retries the token request, ~5 s when the host is unreachable)."""
+TEST_RETRY = INTERACTIVE_RETRY
+"""The Test button answers a person waiting in the browser, who can press it again."""
 
 
 def service_principal_override() -> str | None:

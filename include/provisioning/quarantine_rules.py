@@ -1,4 +1,5 @@
-"""When the provisioning job is quarantined, as Entra decides it (shared/reference/entra-provisioning.md):
+"""When the provisioning job is quarantined, as Entra decides it (Microsoft Learn, "Application
+provisioning in quarantine status" and "How provisioning works": escrow and quarantine):
 
 - ``EncounteredEscrowProportionThreshold``: a cycle's failed writes reach ``quarantine_min_failures``
   (5,000) and are more than ``quarantine_failure_share`` (40 %) of its writes or more than

@@ -1,4 +1,4 @@
-"""Fault rules: the fixed contract of PUT /_sandbox/faults (shared/fixtures/FORMAT.md)."""
+"""Fault rules: the fixed contract of PUT /_sandbox/faults (docs/sandbox-fixtures.md)."""
 
 from __future__ import annotations
 

@@ -3,8 +3,9 @@
 Entra quarantines a provisioning job when most of its writes fail or its credentials keep failing:
 automatic cycles then run only once a day and one e-mail goes to the notification address (another
 when the reason changes); a successful cycle, or an administrator's reset, lifts it
-(shared/reference/entra-provisioning.md). Here "automatic" means scheduled and backfill runs; a run
-a person starts goes ahead. This module keeps the state (one row); ``quarantine_rules.py`` decides.
+(Microsoft Learn, "Application provisioning in quarantine status"). Here "automatic" means
+scheduled and backfill runs; a run a person starts goes ahead. This module keeps the state (one
+row); ``quarantine_rules.py`` decides.
 """
 
 from __future__ import annotations

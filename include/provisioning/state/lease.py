@@ -3,7 +3,7 @@
 A cycle reads the state (watermark, snapshot, escrow), writes to Salesforce and commits the
 state; two of them interleaving would plan against state the other is changing. Airflow cannot
 prevent that on its own: the DAG's ``max_active_runs`` does not bind backfill runs and a pool
-serialises tasks, not runs (shared/reference/airflow.md, measured on 3.3.2). So the state store
+serialises tasks, not runs (measured on Airflow 3.3.2; docs/decisions.md "Airflow"). So the state store
 holds a named lease: a run takes it before reading the state and gives it back after the commit.
 The lease expires (``expires_at``) so a holder that was killed cannot block writers forever; a
 live holder renews it at every stage.

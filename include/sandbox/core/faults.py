@@ -1,6 +1,6 @@
 """Fault rules of the control API (``PUT /_sandbox/faults``).
 
-The rule format is fixed by ``shared/fixtures/FORMAT.md``: first matching rule wins,
+The rule format is fixed by ``docs/sandbox-fixtures.md``: first matching rule wins,
 ``probability`` (default 1.0) and ``times`` (default unlimited) bound a rule, ``latency_ms``
 delays, ``status`` answers with the service's own error body. Randomness comes from a
 seeded generator that is re-seeded whenever the rules are replaced, so a test that sets

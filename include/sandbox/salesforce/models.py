@@ -443,7 +443,7 @@ class Org:
 
     @classmethod
     def load(cls, fixture: dict[str, Any]) -> Org:
-        """Build an org from the fixture format (shared/fixtures/FORMAT.md).
+        """Build an org from the fixture format (docs/sandbox-fixtures.md).
 
         Refuses inconsistent fixtures with a ValueError naming the record: ids of the
         wrong kind, a profile with an unknown licence, duplicate usernames or nicknames, a

@@ -77,4 +77,11 @@ if [ "$(cat "$provider_stamp" 2>/dev/null)" != "$provider_want" ]; then
   .venv/bin/python -m pip install --quiet --no-deps --force-reinstall "./$provider"
   echo "$provider_want" > "$provider_stamp"
 fi
+# The project's own code is importable from the virtualenv in every process, whatever its working
+# directory or Airflow's sys.path handling: the engine (`include`, at the repository root) and the
+# Airflow glue (`entra_provisioning`, in plugins/, which the DAG file imports). A .pth file is what an
+# editable install writes; rewritten on every run, so a moved checkout stays right.
+site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+printf '%s\n%s\n' "$PWD" "$PWD/plugins" > "$site/entra_salesforce_provisioning.pth"
+
 echo "==> environment ready: .venv ($(.venv/bin/python --version))"

@@ -213,26 +213,7 @@ class AirflowServer:
             self._client = None
         if self.proc is None:
             return None
-        pgid = self.proc.pid  # start_new_session: the group id is the leader's pid
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout=grace)
-            except subprocess.TimeoutExpired:
-                _signal_group(pgid, signal.SIGTERM)
-                try:
-                    self.proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    _signal_group(pgid, signal.SIGKILL)
-                    self.proc.wait()
-        for sig in (signal.SIGTERM, signal.SIGKILL):  # children that outlived the main process
-            deadline = time.monotonic() + 10
-            while _group_members(pgid) and time.monotonic() < deadline:
-                time.sleep(0.2)
-            if not _group_members(pgid):
-                break
-            _signal_group(pgid, sig)
-        return self.proc.returncode
+        return stop_group(self.proc, signal.SIGINT, grace, escalate=(signal.SIGTERM, signal.SIGKILL))
 
     def __enter__(self) -> AirflowServer:
         return self.start()
@@ -262,6 +243,42 @@ class AirflowServer:
         except OSError:
             return "(no log)"
         return "\n".join(text.splitlines()[-lines:])
+
+
+def stop_group(
+    proc: subprocess.Popen[bytes], first: signal.Signals, grace: float, *, escalate: tuple[signal.Signals, ...]
+) -> int | None:
+    """Stop a process started with ``start_new_session`` and every process of its group.
+
+    ``first`` goes to the leader only; after ``grace`` seconds each of ``escalate`` goes to the whole
+    group in turn (10 s apart); whatever outlived the leader then gets SIGTERM, then SIGKILL.
+    Returns the leader's exit status."""
+    pgid = proc.pid  # start_new_session: the group id is the leader's pid
+    if proc.poll() is None:
+        proc.send_signal(first)
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            for n, sig in enumerate(escalate):
+                _signal_group(pgid, sig)
+                try:
+                    proc.wait(timeout=None if n == len(escalate) - 1 else 10)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
+    for sig in (signal.SIGTERM, signal.SIGKILL):  # children that outlived the leader
+        deadline = time.monotonic() + 10
+        while _group_members(pgid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if not _group_members(pgid):
+            break
+        _signal_group(pgid, sig)
+    return proc.returncode
+
+
+def group_members(pgid: int) -> list[int]:
+    """Processes still alive in the group ``pgid``."""
+    return _group_members(pgid)
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:

@@ -31,16 +31,15 @@ import redis
 from include.provisioning.model import CycleStatus, Mode
 from include.provisioning.state import StateStore
 from tests.airflow.airflow_env import REPO_ROOT
-from tests.airflow.server import AirflowServer, _group_members, _signal_group, sandbox_airflow_env
+from tests.airflow.dag_runs_api import DAG_ID, DagRunsApi
+from tests.airflow.server import AirflowServer, group_members, sandbox_airflow_env, stop_group
 from tests.sandbox_process import SandboxProcess
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
-DAG_ID = "entra_salesforce_provisioning"
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
 REDIS_DB = 7
 BROKER_URL = f"redis://127.0.0.1:6379/{REDIS_DB}"
-RUN_TIMEOUT = 240.0
 STAGES = ("begin_cycle", "extract", "validate", "transform", "plan", "load", "commit", "end_cycle")
 
 
@@ -103,22 +102,7 @@ class Component:
 
     def stop(self, grace: float = 40.0) -> int | None:
         """SIGTERM (a Celery worker's warm shutdown), wait; then the group gets SIGTERM, SIGKILL."""
-        pgid = self.proc.pid
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=grace)
-            except subprocess.TimeoutExpired:
-                _signal_group(pgid, signal.SIGKILL)
-                self.proc.wait()
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            deadline = time.monotonic() + 10
-            while _group_members(pgid) and time.monotonic() < deadline:
-                time.sleep(0.2)
-            if not _group_members(pgid):
-                break
-            _signal_group(pgid, sig)
-        return self.proc.returncode
+        return stop_group(self.proc, signal.SIGTERM, grace, escalate=(signal.SIGKILL,))
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -127,7 +111,7 @@ class Component:
         return f"--- {self.name} ---\n" + "\n".join(self.log().splitlines()[-lines:])
 
 
-class CeleryDeployment:
+class CeleryDeployment(DagRunsApi):
     def __init__(self, server: AirflowServer, components: dict[str, Component], state_url: str) -> None:
         self.server = server
         self.components = components
@@ -156,34 +140,6 @@ class CeleryDeployment:
                 return
             time.sleep(0.5)
         raise AssertionError(f"{DAG_ID} not parsed after {timeout}s\n{self.diagnostics()}")
-
-    def trigger(self) -> str:
-        answer = self.server.api("POST", f"/api/v2/dags/{DAG_ID}/dagRuns", json={"logical_date": None, "conf": {}})
-        assert answer.status_code == 200, answer.text
-        return str(answer.json()["dag_run_id"])
-
-    def wait(self, run_id: str, timeout: float = RUN_TIMEOUT) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            answer = self.server.api("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}")
-            answer.raise_for_status()
-            state = answer.json()["state"]
-            if state in ("success", "failed"):
-                return str(state)
-            time.sleep(1)
-        raise AssertionError(f"run {run_id} not finished after {timeout}s: {self.tasks(run_id)}\n{self.diagnostics()}")
-
-    def tasks(self, run_id: str) -> dict[str, dict[str, Any]]:
-        answer = self.server.api("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances")
-        answer.raise_for_status()
-        return {ti["task_id"]: ti for ti in answer.json()["task_instances"]}
-
-    def xcom(self, run_id: str, task_id: str) -> Any:
-        path = f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/return_value"
-        answer = self.server.api("GET", path, params={"deserialize": True})
-        answer.raise_for_status()
-        value = answer.json()["value"]
-        return json.loads(value) if isinstance(value, str) and value[:1] in "{[" else value
 
 
 @pytest.fixture(scope="module")
@@ -239,7 +195,7 @@ def deployment(
             if name in components:
                 components[name].stop()
         server.stop()
-        leftovers = {c.name: _group_members(c.proc.pid) for c in components.values() if _group_members(c.proc.pid)}
+        leftovers = {c.name: group_members(c.proc.pid) for c in components.values() if group_members(c.proc.pid)}
         assert not leftovers, f"processes left running: {leftovers}"
 
 

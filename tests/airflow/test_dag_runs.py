@@ -30,63 +30,24 @@ import pytest
 
 from include.provisioning.state import StateStore
 from tests.airflow.airflow_env import REPO_ROOT
+from tests.airflow.dag_runs_api import DAG_ID, DagRunsApi
 from tests.airflow.server import AirflowServer
 from tests.sandbox_process import SandboxProcess
 from tests.smtp_server import SmtpServer, attachments, html_body
 
 pytestmark = pytest.mark.slow
 
-DAG_ID = "entra_salesforce_provisioning"
 NOTIFY_TO = "it-admins@contoso.example"
 ADELE = "adele.vance@contoso.example"
-RUN_TIMEOUT = 240.0
 
 
 @dataclass
-class Deployment:
+class Deployment(DagRunsApi):
     server: AirflowServer
     sandbox: SandboxProcess
     smtp: SmtpServer
     state_url: str
     first_run: str
-
-    # -- Airflow's REST API ------------------------------------------------------------------------
-
-    def trigger(self, conf: dict[str, Any] | None = None) -> str:
-        answer = self.server.api(
-            "POST", f"/api/v2/dags/{DAG_ID}/dagRuns", json={"logical_date": None, "conf": conf or {}}
-        )
-        assert answer.status_code == 200, answer.text
-        return str(answer.json()["dag_run_id"])
-
-    def run(self, run_id: str) -> dict[str, Any]:
-        answer = self.server.api("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}")
-        answer.raise_for_status()
-        return dict(answer.json())
-
-    def wait(self, run_id: str, timeout: float = RUN_TIMEOUT) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            state = self.run(run_id)["state"]
-            if state in ("success", "failed"):
-                return str(state)
-            time.sleep(1)
-        raise AssertionError(f"run {run_id} not finished after {timeout}s: {self.tasks(run_id)}\n{self.server.tail()}")
-
-    def tasks(self, run_id: str) -> dict[str, dict[str, Any]]:
-        answer = self.server.api("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances")
-        answer.raise_for_status()
-        return {ti["task_id"]: ti for ti in answer.json()["task_instances"]}
-
-    def states(self, run_id: str) -> dict[str, str | None]:
-        return {task: ti["state"] for task, ti in self.tasks(run_id).items()}
-
-    def xcom(self, run_id: str, task_id: str) -> Any:
-        path = f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/return_value"
-        answer = self.server.api("GET", path, params={"deserialize": True})
-        answer.raise_for_status()
-        value = answer.json()["value"]
-        return json.loads(value) if isinstance(value, str) and value[:1] in "{[" else value
 
     def store(self) -> StateStore:
         return StateStore(self.state_url)

@@ -1,0 +1,58 @@
+"""DAG runs through Airflow's REST API, for tests that drive a running server: trigger, wait, read
+task instances and XCom. One place for every test module that runs the provisioning DAG."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from tests.airflow.server import AirflowServer
+
+DAG_ID = "entra_salesforce_provisioning"
+RUN_TIMEOUT = 240.0
+
+
+class DagRunsApi:
+    """Mixin: needs ``self.server`` (an ``AirflowServer``); ``diagnostics()`` is quoted on a timeout."""
+
+    server: AirflowServer
+
+    def diagnostics(self) -> str:
+        return self.server.tail()
+
+    def trigger(self, conf: dict[str, Any] | None = None) -> str:
+        body = {"logical_date": None, "conf": conf or {}}
+        answer = self.server.api("POST", f"/api/v2/dags/{DAG_ID}/dagRuns", json=body)
+        assert answer.status_code == 200, answer.text
+        return str(answer.json()["dag_run_id"])
+
+    def run(self, run_id: str) -> dict[str, Any]:
+        answer = self.server.api("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}")
+        answer.raise_for_status()
+        return dict(answer.json())
+
+    def wait(self, run_id: str, timeout: float = RUN_TIMEOUT) -> str:
+        """The run's final state ("success" or "failed"); AssertionError after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            state = self.run(run_id)["state"]
+            if state in ("success", "failed"):
+                return str(state)
+            time.sleep(1)
+        raise AssertionError(f"run {run_id} not finished after {timeout}s: {self.tasks(run_id)}\n{self.diagnostics()}")
+
+    def tasks(self, run_id: str) -> dict[str, dict[str, Any]]:
+        answer = self.server.api("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances")
+        answer.raise_for_status()
+        return {ti["task_id"]: ti for ti in answer.json()["task_instances"]}
+
+    def states(self, run_id: str) -> dict[str, str | None]:
+        return {task: ti["state"] for task, ti in self.tasks(run_id).items()}
+
+    def xcom(self, run_id: str, task_id: str) -> Any:
+        path = f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/return_value"
+        answer = self.server.api("GET", path, params={"deserialize": True})
+        answer.raise_for_status()
+        value = answer.json()["value"]
+        return json.loads(value) if isinstance(value, str) and value[:1] in "{[" else value

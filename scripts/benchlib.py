@@ -84,6 +84,15 @@ class PeakRss:
         self._thread.join()
 
 
+def cli_sync_command(env_file: Path, state_url: str, summary_path: Path, report_dir: Path) -> list[str]:
+    """The engine's command-line cycle as the benchmarks run it (quiet, summary as JSON)."""
+    return [
+        sys.executable,
+        *("-m", "include.provisioning", "sync", "--env-file", str(env_file), "--state-url", state_url),
+        *("--summary-json", str(summary_path), "--quiet", "--report-dir", str(report_dir)),
+    ]
+
+
 def generator_fingerprint() -> str:
     """Cached fixtures are reused only if the generator's source is unchanged."""
     digest = hashlib.sha256()

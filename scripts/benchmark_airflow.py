@@ -71,7 +71,7 @@ if str(REPO_ROOT) not in sys.path:
 
 import psutil  # noqa: E402
 
-from scripts.benchlib import Report, cached_fixtures  # noqa: E402
+from scripts.benchlib import Report, cached_fixtures, cli_sync_command  # noqa: E402
 from tests.airflow.server import AirflowServer, sandbox_airflow_env  # noqa: E402
 from tests.sandbox_process import SandboxProcess  # noqa: E402
 
@@ -372,21 +372,7 @@ def _cli_cycle(sandbox: SandboxProcess, state_url: str, workdir: Path, label: st
     summary_path = workdir / f"cli-{label}.json"
     load = _load()
     seconds, code, peak = _run_measured(
-        [
-            sys.executable,
-            "-m",
-            "include.provisioning",
-            "sync",
-            "--env-file",
-            str(sandbox.env_file),
-            "--state-url",
-            state_url,
-            "--summary-json",
-            str(summary_path),
-            "--quiet",
-            "--report-dir",
-            str(workdir / "reports"),
-        ],
+        cli_sync_command(sandbox.env_file, state_url, summary_path, workdir / "reports"),
         dict(os.environ),
         workdir / "cli.log",
     )

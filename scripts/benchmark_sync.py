@@ -35,7 +35,7 @@ if str(REPO_ROOT) not in sys.path:
 
 import orjson  # noqa: E402
 
-from scripts.benchlib import PeakRss, Report, cached_fixtures  # noqa: E402
+from scripts.benchlib import PeakRss, Report, cached_fixtures, cli_sync_command  # noqa: E402
 from tests.sandbox_process import SandboxProcess  # noqa: E402
 
 
@@ -46,21 +46,7 @@ def _run_sync(sandbox: SandboxProcess, state_url: str, workdir: Path, label: str
     summary_path = workdir / f"{label}.json"
     started = time.perf_counter()
     child = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "include.provisioning",
-            "sync",
-            "--env-file",
-            str(sandbox.env_file),
-            "--state-url",
-            state_url,
-            "--summary-json",
-            str(summary_path),
-            "--quiet",
-            "--report-dir",
-            str(workdir / "reports"),
-        ],
+        cli_sync_command(sandbox.env_file, state_url, summary_path, workdir / "reports"),
         cwd=REPO_ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

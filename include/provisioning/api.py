@@ -33,6 +33,7 @@ from include.provisioning.engine import Engine
 from include.provisioning.model import CycleStatus, Mode
 from include.provisioning.on_demand import OnDemandOutcome
 from include.provisioning.on_demand import provision_user as _provision_user
+from include.provisioning.slices import AssignmentWindow
 from include.provisioning.stages import CycleContext, CycleResult, StageOutcome
 from include.provisioning.state.lease import LeaseBusyError, LeaseGrant
 from include.provisioning.workspace import Workspace
@@ -189,9 +190,13 @@ def open_cycle(
     automatic: bool = False,
     restart: bool = False,
     lift_quarantine: bool = False,
+    window: AssignmentWindow | None = None,
     now: dt.datetime | None = None,
 ) -> tuple[CycleContext, Workspace]:
     """Take the writer lease for ``holder`` and open or resume ``run_key``'s cycle.
+
+    ``window``: the cycle provisions one slice of the tenant by assignment date (an initial
+    sync's backfill run; see ``slices``).
 
     ``restart`` runs Entra's "Restart provisioning" first (then the cycle is full); ``lift_quarantine``
     lifts the job's quarantine. An ``automatic`` run (scheduled, backfill) of a quarantined job raises
@@ -219,6 +224,7 @@ def open_cycle(
         approve_deactivations=approve_deactivations,
         run_key=run_key,
         now=now,
+        window=window,
     )
 
 

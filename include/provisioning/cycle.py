@@ -16,6 +16,7 @@ import datetime as dt
 
 from include.provisioning.engine import Engine, Progress
 from include.provisioning.model import Mode, Plan, PlannedChange
+from include.provisioning.slices import AssignmentWindow
 from include.provisioning.stages import (
     CycleError,
     CycleResult,
@@ -42,12 +43,14 @@ def run_cycle(
     focus_upn: str | None = None,
     approve_deactivations: bool = False,
     run_key: str | None = None,
+    window: AssignmentWindow | None = None,
 ) -> CycleResult:
     """Run one cycle; with ``dry_run`` plan everything and write nothing (neither Salesforce nor state).
 
     ``focus_upn`` restricts the cycle to one user (provision on demand): a full read of the
     assignments decides scope and role, Salesforce is asked about that user alone, and the delta
-    link is not advanced, so the scheduled cycles are unaffected. Raises whatever a stage raised,
+    link is not advanced, so the scheduled cycles are unaffected. ``window`` restricts it to one
+    slice of the tenant by assignment date (``slices``), likewise. Raises whatever a stage raised,
     after closing the cycle as failed in the state store."""
     workspace = MemoryWorkspace()
     context, ws = begin(
@@ -60,6 +63,7 @@ def run_cycle(
         run_key=run_key,
         force=force,
         now=now,
+        window=window,
     )
     try:
         for stage in (run_extract, run_validate, run_transform, run_plan, run_load):

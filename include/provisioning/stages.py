@@ -53,6 +53,7 @@ from include.provisioning.salesforce.client import SalesforceSession
 from include.provisioning.salesforce.load import UNPROCESSED, BulkLoader, LoadRequest
 from include.provisioning.salesforce.org import fetch_profiles, fetch_users
 from include.provisioning.salesforce.profiles import resolve_profiles
+from include.provisioning.slices import AssignmentWindow
 from include.provisioning.state.job_quarantine import JobQuarantine
 from include.provisioning.validate import validate
 from include.provisioning.workspace import Workspace
@@ -82,20 +83,31 @@ class CycleContext:
     delta_link: str | None = None
     run_key: str | None = None
     notes: list[str] = field(default_factory=list)
+    window: AssignmentWindow | None = None
+    """A slice of the tenant by assignment date (slices.py): an initial sync's backfill run."""
+
+    @property
+    def partial(self) -> bool:
+        """The cycle looks at some users only (one user, or a slice): it neither saves the delta
+        link nor counts as having seen everyone."""
+        return self.focus_upn is not None or self.window is not None
 
     def to_json(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data["requested"], data["mode"], data["now"] = self.requested.value, self.mode.value, self.now.isoformat()
+        data["window"] = self.window.to_json() if self.window is not None else None
         return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> CycleContext:
+        window = data.get("window")
         return cls(
             **{
                 **data,
                 "requested": Mode(data["requested"]),
                 "mode": Mode(data["mode"]),
                 "now": dt.datetime.fromisoformat(data["now"]),
+                "window": AssignmentWindow.from_json(window) if window else None,
             }
         )
 
@@ -214,14 +226,16 @@ def begin(
     run_key: str | None = None,
     force: bool = False,
     now: dt.datetime | None = None,
+    window: AssignmentWindow | None = None,
 ) -> tuple[CycleContext, Workspace]:
     """Open a cycle (or, with ``run_key``, resume that run's uncommitted cycle) and decide its mode.
 
-    Returns the context and the cycle's workspace (``workspace_for(cycle_id)``). A dry run opens
-    no cycle in the state store. Raises ``StateError`` when another cycle is running and no lease
-    is in use (the CLI without ``force``)."""
+    ``window``: provision one slice of the tenant by assignment date (slices.py), a full cycle
+    over its users. Returns the context and the cycle's workspace (``workspace_for(cycle_id)``).
+    A dry run opens no cycle in the state store. Raises ``StateError`` when another cycle is
+    running and no lease is in use (the CLI without ``force``)."""
     now = now or _now()
-    if focus_upn is not None:
+    if focus_upn is not None or window is not None:
         requested = Mode.FULL
     fingerprint = engine.table.fingerprint()
     engine.check_lease()
@@ -253,7 +267,10 @@ def begin(
             delta_link=watermark.delta_link if watermark is not None and mode is Mode.INCREMENTAL else None,
             run_key=run_key,
             notes=[f"full cycle: {why_full}"] if why_full and requested is not Mode.FULL else [],
+            window=window,
         )
+        if window is not None:
+            context.notes.append(f"slice: {window.describe()}")
         ws.write_json("context", context.to_json())
     except Exception as exc:
         if not dry_run:
@@ -289,18 +306,20 @@ def _escrow_waiting(engine: Engine, users: pd.DataFrame, now: dt.datetime) -> li
 
 
 async def _extract(
-    engine: Engine, mode: Mode, delta_link: str | None, known: dict[str, Any], due: set[str]
+    engine: Engine, context: CycleContext, known: dict[str, Any], due: set[str], evaluated: set[str]
 ) -> Extraction:
     async with GraphClient(engine.graph) as client:
         return await extract(
             client,
             service_principal_id=engine.graph.service_principal_id,
             select=engine.table.source_attributes(),
-            mode=mode,
-            delta_link=delta_link,
+            mode=context.mode,
+            delta_link=context.delta_link,
             known=known,
             also_fetch=due,
             progress=engine.progress,
+            window=context.window,
+            evaluated=evaluated,
         )
 
 
@@ -327,13 +346,16 @@ def run_extract(engine: Engine, ws: Workspace) -> StageOutcome:
         if len(snapshot):
             known.update(zip(snapshot["entra_id"], snapshot["roles"], strict=True))
         due = {entry.entra_id for entry in engine.state.due_escrow(context.now)}
+        evaluated: set[str] = set()
+        if context.window is not None:  # a slice also takes older users no cycle has seen yet
+            evaluated = {*engine.state.seen_roles(), *known}
     if session is not None:
         with phase("roles"):
             profiles = fetch_profiles(session)
             outcome = asyncio.run(_import_roles(engine, list(profiles["Name"])))
             notes.append(f"app roles: {outcome}")
     with phase("extract"):
-        extraction = asyncio.run(_extract(engine, context.mode, context.delta_link, known, due))
+        extraction = asyncio.run(_extract(engine, context, known, due, evaluated))
     if extraction.fell_back:
         notes.append(f"full cycle: {extraction.fell_back}")
     users = _apply_scoping(engine, extraction.users)
@@ -728,7 +750,6 @@ def run_commit(engine: Engine, ws: Workspace) -> CycleResult:
     notes = [*context.notes, *extracted.get("notes", [])]
     log: list[LogEntry] = []
     if not context.dry_run:
-        focus = context.focus_upn is not None
         log = engine.state.commit_cycle(
             summary,
             plan=plan,
@@ -738,9 +759,9 @@ def run_commit(engine: Engine, ws: Workspace) -> CycleResult:
             mapping_fingerprint=context.fingerprint,
             now=context.now,
             escrow_schedule_hours=engine.options.escrow_schedule_hours,
-            advance_watermark=not stopped and not focus,
+            advance_watermark=not stopped and not context.partial,
             seen=_seen(users),
-            seen_complete=summary.mode is Mode.FULL and not focus,
+            seen_complete=summary.mode is Mode.FULL and not context.partial,
         )
     report = failure_report(
         summary, log, quarantined, plan.held_back, held_back_reason=plan.held_back_reason, dry_run=context.dry_run

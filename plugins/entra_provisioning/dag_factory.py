@@ -129,8 +129,13 @@ def provisioning_dag(
     doc_md: str,
     description: str,
     tags: list[str],
+    slices: bool = False,
 ) -> DAG:
-    """The provisioning DAG with ``schedule`` (a data-interval timetable: real intervals)."""
+    """The provisioning DAG with ``schedule`` (a data-interval timetable: real intervals).
+
+    ``slices``: each run provisions the users whose assignment was created in its data interval
+    (``include/provisioning/slices.py``); the DAG is meant for ``airflow backfill create``, and its
+    scheduled runs skip (a backfill's runs and manual runs do the work)."""
     with DAG(
         dag_id=dag_id,
         description=description,
@@ -156,12 +161,14 @@ def provisioning_dag(
         def begin_cycle(**context: Any) -> Any:
             """Wait for the writer lease; open or resume this run's cycle."""
             run = context["dag_run"]
+            interval = (run.data_interval_start, run.data_interval_end) if slices else None
             return tasks.begin_cycle(
                 context["dag"].dag_id,
                 context["run_id"],
                 context["params"],
                 run.conf,
                 str(getattr(run.run_type, "value", run.run_type)),  # DagRunType: "scheduled", "backfill", ...
+                interval=interval,
             )
 
         cycle = begin_cycle()

@@ -12,6 +12,7 @@ Errors (the engine's tree, ``include/provisioning/errors.py``):
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -124,13 +125,43 @@ def check_conf(conf: dict[str, Any] | None) -> None:
         )
 
 
+def assignment_window(interval: tuple[dt.datetime | None, dt.datetime | None] | None, run_type: str) -> Any:
+    """The slice of a slicing DAG's run: its data interval (``slices.AssignmentWindow``); None for
+    a DAG that does not slice. Raises ``AirflowSkipException`` for a scheduled run (the DAG is
+    run by backfill) and ``AirflowFailException`` for a run without a data interval."""
+    if interval is None:
+        return None
+    from include.provisioning.slices import AssignmentWindow
+
+    if run_type == "scheduled":
+        raise AirflowSkipException(
+            "this DAG provisions a tenant's history slice by slice through a backfill "
+            "(airflow backfill create --dag-id <this DAG> --from-date ... --to-date ...); scheduled runs do nothing"
+        )
+    start, end = interval
+    if start is None or end is None or start >= end:
+        raise AirflowFailException(
+            f"this run has no data interval ({start} to {end}); slices need one: run the DAG by backfill "
+            "or trigger it with a logical date"
+        )
+    return AssignmentWindow(start, end)
+
+
 def begin_cycle(
-    dag_id: str, run_id: str, params: dict[str, Any], conf: dict[str, Any] | None = None, run_type: str = "manual"
+    dag_id: str,
+    run_id: str,
+    params: dict[str, Any],
+    conf: dict[str, Any] | None = None,
+    run_type: str = "manual",
+    *,
+    interval: tuple[dt.datetime | None, dt.datetime | None] | None = None,
 ) -> PokeReturnValue:
     """Setup (a sensor in reschedule mode): wait for the writer lease, then open or resume this
-    run's cycle. XCom: ``{"cycle_id", "mode", "workspace", "dry_run", "user"}`` — no records, no
-    secrets. Raises ``AirflowFailException`` for a conf key that is not a param."""
+    run's cycle; ``interval`` (a slicing DAG's data interval) makes it one slice of the tenant.
+    XCom: ``{"cycle_id", "mode", "workspace", "dry_run", "user"}`` — no records, no secrets.
+    Raises ``AirflowFailException`` for a conf key that is not a param."""
     check_conf(conf)
+    window = assignment_window(interval, run_type)
     from entra_provisioning import runtime
     from include.provisioning import api
     from include.provisioning.workspace import Workspace
@@ -147,6 +178,7 @@ def begin_cycle(
                 holder=key,
                 run_key=key,
                 automatic=run_type in AUTOMATIC_RUN_TYPES,
+                window=window,
                 **chosen,
             )
         except LeaseBusyError as exc:

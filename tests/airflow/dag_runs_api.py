@@ -17,18 +17,19 @@ class DagRunsApi:
     """Mixin: needs ``self.server`` (an ``AirflowServer``); ``diagnostics()`` is quoted on a timeout."""
 
     server: AirflowServer
+    dag_id: str = DAG_ID
 
     def diagnostics(self) -> str:
         return self.server.tail()
 
     def trigger(self, conf: dict[str, Any] | None = None) -> str:
         body = {"logical_date": None, "conf": conf or {}}
-        answer = self.server.api("POST", f"/api/v2/dags/{DAG_ID}/dagRuns", json=body)
+        answer = self.server.api("POST", f"/api/v2/dags/{self.dag_id}/dagRuns", json=body)
         assert answer.status_code == 200, answer.text
         return str(answer.json()["dag_run_id"])
 
     def run(self, run_id: str) -> dict[str, Any]:
-        answer = self.server.api("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}")
+        answer = self.server.api("GET", f"/api/v2/dags/{self.dag_id}/dagRuns/{run_id}")
         answer.raise_for_status()
         return dict(answer.json())
 
@@ -43,7 +44,7 @@ class DagRunsApi:
         raise AssertionError(f"run {run_id} not finished after {timeout}s: {self.tasks(run_id)}\n{self.diagnostics()}")
 
     def tasks(self, run_id: str) -> dict[str, dict[str, Any]]:
-        answer = self.server.api("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances")
+        answer = self.server.api("GET", f"/api/v2/dags/{self.dag_id}/dagRuns/{run_id}/taskInstances")
         answer.raise_for_status()
         return {ti["task_id"]: ti for ti in answer.json()["task_instances"]}
 
@@ -51,7 +52,7 @@ class DagRunsApi:
         return {task: ti["state"] for task, ti in self.tasks(run_id).items()}
 
     def xcom(self, run_id: str, task_id: str) -> Any:
-        path = f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/return_value"
+        path = f"/api/v2/dags/{self.dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/return_value"
         answer = self.server.api("GET", path, params={"deserialize": True})
         answer.raise_for_status()
         value = answer.json()["value"]

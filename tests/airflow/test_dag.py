@@ -84,3 +84,35 @@ def test_params_are_validated_and_described(dag) -> None:  # type: ignore[no-unt
         with pytest.raises(Exception, match=r"Invalid input|is not|does not match"):
             candidate.update(bad)
             candidate.validate()
+
+
+INITIAL_SYNC = "entra_salesforce_initial_sync"
+
+
+def test_the_initial_sync_dag_has_the_same_tasks_and_monthly_intervals(dagbag: DagBag, dag) -> None:  # type: ignore[no-untyped-def]
+    from airflow.timetables.interval import CronDataIntervalTimetable as SchedulerTimetable
+
+    initial = dagbag.dags[INITIAL_SYNC]
+    assert sorted(initial.task_dict) == sorted(dag.task_dict)
+    assert set(initial.params.keys()) == set(dag.params.keys())
+    scheduler_side = SchedulerTimetable(initial.timetable.expression, timezone="UTC")
+    interval = scheduler_side.infer_manual_data_interval(run_after=pendulum.datetime(2026, 3, 14, tz="UTC"))
+    assert (interval.start, interval.end) == (
+        pendulum.datetime(2026, 2, 1, tz="UTC"),
+        pendulum.datetime(2026, 3, 1, tz="UTC"),
+    )
+    assert "airflow backfill create --dag-id entra_salesforce_initial_sync" in initial.doc_md
+
+
+def test_a_slicing_runs_window_is_its_data_interval_and_scheduled_runs_skip() -> None:
+    from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+    from entra_provisioning.tasks import assignment_window
+
+    start, end = dt.datetime(2024, 3, 1, tzinfo=dt.UTC), dt.datetime(2024, 4, 1, tzinfo=dt.UTC)
+    window = assignment_window((start, end), "backfill")
+    assert (window.start, window.end) == (start, end)
+    assert assignment_window(None, "scheduled") is None  # the 20-minute DAG does not slice
+    with pytest.raises(AirflowSkipException, match="airflow backfill create"):
+        assignment_window((start, end), "scheduled")
+    with pytest.raises(AirflowFailException, match="no data interval"):
+        assignment_window((end, end), "manual")

@@ -14,30 +14,22 @@ import pytest
 from include.provisioning import stages
 from include.provisioning.artifacts import PLAN
 from include.provisioning.cycle import run_cycle
-from include.provisioning.engine import Engine
-from include.provisioning.runtime import build_engine
 from include.provisioning.workspace import Workspace
-from tests.sandbox_process import SandboxProcess, generate_tenant
+from tests.e2e.generated import engine_for, org_users
+from tests.e2e.generated import generated_sandbox as generated
+from tests.sandbox_process import SandboxProcess
 
 USERS = 1500
-VOLATILE = {"Id", "LastModifiedDate", "SystemModstamp", "LastLoginDate", "CreatedDate", "CommunityNickname"}
 
 
 @pytest.fixture(scope="module")
 def generated_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxProcess]:
-    out = generate_tenant(tmp_path_factory.mktemp("tenant-stages"), USERS, seed=7)
-    process = SandboxProcess(out / "tenant.json", out / "org.json", tmp_path_factory.mktemp("sandbox-stages"))
-    yield process
-    process.stop()
+    with generated(tmp_path_factory, "stages", USERS, seed=7) as (_, process):
+        yield process
 
 
-def _engine(sandbox: SandboxProcess, state: Path) -> Engine:
-    return build_engine(sandbox.settings, state_url=f"sqlite:///{state}")
-
-
-def _org(sandbox: SandboxProcess) -> dict[str, dict[str, Any]]:
-    users = sandbox.salesforce.get("/_sandbox/state").json()["users"]
-    return {u["Username"].lower(): {k: v for k, v in u.items() if k not in VOLATILE} for u in users}
+_engine = engine_for
+_org = org_users
 
 
 def _counts(summary: Any) -> dict[str, int]:

@@ -48,12 +48,14 @@ class RoleCatalog:
 
 
 class Grant(NamedTuple):
-    """One assignment as it reaches a user: the assignment id, its role id, and the path.
-    (A tuple: a 100,000-user tenant creates one per direct assignment.)"""
+    """One assignment as it reaches a user: the assignment id, its role id, the path, and when
+    the assignment was created. (A tuple: a 100,000-user tenant creates one per direct assignment.)"""
 
     assignment_id: str
     role_id: str
     via: str  # "direct" or "group:<display name>"
+    created: str = ""
+    """Graph's ``createdDateTime`` (UTC, ISO 8601), "" when Graph gave none."""
 
 
 @dataclass
@@ -91,12 +93,16 @@ class AssignmentCollector:
             kind = item.get("principalType")
             role_id = item.get("appRoleId") or DEFAULT_ACCESS_ROLE_ID
             if kind == "User":
-                direct[principal].append(Grant(item.get("id") or "?", role_id, "direct"))
+                direct[principal].append(
+                    Grant(item.get("id") or "?", role_id, "direct", item.get("createdDateTime") or "")
+                )
             elif kind == "Group":
                 name = item.get("principalDisplayName") or principal
                 if principal not in group_grants:
                     new_groups.append((principal, name))
-                group_grants[principal].append(Grant(item.get("id") or "?", role_id, f"group:{name}"))
+                group_grants[principal].append(
+                    Grant(item.get("id") or "?", role_id, f"group:{name}", item.get("createdDateTime") or "")
+                )
             else:
                 ignored += 1
         self.assignment_count += count
@@ -138,6 +144,27 @@ class AssignmentCollector:
                 roles = resolve_grants(self.grants_of(direct, groups), catalog)
             resolved[user_id] = roles
         return resolved
+
+    def assigned_since(self) -> dict[str, str]:
+        """User id → ``createdDateTime`` of the user's earliest assignment, direct or through any
+        of the user's assigned groups ("" when Graph gave no date for any of them)."""
+        group_since = {
+            group_id: min((grant.created for grant in grants), default="")
+            for group_id, grants in self.group_grants.items()
+        }
+        since: dict[str, str] = {}
+        for group_id, members in self.members.items():
+            created = group_since.get(group_id, "")
+            for user_id in members:
+                known = since.get(user_id)
+                if known is None or created < known:
+                    since[user_id] = created
+        for user_id, grants in self.direct.items():
+            created = min(grant.created for grant in grants)
+            known = since.get(user_id)
+            if known is None or created < known:
+                since[user_id] = created
+        return since
 
 
 def resolve_grants(grants: Iterable[Grant], catalog: RoleCatalog) -> UserRoles:

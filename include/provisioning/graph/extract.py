@@ -34,6 +34,7 @@ from include.provisioning.graph.batch import Call, Runner
 from include.provisioning.graph.client import GraphClient, GraphReply
 from include.provisioning.graph.frame import UserRow, graph_attributes, scope_reason, select_clause, users_frame
 from include.provisioning.model import Mode, QuarantinedUser
+from include.provisioning.slices import AssignmentWindow
 
 PAGE_SIZE = 999
 IDS_PER_FILTER = 15
@@ -130,6 +131,8 @@ class _Reader:
         known: Mapping[str, Sequence[str]],
         also_fetch: Collection[str],
         progress: Callable[[str], None] | None,
+        window: AssignmentWindow | None = None,
+        evaluated: Collection[str] = (),
     ) -> None:
         self.client = client
         self.sp_id = service_principal_id
@@ -138,6 +141,8 @@ class _Reader:
         self.known = known
         self.also_fetch = set(also_fetch)
         self.progress = progress
+        self.window = window
+        self.evaluated = evaluated
         self.pagers: list[_Pager] = []
         self.assignments = AssignmentCollector()
         self.catalog: RoleCatalog | None = None
@@ -209,7 +214,10 @@ class _Reader:
         self.add(_Pager("service_principal", sp_url, self._on_service_principal, follow=False))
         url = _query(
             f"/servicePrincipals/{self.sp_id}/appRoleAssignedTo",
-            {"$select": "id,appRoleId,principalId,principalType,principalDisplayName", "$top": str(PAGE_SIZE)},
+            {
+                "$select": "id,appRoleId,principalId,principalType,principalDisplayName,createdDateTime",
+                "$top": str(PAGE_SIZE),
+            },
         )
         self.add(_Pager("assignments", url, self._on_assignments))
 
@@ -312,7 +320,13 @@ class _FullRead(_Reader):
     def after_phase_one(self) -> None:
         self.delta_link = self._delta.last.get("@odata.deltaLink")
         self.roles = self.resolved_roles()
-        self.wanted = set(self.roles) | set(self.known) | self.also_fetch
+        if self.window is not None:
+            # A slice (slices.py): its users only; nobody outside it is read, let alone left.
+            chosen = self.window.select(self.assignments.assigned_since(), self.evaluated)
+            self.roles = {uid: roles for uid, roles in self.roles.items() if uid in chosen}
+            self.wanted = set(self.roles) | (self.also_fetch & chosen)
+        else:
+            self.wanted = set(self.roles) | set(self.known) | self.also_fetch
         # Users listed before the assignments were known but not wanted: drop them now.
         self.records = {uid: rec for uid, rec in self.records.items() if uid in self.wanted}
         if self._listing.done:
@@ -417,6 +431,8 @@ async def extract(
     known: Mapping[str, Sequence[str]],
     also_fetch: Collection[str] = (),
     progress: Callable[[str], None] | None = None,
+    window: AssignmentWindow | None = None,
+    evaluated: Collection[str] = (),
 ) -> Extraction:
     """Read the assigned users of ``service_principal_id`` into the USERS frame.
 
@@ -424,6 +440,8 @@ async def extract(
     (``[]`` for users last seen out of scope); incremental mode compares against it to find
     assignment and role changes, and both modes report known users that left scope.
     ``also_fetch``: ids to include whatever changed (escrow retries).
+    ``window``: read only the users of this slice (slices.py; full mode only), ``evaluated`` being
+    the ids earlier cycles evaluated. Known users outside it are not reported as leaving scope.
     """
     before = dict(client.requests)
     common = {
@@ -434,6 +452,8 @@ async def extract(
         "progress": progress,
     }
     fell_back: str | None = None
+    if window is not None:  # a slice is always a full read of its users
+        mode, delta_link = Mode.FULL, None
     if mode == Mode.AUTO:
         mode = Mode.INCREMENTAL if delta_link else Mode.FULL
     if mode == Mode.INCREMENTAL and not delta_link:
@@ -454,7 +474,7 @@ async def extract(
             fell_back = f"delta token expired ({exc})"
             mode = Mode.FULL
     if result is None:
-        full = _FullRead(client, **common)
+        full = _FullRead(client, **common, window=window, evaluated=evaluated)
         result = await full.run()
         link = full.delta_link
     users, quarantined = result

@@ -524,11 +524,7 @@ class AirflowBench:
                     child_pid=child.pid if child else None,
                 )
             )
-        summary = None
-        xcom = self.server.api("GET", f"{base}/taskInstances/commit/xcomEntries/return_value")
-        if xcom.status_code == 200:
-            value = xcom.json().get("value")
-            summary = json.loads(value) if isinstance(value, str) else value
+        summary = self.commit_summary(run_id)
         critical = _critical_path(rows, self.upstream)
         last_end = critical[-1].end if critical else None
         return AirflowRun(
@@ -544,6 +540,15 @@ class AirflowBench:
             requests=_requests(sandbox),
             load=load,
         )
+
+    def commit_summary(self, run_id: str) -> dict[str, Any] | None:
+        """The run's ``commit`` XCom (the cycle's counts), None when it has none."""
+        path = f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/commit/xcomEntries/return_value"
+        xcom = self.server.api("GET", path)
+        if xcom.status_code != 200:
+            return None
+        value = xcom.json().get("value")
+        return json.loads(value) if isinstance(value, str) else value
 
     def stop(self) -> None:
         if self.sampler is not None:

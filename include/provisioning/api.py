@@ -33,6 +33,7 @@ from include.provisioning.engine import Engine
 from include.provisioning.model import CycleStatus, Mode
 from include.provisioning.on_demand import OnDemandOutcome
 from include.provisioning.on_demand import provision_user as _provision_user
+from include.provisioning.shards import Shard
 from include.provisioning.slices import AssignmentWindow
 from include.provisioning.stages import CycleContext, CycleResult, StageOutcome
 from include.provisioning.state.lease import LeaseBusyError, LeaseGrant
@@ -191,12 +192,14 @@ def open_cycle(
     restart: bool = False,
     lift_quarantine: bool = False,
     window: AssignmentWindow | None = None,
+    shards: int = 1,
     now: dt.datetime | None = None,
 ) -> tuple[CycleContext, Workspace]:
     """Take the writer lease for ``holder`` and open or resume ``run_key``'s cycle.
 
     ``window``: the cycle provisions one slice of the tenant by assignment date (an initial
-    sync's backfill run; see ``slices``).
+    sync's backfill run; see ``slices``). ``shards``: how many shards ``validate``, ``transform`` and
+    ``load`` are split into (``shards``), each run by its own ``run_stage`` call.
 
     ``restart`` runs Entra's "Restart provisioning" first (then the cycle is full); ``lift_quarantine``
     lifts the job's quarantine. An ``automatic`` run (scheduled, backfill) of a quarantined job raises
@@ -225,18 +228,26 @@ def open_cycle(
         run_key=run_key,
         now=now,
         window=window,
+        shards=shards,
     )
 
 
-def run_stage(engine: Engine, name: str, ws: Workspace, **options: Any) -> StageOutcome | CycleResult:
+def run_stage(
+    engine: Engine, name: str, ws: Workspace, *, shard: Shard | None = None, **options: Any
+) -> StageOutcome | CycleResult:
     """Run one stage of the cycle whose workspace is ``ws`` (``commit`` returns the ``CycleResult``).
 
-    ``options`` go to the stage (``validate`` takes ``write_docs``). Raises
+    ``shard``: for a sharded stage (``stages.SHARDED_STAGES``), the one shard to run (None: every
+    shard in turn). ``options`` go to the stage (``validate`` takes ``write_docs``). Raises
     ``MissingArtifactError`` when an earlier stage's output is missing for this cycle."""
     if name == "commit":
         return stages.run_commit(engine, ws)
     if name not in _RUNNERS:
         raise ValueError(f"unknown stage {name!r}; stages are {', '.join(stages.STAGES)}")
+    if name in stages.SHARDED_STAGES:
+        options["shard"] = shard
+    elif shard is not None and not shard.whole:
+        raise ValueError(f"stage {name!r} is not sharded; sharded stages are {', '.join(stages.SHARDED_STAGES)}")
     return _RUNNERS[name](engine, ws, **options)
 
 

@@ -53,6 +53,7 @@ from include.provisioning.salesforce.client import SalesforceSession
 from include.provisioning.salesforce.load import UNPROCESSED, BulkLoader, LoadRequest
 from include.provisioning.salesforce.org import fetch_profiles, fetch_users
 from include.provisioning.salesforce.profiles import resolve_profiles
+from include.provisioning.shards import Shard
 from include.provisioning.slices import AssignmentWindow
 from include.provisioning.state.job_quarantine import JobQuarantine
 from include.provisioning.validate import validate
@@ -61,6 +62,8 @@ from include.provisioning.workspace import Workspace
 STAGES = ("extract", "validate", "transform", "plan", "load", "commit")
 QUARANTINE_STAGES = ("extract", "validate", "transform", "plan")
 """Stages that quarantine users, in the order their reasons are merged."""
+SHARDED_STAGES = ("validate", "transform", "load")
+"""Stages that run once per shard (shards.py); their artifacts carry the shard in the name."""
 
 
 class CycleError(ProvisioningError, RuntimeError):
@@ -85,6 +88,11 @@ class CycleContext:
     notes: list[str] = field(default_factory=list)
     window: AssignmentWindow | None = None
     """A slice of the tenant by assignment date (slices.py): an initial sync's backfill run."""
+    shards: int = 1
+    """How many shards the per-user stages are split into (shards.py)."""
+
+    def all_shards(self) -> list[Shard]:
+        return Shard.all(self.shards)
 
     @property
     def partial(self) -> bool:
@@ -227,14 +235,17 @@ def begin(
     force: bool = False,
     now: dt.datetime | None = None,
     window: AssignmentWindow | None = None,
+    shards: int = 1,
 ) -> tuple[CycleContext, Workspace]:
     """Open a cycle (or, with ``run_key``, resume that run's uncommitted cycle) and decide its mode.
 
     ``window``: provision one slice of the tenant by assignment date (slices.py), a full cycle
-    over its users. Returns the context and the cycle's workspace (``workspace_for(cycle_id)``).
-    A dry run opens no cycle in the state store. Raises ``StateError`` when another cycle is
-    running and no lease is in use (the CLI without ``force``)."""
+    over its users. ``shards``: split the per-user stages into that many shards (shards.py).
+    Returns the context and the cycle's workspace (``workspace_for(cycle_id)``). A dry run opens
+    no cycle in the state store. Raises ``StateError`` when another cycle is running and no lease
+    is in use (the CLI without ``force``), ``ValueError`` for a shard count out of range."""
     now = now or _now()
+    Shard(0, shards)  # a bad count fails before anything is opened
     if focus_upn is not None or window is not None:
         requested = Mode.FULL
     fingerprint = engine.table.fingerprint()
@@ -268,6 +279,7 @@ def begin(
             run_key=run_key,
             notes=[f"full cycle: {why_full}"] if why_full and requested is not Mode.FULL else [],
             window=window,
+            shards=shards,
         )
         if window is not None:
             context.notes.append(f"slice: {window.describe()}")
@@ -394,10 +406,12 @@ def run_extract(engine: Engine, ws: Workspace) -> StageOutcome:
 def _quarantined_so_far(ws: Workspace, upto: str) -> list[QuarantinedUser]:
     """Quarantine entries of the stages before ``upto``, merged per user in stage order."""
     merged: dict[str, QuarantinedUser] = {}
+    names: list[str] = []
     for stage in QUARANTINE_STAGES:
         if stage == upto:
             break
-        name = f"quarantine_{stage}"
+        names += _artifact_names(ws, stage, f"quarantine_{stage}")
+    for name in names:
         if not ws.has_frame(name):
             continue
         for entry in ws.get(name, QUARANTINE):
@@ -416,29 +430,89 @@ def _held_users(ws: Workspace) -> pd.DataFrame:
     return users[~users["id"].isin(waiting)] if waiting else users
 
 
+def _read_shards(ws: Workspace, stage: str, base: str) -> pd.DataFrame:
+    """Every shard's ``base`` frame, one after the other (one frame when the cycle is whole)."""
+    frames = [ws.read_frame(name) for name in _artifact_names(ws, stage, base)]
+    return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+
+
 def _upns(users: pd.DataFrame) -> dict[str, str | None]:
     upns = users["userPrincipalName"] if "userPrincipalName" in users else pd.Series([None] * len(users))
     return {str(k): (None if pd.isna(v) else str(v)) for k, v in zip(users["id"], upns, strict=True)}
 
 
+def _artifact_names(ws: Workspace, stage: str, base: str) -> list[str]:
+    """The names of ``base`` in the workspace: one per shard for a sharded stage."""
+    if stage not in SHARDED_STAGES:
+        return [base]
+    return [shard.name(base) for shard in _context(ws).all_shards()]
+
+
+def _validation_stop(ws: Workspace) -> str | None:
+    """Why validation stopped the cycle (too large a share of the population failed), judged over
+    every shard's counts; None while it goes on (or before every shard has been validated)."""
+    documents = [ws.read_json(name) for name in _artifact_names(ws, "validate", "validate") if ws.has_json(name)]
+    if not documents or len(documents) < _context(ws).shards:
+        return None
+    quarantined = sum(int(d["quarantined"]) for d in documents)
+    checked = sum(int(d["checked"]) for d in documents)
+    limit = float(documents[0]["limit"])
+    # The share is of the population, not of this cycle's batch: an incremental cycle that
+    # sees one changed user must not stop because that one user is bad.
+    population = max(checked, int(ws.read_json("extract")["managed_count"]))
+    share = quarantined / population if population else 0.0
+    if share <= limit:
+        return None
+    return (
+        f"{quarantined} of {population} users ({share:.0%}) failed validation "
+        f"(limit {limit:.0%}); nothing was written to Salesforce"
+    )
+
+
 def _stopped(ws: Workspace) -> str | None:
     """Why the cycle stopped before writing (validation share, dry run), or None."""
-    for name in ("validate", "plan_status"):
-        if ws.has_json(name) and ws.read_json(name).get("stopped"):
-            return str(ws.read_json(name)["stopped"])
-    return None
+    stopped = _validation_stop(ws)
+    if stopped is None and ws.has_json("plan_status"):
+        stopped = ws.read_json("plan_status").get("stopped")
+    return str(stopped) if stopped else None
 
 
-def run_validate(engine: Engine, ws: Workspace, *, write_docs: Callable[[Any], None] | None = None) -> StageOutcome:
-    """Run the expectation suite on the in-scope users; quarantine the rows that break it.
+def _each_shard(ws: Workspace, shard: Shard | None, run: Callable[[Shard], StageOutcome], stage: str) -> StageOutcome:
+    """Run ``run`` for ``shard``, or for every shard in turn (counts summed) when none is given."""
+    if shard is not None:
+        return run(shard)
+    outcomes = [run(each) for each in _context(ws).all_shards()]
+    if len(outcomes) == 1:
+        return outcomes[0]
+    counts: dict[str, Any] = {}
+    for outcome in outcomes:
+        _merge_numbers(counts, {k: v for k, v in outcome.counts.items() if isinstance(v, int | float)})
+    first = outcomes[0]
+    return StageOutcome(stage, first.cycle_id, status=first.status, reason=first.reason, counts=counts)
+
+
+def run_validate(
+    engine: Engine,
+    ws: Workspace,
+    *,
+    write_docs: Callable[[Any], None] | None = None,
+    shard: Shard | None = None,
+) -> StageOutcome:
+    """Run the expectation suite on the in-scope users of ``shard`` (every shard in turn when
+    None); quarantine the rows that break it.
 
     Writes ``valid`` (rows that passed plus out-of-scope rows), ``quarantine_validate`` and
-    ``validate.json`` (``stopped`` when the failure share crosses ``max_quarantine_share``: then
-    nothing is written to Salesforce). ``write_docs`` receives GX's result to keep it."""
+    ``validate.json`` (counts; once every shard is validated, ``_validation_stop`` stops the cycle
+    when the failure share crosses ``max_quarantine_share``: then nothing is written to
+    Salesforce), each under the shard's name. ``write_docs`` receives GX's result to keep it."""
+    return _each_shard(ws, shard, lambda one: _validate(engine, ws, one, write_docs), "validate")
+
+
+def _validate(engine: Engine, ws: Workspace, shard: Shard, write_docs: Callable[[Any], None] | None) -> StageOutcome:
     context = _context(ws)
     engine.check_lease()
     phase = _Phases(engine.progress)
-    users = _held_users(ws)
+    users = shard.take(_held_users(ws))
     already = {q.entra_id for q in _quarantined_so_far(ws, "validate")}
     with phase("validate"):
         validation = validate(users[~users["id"].isin(already)], engine.suite_path)
@@ -446,29 +520,20 @@ def run_validate(engine: Engine, ws: Workspace, *, write_docs: Callable[[Any], N
         write_docs(validation)
     upns = _upns(users)
     quarantined = [QuarantinedUser(q.entra_id, upns.get(q.entra_id), list(q.reasons)) for q in validation.quarantined]
-    # The share is of the population, not of this cycle's batch: an incremental cycle that
-    # sees one changed user must not stop because that one user is bad.
-    population = max(validation.checked, int(ws.read_json("extract")["managed_count"]))
-    share = len(quarantined) / population if population else 0.0
-    stopped = None
-    if share > engine.options.max_quarantine_share:
-        stopped = (
-            f"{len(quarantined)} of {population} users ({share:.0%}) failed validation "
-            f"(limit {engine.options.max_quarantine_share:.0%}); nothing was written to Salesforce"
-        )
-    ws.write_frame("valid", validation.valid.reset_index(drop=True))
-    ws.put("quarantine_validate", quarantined, QUARANTINE)
+    ws.write_frame(shard.name("valid"), validation.valid.reset_index(drop=True))
+    ws.put(shard.name("quarantine_validate"), quarantined, QUARANTINE)
     ws.write_json(
-        "validate",
+        shard.name("validate"),
         {
             "checked": validation.checked,
             "quarantined": len(quarantined),
             "failed_expectations": validation.failed_expectations,
-            "stopped": stopped,
+            "limit": engine.options.max_quarantine_share,
             "phases": phase.seconds,
         },
     )
     counts = {"checked": validation.checked, "quarantined": len(quarantined)}
+    stopped = _validation_stop(ws)  # known once the last shard is validated
     if stopped:
         return StageOutcome("validate", context.cycle_id, status="stopped", reason=stopped, counts=counts)
     return StageOutcome("validate", context.cycle_id, counts=counts)
@@ -477,11 +542,16 @@ def run_validate(engine: Engine, ws: Workspace, *, write_docs: Callable[[Any], N
 # -- transform -----------------------------------------------------------------------------------
 
 
-def run_transform(engine: Engine, ws: Workspace) -> StageOutcome:
-    """Evaluate the mapping table and resolve profile names to ``ProfileId``.
+def run_transform(engine: Engine, ws: Workspace, *, shard: Shard | None = None) -> StageOutcome:
+    """Evaluate the mapping table and resolve profile names to ``ProfileId`` for ``shard`` (every
+    shard in turn when None).
 
     Writes ``mapped`` (MAPPED frame without any quarantined user) and ``quarantine_transform``
-    (expression errors and unknown profiles of in-scope users)."""
+    (expression errors and unknown profiles of in-scope users) under the shard's names."""
+    return _each_shard(ws, shard, lambda one: _transform(engine, ws, one), "transform")
+
+
+def _transform(engine: Engine, ws: Workspace, shard: Shard) -> StageOutcome:
     context = _context(ws)
     stopped = _stopped(ws)
     if stopped:
@@ -490,8 +560,8 @@ def run_transform(engine: Engine, ws: Workspace) -> StageOutcome:
     phase = _Phases(engine.progress)
     session = engine.salesforce_session()
     before = session.requests_by_kind()
-    users = _held_users(ws)
-    valid = ws.read_frame("valid")
+    users = shard.take(_held_users(ws))
+    valid = ws.read_frame(shard.name("valid"))
     upns = _upns(users)
     errors: dict[str, list[str]] = {}
     with phase("transform"):
@@ -506,9 +576,9 @@ def run_transform(engine: Engine, ws: Workspace) -> StageOutcome:
         excluded = {q.entra_id for q in _quarantined_so_far(ws, "transform")} | set(errors)
         mapped = mapped[~mapped["id"].isin(excluded)]
     quarantined = [QuarantinedUser(k, upns.get(k), v) for k, v in errors.items()]
-    ws.write_frame("mapped", mapped.reset_index(drop=True))
-    ws.put("quarantine_transform", quarantined, QUARANTINE)
-    ws.write_json("transform", {"phases": phase.seconds, "requests": _session_requests(session, before)})
+    ws.write_frame(shard.name("mapped"), mapped.reset_index(drop=True))
+    ws.put(shard.name("quarantine_transform"), quarantined, QUARANTINE)
+    ws.write_json(shard.name("transform"), {"phases": phase.seconds, "requests": _session_requests(session, before)})
     return StageOutcome("transform", context.cycle_id, counts={"mapped": len(mapped), "quarantined": len(quarantined)})
 
 
@@ -523,7 +593,7 @@ def run_plan(engine: Engine, ws: Workspace) -> StageOutcome:
     accidental-deletion threshold does not hold this cycle's deactivations back. A dry run stops
     here (``plan_status.json``)."""
     context = _context(ws)
-    stopped = ws.read_json("validate").get("stopped")  # not _stopped(): a dry run's re-plan is fine
+    stopped = _validation_stop(ws)  # not _stopped(): a dry run's re-plan is fine
     if stopped:
         return StageOutcome("plan", context.cycle_id, status="skipped", reason=stopped)
     engine.check_lease()
@@ -531,7 +601,7 @@ def run_plan(engine: Engine, ws: Workspace) -> StageOutcome:
     extracted = ws.read_json("extract")
     mode = Mode(extracted["mode"])
     users = _held_users(ws)
-    mapped = ws.read_frame("mapped")
+    mapped = _read_shards(ws, "transform", "mapped")
     quarantined_ids = {q.entra_id for q in _quarantined_so_far(ws, "plan")}
     session = engine.salesforce_session() if mode is Mode.FULL else None
     before = session.requests_by_kind() if session else {}
@@ -569,6 +639,11 @@ def run_plan(engine: Engine, ws: Workspace) -> StageOutcome:
         )
     ws.put("plan", plan, PLAN)
     ws.put("quarantine_plan", plan.quarantined, QUARANTINE)
+    if context.shards > 1:  # each load task reads its own part
+        ids = [c.entra_id for c in plan.writes()]
+        for shard in context.all_shards():
+            owned = {entra_id for entra_id, mine in zip(ids, shard.owns(ids), strict=True) if mine}
+            ws.put(shard.name("plan"), _restrict(plan, owned), PLAN)
     stopped = "dry run: nothing was written" if context.dry_run else None
     ws.write_json(
         "plan_status",
@@ -629,11 +704,14 @@ def _resume_jobs(engine: Engine, session: SalesforceSession, cycle_id: str, plan
 
     A processed row (succeeded or failed) is final; a row Salesforce never processed (its job was
     left open and is aborted now) is sent again. A row of a job Salesforce no longer has keeps
-    its "outcome unknown" result (escrowed; the next full cycle's org query settles it)."""
+    its "outcome unknown" result (escrowed; the next full cycle's org query settles it). Only
+    jobs of users in ``plan`` are read (another shard's load resumes its own)."""
     actions = {c.entra_id: c.action for c in plan.writes()}
     loader = BulkLoader(session, on_job_created=lambda *args: None, progress=engine.progress)
     final: dict[str, RecordResult] = {}
     for job in engine.state.pending_jobs(cycle_id):
+        if not any(entra_id in actions for entra_id in job.keys.values()):
+            continue
         for result in loader.recover(job, actions):
             resend = result.unprocessed and result.error_code == UNPROCESSED
             if not resend and (result.entra_id not in final or final[result.entra_id].unprocessed):
@@ -641,18 +719,23 @@ def _resume_jobs(engine: Engine, session: SalesforceSession, cycle_id: str, plan
     return final
 
 
-def run_load(engine: Engine, ws: Workspace) -> StageOutcome:
-    """Send the plan's writes to Salesforce through Bulk API 2.0 and keep its per-record results.
+def run_load(engine: Engine, ws: Workspace, *, shard: Shard | None = None) -> StageOutcome:
+    """Send the plan's writes of ``shard`` (every shard in turn when None) to Salesforce through
+    Bulk API 2.0 and keep its per-record results.
 
     Resumable: Bulk jobs recorded by an earlier attempt of this cycle are read back first and only
-    what Salesforce has not processed is sent. Writes ``results``."""
+    what Salesforce has not processed is sent. Writes ``results`` under the shard's name."""
+    return _each_shard(ws, shard, lambda one: _load(engine, ws, one), "load")
+
+
+def _load(engine: Engine, ws: Workspace, shard: Shard) -> StageOutcome:
     context = _context(ws)
     stopped = _stopped(ws)
     if stopped:
         return StageOutcome("load", context.cycle_id, status="skipped", reason=stopped)
     engine.check_lease()
     phase = _Phases(engine.progress)
-    plan = ws.get("plan", PLAN)
+    plan = ws.get(shard.name("plan"), PLAN)
     session = engine.salesforce_session()
     before = session.requests_by_kind()
     with phase("load"):
@@ -661,8 +744,8 @@ def run_load(engine: Engine, ws: Workspace) -> StageOutcome:
             engine.progress(f"resumed: {len(done)} record(s) already processed by an earlier attempt")
         remaining = {c.entra_id for c in plan.writes()} - set(done)
         results = [*done.values(), *_send(engine, session, context.cycle_id, _restrict(plan, remaining))]
-    ws.put("results", results, RESULTS)
-    ws.write_json("load", {"phases": phase.seconds, "requests": _session_requests(session, before)})
+    ws.put(shard.name("results"), results, RESULTS)
+    ws.write_json(shard.name("load"), {"phases": phase.seconds, "requests": _session_requests(session, before)})
     failed = sum(1 for r in results if not r.ok)
     return StageOutcome(
         "load",
@@ -699,6 +782,19 @@ def _merge_numbers(target: dict[str, Any], source: dict[str, Any]) -> None:
         target[key] = round(target.get(key, 0) + value, 3)
 
 
+def _results(ws: Workspace, context: CycleContext) -> list[RecordResult]:
+    """Every shard's load results. A shard whose part of the plan has writes but no results was
+    never loaded: ``MissingArtifactError`` (the commit must not count its users as done)."""
+    results: list[RecordResult] = []
+    for shard in context.all_shards():
+        name = shard.name("results")
+        if ws.has_frame(name):
+            results += ws.get(name, RESULTS)
+        elif ws.has_frame(shard.name("plan")) and ws.get(shard.name("plan"), PLAN).writes():
+            ws.get(name, RESULTS)  # raises, naming what is missing
+    return results
+
+
 def _seen(users: pd.DataFrame) -> dict[str, list[str]]:
     """Roles of every user this cycle evaluated; the store keeps those left without a link."""
     if users.empty:
@@ -722,9 +818,9 @@ def run_commit(engine: Engine, ws: Workspace) -> CycleResult:
     extracted = ws.read_json("extract")
     users = ws.read_frame("users")
     stopped = _stopped(ws)
-    validation_stop = ws.read_json("validate").get("stopped") if ws.has_json("validate") else None
+    validation_stop = _validation_stop(ws)
     plan = ws.get("plan", PLAN) if ws.has_frame("plan") and not validation_stop else Plan()
-    results = ws.get("results", RESULTS) if ws.has_frame("results") and not stopped else []
+    results = [] if stopped else _results(ws, context)
     quarantined = _quarantined_so_far(ws, "")  # every stage's entries
     summary = CycleSummary(
         cycle_id=context.cycle_id,
@@ -741,7 +837,12 @@ def run_commit(engine: Engine, ws: Workspace) -> CycleResult:
             f"bookkeeping: {extracted['expected']} users were extracted but {outcomes} ended in an outcome "
             "(this is a bug; nothing was committed)"
         )
-    for name in ("extract", "validate", "transform", "plan_status", "load"):
+    names = [
+        name
+        for stage in ("extract", "validate", "transform", "plan_status", "load")
+        for name in (_artifact_names(ws, stage, stage))
+    ]
+    for name in names:
         if ws.has_json(name):
             stage = ws.read_json(name)
             _merge_numbers(summary.phase_seconds, stage.get("phases", {}))

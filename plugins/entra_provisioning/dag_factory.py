@@ -6,9 +6,13 @@ backfills) has the same tasks, params, retries and e-mails, and differs only in 
 Task graph::
 
     begin_cycle (setup: waits for the writer lease, opens or resumes the run's cycle)
-      → extract → validate → transform → plan → load → commit
+      → extract → validate[shard] → transform[shard] → plan → load[shard] → commit
       → end_cycle (teardown: closes an uncommitted cycle, releases the lease)
     commit → notify (the cycle's report e-mail; outside the critical section)
+
+``validate``, ``transform`` and ``load`` are mapped over the run's shards (param ``shards``; dynamic
+task mapping over ``extract``'s list), so Celery or Kubernetes workers share them; with one shard
+each is a single mapped task instance doing the whole cycle.
 
 Retries: transient failures are retried with exponential backoff (30 s, 60 s, 120 s, at most
 10 min apart); configuration and authentication errors fail at once (``tasks.engine_errors``).
@@ -21,7 +25,7 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
-from airflow.sdk import DAG, Param, task
+from airflow.sdk import DAG, Param, get_current_context, task
 from airflow.timetables.base import Timetable
 
 from entra_provisioning import tasks
@@ -44,6 +48,11 @@ TIMEOUTS = {
     "end_cycle": dt.timedelta(minutes=5),
 }
 """Per task; a 1,000,000-user initial sync takes a few minutes, so these only catch a hang."""
+
+MAX_SHARDS = 32
+"""include/provisioning/shards.py MAX_SHARDS (not imported: it brings pandas into DAG parsing)."""
+SHARDED = ("validate", "transform", "load")
+"""Mapped over the run's shards (include/provisioning/stages.py SHARDED_STAGES)."""
 
 UPN_PATTERN = r"^$|^[^@\s]+@[^@\s]+\.[^@\s]+$"
 
@@ -88,6 +97,17 @@ PARAMS = {
             "and run a full cycle."
         ),
     ),
+    "shards": Param(
+        1,
+        type="integer",
+        minimum=1,
+        maximum=MAX_SHARDS,
+        title="Shards",
+        description=(
+            "Split validate, transform and load into this many mapped tasks, so several workers share a "
+            "large tenant (CeleryExecutor, KubernetesExecutor). 1 suits LocalExecutor and small tenants."
+        ),
+    ),
     "user": Param(
         None,
         type=["null", "string"],
@@ -113,11 +133,22 @@ def _default_args() -> dict[str, Any]:
 
 
 def _stage(name: str) -> Callable[..., Any]:
-    def run(cycle: dict[str, Any], **context: Any) -> dict[str, Any]:
+    def run(cycle: dict[str, Any], **context: Any) -> Any:
         return tasks.run_stage(name, cycle, context["dag"].dag_id, context["run_id"])
 
     run.__name__ = name
     run.__doc__ = f"Stage '{name}' of the run's cycle (see include/provisioning/stages.py)."
+    return run
+
+
+def _sharded_stage(name: str) -> Callable[..., Any]:
+    def run(cycle: dict[str, Any], shard: dict[str, int], **context: Any) -> Any:
+        # The grid's label of this mapped instance (map_index_template renders the running context).
+        get_current_context()["shard_label"] = f"shard {shard['index'] + 1} of {shard['count']}"
+        return tasks.run_stage(name, cycle, context["dag"].dag_id, context["run_id"], shard=shard)
+
+    run.__name__ = name
+    run.__doc__ = f"Stage '{name}' of the run's cycle for one shard (see include/provisioning/shards.py)."
     return run
 
 
@@ -172,12 +203,22 @@ def provisioning_dag(
             )
 
         cycle = begin_cycle()
-        previous: Any = cycle
-        outputs = {}
-        for name in ("extract", "validate", "transform", "plan", "load"):
-            stage = task(task_id=name, execution_timeout=TIMEOUTS[name])(_stage(name))(cycle)
+        shards = task(task_id="extract", execution_timeout=TIMEOUTS["extract"])(_stage("extract"))(cycle)
+        # extract returns the run's shards, which the per-user stages are mapped over
+        previous: Any = shards
+        for name in ("validate", "transform", "plan", "load"):
+            if name in SHARDED:
+                stage = (
+                    task(task_id=name, execution_timeout=TIMEOUTS[name], map_index_template="{{ shard_label }}")(
+                        _sharded_stage(name)
+                    )
+                    .partial(cycle=cycle)
+                    .expand(shard=shards)
+                )
+            else:
+                stage = task(task_id=name, execution_timeout=TIMEOUTS[name])(_stage(name))(cycle)
             previous >> stage
-            outputs[name] = previous = stage
+            previous = stage
 
         # ``commit`` also runs when a stopped cycle skipped the later stages (none_failed), and
         # Airflow wants every direct follower of a setup task to be all_success: so it reads the

@@ -31,6 +31,7 @@ from include.provisioning.errors import (
 )
 
 if TYPE_CHECKING:
+    from include.provisioning.shards import Shard
     from include.provisioning.workspace import Workspace
 
 # The engine (pandas, the Graph and Salesforce clients) is imported inside the task functions:
@@ -106,10 +107,19 @@ def _params(params: dict[str, Any]) -> dict[str, Any]:
         "approve_deactivations": bool(params.get("approve_deactivations")),
         "lift_quarantine": bool(params.get("reset_quarantine")),
         "restart": bool(params.get("restart_provisioning")),
+        "shards": int(params.get("shards") or 1),
     }
 
 
-KNOWN_PARAMS = ("mode", "dry_run", "approve_deactivations", "user", "reset_quarantine", "restart_provisioning")
+KNOWN_PARAMS = (
+    "mode",
+    "dry_run",
+    "approve_deactivations",
+    "user",
+    "reset_quarantine",
+    "restart_provisioning",
+    "shards",
+)
 AUTOMATIC_RUN_TYPES = ("scheduled", "backfill")
 """Runs nobody asked for just now: Entra's quarantine holds these back; a manual run goes ahead."""
 
@@ -158,7 +168,7 @@ def begin_cycle(
 ) -> PokeReturnValue:
     """Setup (a sensor in reschedule mode): wait for the writer lease, then open or resume this
     run's cycle; ``interval`` (a slicing DAG's data interval) makes it one slice of the tenant.
-    XCom: ``{"cycle_id", "mode", "workspace", "dry_run", "user"}`` — no records, no secrets.
+    XCom: ``{"cycle_id", "mode", "workspace", "dry_run", "user", "shards"}`` — no records, no secrets.
     Raises ``AirflowFailException`` for a conf key that is not a param."""
     check_conf(conf)
     window = assignment_window(interval, run_type)
@@ -201,42 +211,53 @@ def begin_cycle(
             "workspace": str(ws.root),
             "dry_run": context.dry_run,
             "user": context.focus_upn,
+            "shards": context.shards,
         },
     )
 
 
-def run_stage(name: str, cycle: dict[str, Any], dag_id: str, run_id: str) -> dict[str, Any]:
-    """One stage of the run's cycle; returns the stage's counts for XCom."""
+def run_stage(name: str, cycle: dict[str, Any], dag_id: str, run_id: str, shard: dict[str, int] | None = None) -> Any:
+    """One stage of the run's cycle (of one ``shard``, ``{"index", "count"}``, for a sharded stage).
+
+    XCom: the stage's counts; ``extract`` returns the run's shards instead (``[{"index", "count"}]``,
+    what the sharded stages are mapped over) and logs its counts."""
     from entra_provisioning import runtime
     from include.provisioning import api
+    from include.provisioning.shards import Shard
     from include.provisioning.stages import StageOutcome
 
-    with engine_errors(name, dag_id, run_id):
+    part = Shard(shard["index"], shard["count"]) if shard is not None else None
+    what = name if part is None or part.whole else f"{name} ({part.describe()})"
+    with engine_errors(what, dag_id, run_id):
         engine = runtime.build_engine(lease_holder=runtime.run_key(dag_id, run_id))
         try:
             ws = runtime.workspace(cycle["workspace"])
-            options: dict[str, Any] = {}
+            options: dict[str, Any] = {"shard": part} if part is not None else {}
             if name == "validate":
-                options["write_docs"] = _gx_writer(ws)
+                options["write_docs"] = _gx_writer(ws, part or Shard())
             outcome = api.run_stage(engine, name, ws, **options)
         finally:
             engine.state.close()
     assert isinstance(outcome, StageOutcome)
     if outcome.skipped:
-        raise AirflowSkipException(f"{name}: {outcome.reason}")
+        raise AirflowSkipException(f"{what}: {outcome.reason}")
     if outcome.reason:
-        log.warning("%s: %s", name, outcome.reason)
-    log.info("%s of cycle %s: %s", name, outcome.cycle_id, outcome.counts)
+        log.warning("%s: %s", what, outcome.reason)
+    log.info("%s of cycle %s: %s", what, outcome.cycle_id, outcome.counts)
+    if name == "extract":
+        count = int(cycle.get("shards") or 1)
+        return [{"index": each.index, "count": each.count} for each in Shard.all(count)]
     return {"status": outcome.status, "reason": outcome.reason, **outcome.counts}
 
 
-def _gx_writer(ws: Workspace) -> Any:
-    """Keep Great Expectations' own result and Data Docs page under the run's path."""
+def _gx_writer(ws: Workspace, shard: Shard) -> Any:
+    """Keep Great Expectations' own result and Data Docs page under the run's path (one folder
+    per shard: ``great_expectations``, or ``great_expectations.1of4``...)."""
     from include.provisioning.validation_docs import write_validation_artifacts
 
     def write(validation: Any) -> None:
         try:
-            written = write_validation_artifacts(validation, ws.path("great_expectations"))
+            written = write_validation_artifacts(validation, ws.path(shard.name("great_expectations")))
         except Exception:  # the quarantine matters more than the page: keep going, say so
             log.warning("could not keep the Great Expectations result for this run", exc_info=True)
             return

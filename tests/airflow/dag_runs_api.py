@@ -44,16 +44,25 @@ class DagRunsApi:
         raise AssertionError(f"run {run_id} not finished after {timeout}s: {self.tasks(run_id)}\n{self.diagnostics()}")
 
     def tasks(self, run_id: str) -> dict[str, dict[str, Any]]:
+        """Task instances by task id (of a mapped task, one of its instances)."""
+        return {ti["task_id"]: ti for ti in self.task_instances(run_id)}
+
+    def task_instances(self, run_id: str) -> list[dict[str, Any]]:
+        """Every task instance of the run, mapped ones (``map_index`` ≥ 0) included."""
         answer = self.server.api("GET", f"/api/v2/dags/{self.dag_id}/dagRuns/{run_id}/taskInstances")
         answer.raise_for_status()
-        return {ti["task_id"]: ti for ti in answer.json()["task_instances"]}
+        return list(answer.json()["task_instances"])
 
     def states(self, run_id: str) -> dict[str, str | None]:
         return {task: ti["state"] for task, ti in self.tasks(run_id).items()}
 
-    def xcom(self, run_id: str, task_id: str) -> Any:
+    def xcom(self, run_id: str, task_id: str, map_index: int | None = None) -> Any:
+        """The task's return value (of one mapped instance with ``map_index``)."""
         path = f"/api/v2/dags/{self.dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/return_value"
-        answer = self.server.api("GET", path, params={"deserialize": True})
+        params: dict[str, Any] = {"deserialize": True}
+        if map_index is not None:
+            params["map_index"] = map_index
+        answer = self.server.api("GET", path, params=params)
         answer.raise_for_status()
         value = answer.json()["value"]
         return json.loads(value) if isinstance(value, str) and value[:1] in "{[" else value

@@ -37,6 +37,8 @@ from tests.sandbox_process import SandboxProcess
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
+SHARDS = 4
+SHARDED = ("validate", "transform", "load")
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
 REDIS_DB = 7
 BROKER_URL = f"redis://127.0.0.1:6379/{REDIS_DB}"
@@ -199,10 +201,10 @@ def deployment(
         assert not leftovers, f"processes left running: {leftovers}"
 
 
-def test_a_full_cycle_runs_on_the_celery_worker(deployment: CeleryDeployment) -> None:
+def test_a_full_cycle_runs_on_the_celery_worker_in_four_shards(deployment: CeleryDeployment) -> None:
     answer = deployment.server.api("PATCH", f"/api/v2/dags/{DAG_ID}", json={"is_paused": False})
     assert answer.status_code == 200, answer.text
-    run_id = deployment.trigger()
+    run_id = deployment.trigger({"shards": SHARDS})
     state = deployment.wait(run_id)
     tasks = deployment.tasks(run_id)
     states = {task: ti["state"] for task, ti in tasks.items()}
@@ -214,6 +216,14 @@ def test_a_full_cycle_runs_on_the_celery_worker(deployment: CeleryDeployment) ->
     worker_log = deployment.components["worker"].log()
     executed = set(re.findall(r"Executing workload in Celery: .*?task_id='([a-z_]+)'", worker_log))
     assert set(STAGES) <= executed, f"worker ran {sorted(executed)}\n{deployment.diagnostics()}"
+    # The per-user stages were mapped over four shards, each instance run by the worker.
+    mapped = [ti for ti in deployment.task_instances(run_id) if ti["task_id"] in SHARDED]
+    assert sorted((ti["task_id"], ti["map_index"], ti["state"]) for ti in mapped) == sorted(
+        (task, index, "success") for task in SHARDED for index in range(SHARDS)
+    )
+    assert {ti["rendered_map_index"] for ti in mapped} == {f"shard {i + 1} of {SHARDS}" for i in range(SHARDS)}
+    ran = set(re.findall(r"Executing workload in Celery: .*?task_id='([a-z_]+)'.*?map_index=(\d+)", worker_log))
+    assert {(task, str(index)) for task in SHARDED for index in range(SHARDS)} <= ran, sorted(ran)
     queue = deployment.server.env["AIRFLOW__OPERATORS__DEFAULT_QUEUE"]
     assert {tasks[t]["queue"] for t in STAGES} == {queue}
     scheduler_log = deployment.components["scheduler"].log()
@@ -229,3 +239,10 @@ def test_a_full_cycle_runs_on_the_celery_worker(deployment: CeleryDeployment) ->
     committed = [c for c in cycles if CycleStatus(c.status) is CycleStatus.SUCCEEDED]
     assert committed, cycles
     assert Mode(committed[0].mode) is Mode.FULL and committed[0].created == summary["created"]
+
+    # One shard wants the Salesforce state that four shards left: a full cycle writes nothing.
+    again = deployment.trigger({"shards": 1, "mode": "full"})
+    assert deployment.wait(again) == "success", deployment.states(again)
+    check = deployment.xcom(again, "commit")
+    assert [check[k] for k in ("created", "updated", "deactivated")] == [0, 0, 0], check
+    assert check["unchanged"] == summary["created"] + summary["updated"] + summary["unchanged"], (check, summary)

@@ -60,6 +60,22 @@ def test_tasks_are_the_stages_in_order_between_setup_and_teardown(dag) -> None: 
     assert dag.get_task("commit").trigger_rule == "none_failed"
 
 
+def test_the_per_user_stages_are_mapped_over_extracts_shards(dag) -> None:  # type: ignore[no-untyped-def]
+    from airflow.sdk.definitions.mappedoperator import MappedOperator
+    from entra_provisioning.dag_factory import MAX_SHARDS, SHARDED
+
+    from include.provisioning import shards, stages
+
+    assert set(SHARDED) == set(stages.SHARDED_STAGES) and MAX_SHARDS == shards.MAX_SHARDS
+    for name in STAGES:
+        task = dag.get_task(name)
+        assert isinstance(task, MappedOperator) is (name in SHARDED), name
+        if name in SHARDED:
+            assert task.map_index_template == "{{ shard_label }}"
+            assert [op.task_id for op in task.iter_mapped_dependencies()] == ["extract"]
+    assert dag.params.get_param("shards").schema["maximum"] == MAX_SHARDS
+
+
 def test_every_task_has_a_timeout_retries_with_backoff_and_a_failure_email(dag) -> None:  # type: ignore[no-untyped-def]
     for task in dag.tasks:
         assert task.execution_timeout is not None and task.execution_timeout <= dt.timedelta(hours=2), task.task_id
@@ -79,7 +95,7 @@ def test_params_are_validated_and_described(dag) -> None:  # type: ignore[no-unt
     good = copy.deepcopy(params)
     good.update({"mode": "full", "user": "adele.vance@contoso.example"})
     good.validate()
-    for bad in ({"mode": "everything"}, {"dry_run": "yes"}, {"user": "not an address"}):
+    for bad in ({"mode": "everything"}, {"dry_run": "yes"}, {"user": "not an address"}, {"shards": 0}, {"shards": 99}):
         candidate = copy.deepcopy(params)
         with pytest.raises(Exception, match=r"Invalid input|is not|does not match"):
             candidate.update(bad)

@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 
-from include.provisioning import stages
+from include.provisioning import api, stages
 from include.provisioning.artifacts import PLAN
 from include.provisioning.cycle import run_cycle
+from include.provisioning.shards import Shard
 from include.provisioning.workspace import Workspace
 from tests.e2e.generated import engine_for, org_users
 from tests.e2e.generated import generated_sandbox as generated
@@ -97,3 +98,39 @@ def test_a_load_re_run_resumes_its_recorded_jobs_instead_of_sending_again(
 def _ingest_jobs(sandbox: SandboxProcess) -> int:
     counts = sandbox.requests("salesforce")["by_route"]
     return sum(n for route, n in counts.items() if route == "POST /services/data/{version}/jobs/ingest")
+
+
+def test_four_shards_leave_salesforce_as_one_does(generated_sandbox: SandboxProcess, tmp_path: Path) -> None:
+    sandbox = generated_sandbox
+    sandbox.reset()
+    whole = run_cycle(_engine(sandbox, tmp_path / "whole.db"))
+    expected_org = _org(sandbox)
+
+    sandbox.reset()
+    state = tmp_path / "sharded.db"
+    context, ws = api.open_cycle(
+        _engine(sandbox, state),
+        lambda cycle_id: Workspace(tmp_path / "run" / cycle_id),
+        holder="airflow:d:r",
+        run_key="airflow:d:r",
+        shards=4,
+    )
+    api.run_stage(_engine(sandbox, state), "extract", ws)
+    for name in ("validate", "transform"):
+        for shard in Shard.all(4):  # each shard as its own mapped task instance would
+            api.run_stage(_engine(sandbox, state), name, ws, shard=shard)
+    api.run_stage(_engine(sandbox, state), "plan", ws)
+    loads = [api.run_stage(_engine(sandbox, state), "load", ws, shard=shard) for shard in reversed(Shard.all(4))]
+    # A shard's load re-run (its task cleared) resumes its own jobs and sends nothing twice.
+    again = api.run_stage(_engine(sandbox, state), "load", ws, shard=Shard(0, 4))
+    assert again.counts["resumed"] == again.counts["sent"] == loads[-1].counts["sent"]
+    result = api.run_stage(_engine(sandbox, state), "commit", ws)
+
+    assert _counts(result.summary) == _counts(whole.summary)
+    assert _org(sandbox) == expected_org
+    assert all(outcome.counts["sent"] > 0 for outcome in loads)  # every shard had work
+    names = {p.name for p in (tmp_path / "run" / context.cycle_id).iterdir()}
+    assert {f"mapped.{i}of4.parquet" for i in range(4)} <= names
+    assert {f"results.{i}of4.parquet" for i in range(4)} <= names
+    with pytest.raises(ValueError, match="not sharded"):
+        api.run_stage(_engine(sandbox, state), "plan", ws, shard=Shard(1, 4))

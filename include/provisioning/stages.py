@@ -675,23 +675,41 @@ def _restrict(plan: Plan, ids: set[str]) -> Plan:
     )
 
 
+WRITE_ORDER = (
+    ("deactivations", Action.UPDATE, "update"),
+    ("creates", Action.CREATE, "insert"),
+    ("updates", Action.UPDATE, "update"),
+)
+"""The order of a load's Bulk API 2.0 jobs: deactivations first, so the licences (and other
+per-org capacity) they free are there for this cycle's creates and reactivations (a joiner must
+not fail ``LICENSE_LIMIT_EXCEEDED`` for a seat a leaver gives back in the same cycle); then creates
+(insert); then updates and reactivations (update). docs/decisions.md, "Write order"."""
+
+
 def _send(engine: Engine, session: SalesforceSession, cycle_id: str, plan: Plan) -> list[RecordResult]:
-    """One Bulk API 2.0 ingest job per operation: creates (insert), then every update
-    (updates, reactivations, deactivations: update)."""
+    """One Bulk API 2.0 ingest job per group of ``WRITE_ORDER``, each finished before the next."""
 
     def remember(job_id: str, operation: str, key_field: str, keys: dict[str, str]) -> None:
         engine.state.record_job(cycle_id, job_id, operation, key_field, keys)
 
     loader = BulkLoader(session, on_job_created=remember, progress=engine.progress)
+    groups = {
+        "deactivations": plan.deactivations,
+        "creates": plan.creates,
+        "updates": [*plan.updates, *plan.reactivations],
+    }
     results: list[RecordResult] = []
-    if plan.creates:
-        rows = [{"_entra_id": c.entra_id, **{k: v.new for k, v in c.changes.items()}} for c in plan.creates]
-        results += loader.run(LoadRequest(Action.CREATE, "insert", rows))
-    updates = [*plan.updates, *plan.reactivations, *plan.deactivations]
-    if updates:
-        rows = [{"_entra_id": c.entra_id, "Id": c.sf_id, **{k: v.new for k, v in c.changes.items()}} for c in updates]
-        actions = {c.entra_id: c.action for c in updates}
-        for result in loader.run(LoadRequest(Action.UPDATE, "update", rows)):
+    for name, action, operation in WRITE_ORDER:
+        changes = groups[name]
+        if not changes:
+            continue
+        keyed = operation == "update"  # an update names the Salesforce user; an insert makes one
+        rows = [
+            {"_entra_id": c.entra_id, **({"Id": c.sf_id} if keyed else {}), **{k: v.new for k, v in c.changes.items()}}
+            for c in changes
+        ]
+        actions = {c.entra_id: c.action for c in changes}
+        for result in loader.run(LoadRequest(action, operation, rows)):
             result.action = actions.get(result.entra_id, result.action)
             results.append(result)
     # This cycle's job records are deleted by commit, in the same transaction as the results:

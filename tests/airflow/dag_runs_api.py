@@ -10,7 +10,7 @@ from typing import Any
 from tests.airflow.server import AirflowServer
 
 DAG_ID = "entra_salesforce_provisioning"
-RUN_TIMEOUT = 240.0
+RUN_TIMEOUT = 420.0
 
 
 class DagRunsApi:

@@ -165,8 +165,9 @@ ERROR_ADVICE: dict[str, tuple[str, str]] = {
     ),
     "DUPLICATE_COMM_NICKNAME": (
         "The nickname is already taken",
-        "Another Salesforce user has this CommunityNickname. Rename that user's nickname in Salesforce, or change "
-        "the CommunityNickname expression in include/mappings/salesforce_user.yaml. " + _RETRIED,
+        "Another Salesforce user has this CommunityNickname. The default mapping sends none (Salesforce picks a "
+        "unique one); a CommunityNickname row in include/mappings/salesforce_user.yaml must give values unique in "
+        "the org. Remove the row, or rename the other user's nickname in Salesforce. " + _RETRIED,
     ),
     "DUPLICATE_VALUE": (
         "A unique field's value belongs to another Salesforce user",

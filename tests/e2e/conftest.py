@@ -40,6 +40,28 @@ def org_changes(before: dict[str, dict[str, Any]], after: dict[str, dict[str, An
     return changes
 
 
+def add_assigned_user(sandbox: SandboxProcess, user_id: str, upn: str, app_role_id: str | None = None) -> None:
+    """A new enabled Entra user assigned directly to the app (``app_role_id``, default the app's
+    first role)."""
+    if app_role_id is None:
+        app_role_id = sandbox.graph.get("/_sandbox/state").json()["service_principal"]["appRoles"][0]["id"]
+    local = upn.split("@", 1)[0]
+    given, _, surname = local.partition(".")
+    user = {
+        "id": user_id,
+        "userPrincipalName": upn,
+        "mail": upn,
+        "givenName": given.title(),
+        "surname": (surname or local).title(),
+        "displayName": f"{given.title()} {(surname or local).title()}",
+        "mailNickname": local,
+        "accountEnabled": True,
+    }
+    sandbox.graph.post("/_sandbox/users", json=user).raise_for_status()
+    assignment = {"principalId": user_id, "principalType": "User", "appRoleId": app_role_id}
+    sandbox.graph.post("/_sandbox/appRoleAssignments", json=assignment).raise_for_status()
+
+
 def ingest_jobs(sandbox: SandboxProcess) -> int:
     counts = sandbox.requests("salesforce")["by_route"]
     return sum(n for route, n in counts.items() if route == "POST /services/data/{version}/jobs/ingest")

@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 from include.provisioning.cycle import CycleResult
 from include.provisioning.model import Action, Status
+from tests.e2e.conftest import add_assigned_user
 from tests.sandbox_process import SandboxProcess
 
 JOINER_ID = "00000000-0000-0000-0000-00000000f00d"
@@ -36,23 +37,13 @@ def test_a_licence_freed_by_a_leaver_is_used_by_a_joiner_in_the_same_cycle(
     first = cycle()
     tenant = sandbox.graph.get("/_sandbox/state").json()
     created = {e.entra_id for e in first.log if e.action is Action.CREATE and e.status is Status.SUCCESS}
-    leaver = next(a for a in tenant["appRoleAssignments"] if a["principalType"] == "User" and a["principalId"] in created)
+    leaver = next(
+        a for a in tenant["appRoleAssignments"] if a["principalType"] == "User" and a["principalId"] in created
+    )
     _fill_licences(sandbox)
 
     sandbox.graph.delete(f"/_sandbox/appRoleAssignments/{leaver['id']}").raise_for_status()
-    joiner = {
-        "id": JOINER_ID,
-        "userPrincipalName": JOINER_UPN,
-        "mail": JOINER_UPN,
-        "givenName": "New",
-        "surname": "Joiner",
-        "displayName": "New Joiner",
-        "mailNickname": "new.joiner",
-        "accountEnabled": True,
-    }
-    sandbox.graph.post("/_sandbox/users", json=joiner).raise_for_status()
-    assignment = {"principalId": JOINER_ID, "principalType": "User", "appRoleId": leaver["appRoleId"]}
-    sandbox.graph.post("/_sandbox/appRoleAssignments", json=assignment).raise_for_status()
+    add_assigned_user(sandbox, JOINER_ID, JOINER_UPN, leaver["appRoleId"])
 
     second = cycle()
     by_user = {e.entra_id: e for e in second.log}

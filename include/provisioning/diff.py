@@ -4,7 +4,7 @@ Entra's provisioning service works one user at a time; here every step is a colu
 the whole frame (merges for matching, vectorised comparisons for updates), and Python objects are
 built only for the result, so a million users plan in seconds.
 
-The rules (``reference/entra-provisioning.md``):
+The rules (Entra's, see ``docs/external-apis.md``):
 
 * **Linking.** A user in the snapshot keeps its Salesforce id (Entra remembers the target id).
   Any other user is matched on the table's matching fields in precedence order, first match
@@ -127,6 +127,17 @@ def _comparable(values: pd.Series, name: str, boolean: bool) -> pd.Series:
 def _match_key(values: pd.Series, name: str) -> pd.Series:
     text = _as_text(values)
     return text.str.lower() if name == USERNAME else text
+
+
+UNIQUE_FIELDS = (USERNAME, "FederationIdentifier", "CommunityNickname")
+"""User fields Salesforce keeps unique (Username across every org, the others within the org)."""
+CASE_INSENSITIVE = frozenset({USERNAME, "CommunityNickname"})
+
+
+def _unique_key(values: pd.Series, name: str) -> pd.Series:
+    """How Salesforce compares ``name`` for uniqueness (the sandbox does the same)."""
+    text = _as_text(values)
+    return text.str.lower() if name in CASE_INSENSITIVE else text
 
 
 def _key15(ids: pd.Series) -> pd.Series:
@@ -596,11 +607,29 @@ class _Planner:
             self._decide(person, Action.CREATE, changes=changes, desired=sent, match_value=match)
 
     def _duplicate_usernames(self, people: np.ndarray, rows: pd.DataFrame) -> dict[int, str]:
-        """Creates Salesforce would refuse with DUPLICATE_USERNAME are held with the reason."""
-        if USERNAME not in rows:
-            return {}
-        keys = _match_key(rows[USERNAME], USERNAME)
-        known = self.targets.match_keys.get(USERNAME)
+        """Creates Salesforce would refuse because a value it keeps unique is taken (Username:
+        DUPLICATE_USERNAME; FederationIdentifier: DUPLICATE_VALUE; CommunityNickname when a table
+        maps it: DUPLICATE_COMM_NICKNAME) are held with the reason, instead of being sent and
+        retried with the same value from escrow. Usernames are checked against what the cycle can
+        see (the org, or the snapshot); the other fields against the org (full cycles)."""
+        blocked: dict[int, str] = {}
+        for name in UNIQUE_FIELDS:
+            if name not in rows:
+                continue
+            known = self.targets.match_keys.get(name) if name == USERNAME else self._org_keys(name)
+            for i, reason in self._clashes(people, rows, name, known).items():
+                blocked.setdefault(i, reason)
+        return blocked
+
+    def _org_keys(self, name: str) -> pd.Series | None:
+        """The org's ``name`` per target (full cycles only), as compared for uniqueness."""
+        org = self.d.org
+        if org is None or name not in org:
+            return None
+        return _unique_key(org[name].iloc[self.targets.source_row], name).reset_index(drop=True)
+
+    def _clashes(self, people: np.ndarray, rows: pd.DataFrame, name: str, known: pd.Series | None) -> dict[int, str]:
+        keys = _unique_key(rows[name], name)
         clash = keys.isin(known.dropna()).to_numpy() if known is not None else np.zeros(len(keys), dtype=bool)
         repeat = keys.duplicated().to_numpy() & keys.notna().to_numpy()
         if not (clash.any() or repeat.any()):
@@ -608,25 +637,25 @@ class _Planner:
         existing = {} if known is None else {k: i for i, k in enumerate(known.tolist()) if isinstance(k, str)}
         first: dict[str, int] = {}
         blocked: dict[int, str] = {}
-        for i, (key, value) in enumerate(zip(keys.tolist(), rows[USERNAME], strict=True)):
+        case = " (case-insensitive)" if name in CASE_INSENSITIVE else ""
+        for i, (key, value) in enumerate(zip(keys.tolist(), rows[name], strict=True)):
             if not isinstance(key, str):
                 continue
             if key in existing:
                 owner = (
                     "which another Entra user is linked to"
                     if self.links.taken[existing[key]]
-                    else ("which no Entra user is linked to (Username is not a matching attribute)")
+                    else f"which no Entra user is linked to ({name} is not a matching attribute)"
                 )
                 blocked[i] = (
-                    f"Username {value!r} already belongs to Salesforce user {self.sf_ids[existing[key]]}, "
-                    f"{owner} (duplicate Username)"
+                    f"{name} {value!r} already belongs to Salesforce user {self.sf_ids[existing[key]]}, "
+                    f"{owner} (duplicate {name})"
                 )
             elif key in first:
                 other = people[first[key]]
                 blocked[i] = (
-                    f"Username {value!r} is also the Username of Entra user {self.entra_ids[other]} "
-                    f"({self.people.upn[other]}), created in this cycle; Salesforce usernames are unique "
-                    "(case-insensitive)"
+                    f"{name} {value!r} is also the {name} of Entra user {self.entra_ids[other]} "
+                    f"({self.people.upn[other]}), created in this cycle; Salesforce keeps {name} unique{case}"
                 )
             else:
                 first[key] = i

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from include.provisioning.cycle import CycleResult
-from include.provisioning.model import Action, Status
+from include.provisioning.model import Action, Mode, Status
 from tests.e2e.conftest import add_assigned_user
 from tests.sandbox_process import SandboxProcess
 
@@ -53,3 +53,32 @@ def test_users_whose_upn_local_parts_collide_get_nicknames_unique_in_the_org(
     # The next cycle changes nothing: Salesforce's nicknames are not "corrected" back.
     again = cycle()
     assert again.summary.created == again.summary.updated == 0
+
+
+def test_a_create_whose_federation_id_an_org_user_holds_is_held_not_retried(
+    sandbox: SandboxProcess, cycle: Callable[..., CycleResult]
+) -> None:
+    holder = "legacy.sam@partner.example"
+    org = sandbox.salesforce.get("/_sandbox/state").json()
+    template = next(u for u in org["users"] if u.get("IsActive"))
+    org["users"].append(
+        {
+            **{k: v for k, v in template.items() if k not in ("Id", "CommunityNickname")},
+            "Username": holder,
+            "Email": holder,
+            "FederationIdentifier": SAM[1],  # an unmanaged user carries the SSO identity already
+        }
+    )
+    sandbox.salesforce.put("/_sandbox/state", json=org).raise_for_status()
+    add_assigned_user(sandbox, *SAM)
+
+    for _ in range(2):  # held with the reason each cycle, never sent to collide again
+        result = cycle(Mode.FULL)
+        held = {q.entra_id: q for q in result.quarantined}
+        assert SAM[0] in held, [e for e in result.log if e.entra_id == SAM[0]]
+        assert any(
+            "FederationIdentifier" in r and "already belongs to Salesforce user" in r for r in held[SAM[0]].reasons
+        )
+        assert not any(e.error_code == "DUPLICATE_VALUE" for e in result.log)
+    users = {u["Username"].lower() for u in sandbox.salesforce.get("/_sandbox/state").json()["users"]}
+    assert SAM[1] not in users and holder in users

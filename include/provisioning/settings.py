@@ -32,6 +32,42 @@ class SettingsError(ConfigurationError, ValueError):
     """A connection or setting is missing or malformed; the message says which and how to fix it."""
 
 
+TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+FALSE_WORDS = frozenset({"0", "false", "no", "off"})
+"""The one vocabulary of yes/no settings (environment, env files, Airflow extras and Variables)."""
+
+
+def parse_bool(value: Any, name: str) -> bool:
+    """A yes/no setting: a bool, or one of ``TRUE_WORDS`` / ``FALSE_WORDS`` (any case). Raises
+    ``SettingsError`` naming the setting for anything else (``flase`` must not mean false)."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in TRUE_WORDS:
+        return True
+    if text in FALSE_WORDS:
+        return False
+    raise SettingsError(f"{name} must be true or false ({', '.join(sorted(TRUE_WORDS | FALSE_WORDS))}), got {value!r}")
+
+
+def parse_verify(value: Any, name: str) -> str | bool | None:
+    """TLS verification: None (unset: the client's default), a yes/no word (``parse_bool``), or the
+    path of a CA bundle, which must exist (``verify=on`` is not a file named "on"). Raises
+    ``SettingsError`` naming the setting."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip()
+    if text.lower() in TRUE_WORDS | FALSE_WORDS:
+        return parse_bool(text, name)
+    if not Path(text).is_file():
+        raise SettingsError(
+            f"{name}={text!r} is neither true/false nor the path of a CA bundle file that exists on this machine"
+        )
+    return text
+
+
 @dataclass(frozen=True)
 class ConnectionSettings:
     conn_id: str
@@ -215,7 +251,8 @@ class SyncOptions:
                     raise SettingsError(f"{shown}={raw!r}: {exc}") from exc
         raw_roles = lookup("provisioning_import_roles")
         if raw_roles is not None:
-            values["import_roles"] = str(raw_roles).strip().lower() in ("1", "true", "yes", "on")
+            shown = f"{source}PROVISIONING_IMPORT_ROLES" if source else "provisioning_import_roles"
+            values["import_roles"] = parse_bool(raw_roles, shown)
         return cls(**values)
 
 

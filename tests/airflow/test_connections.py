@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import airflow
+import certifi
 import entra_provisioning_provider
 import httpx
 import jsonschema
@@ -106,6 +107,7 @@ def test_airflow_finds_each_type_with_its_hook_and_form() -> None:
 # --- Airflow connection -> engine settings (the engine parses) ------------------------------
 
 
+CA_BUNDLE = certifi.where()
 GRAPH_JSON = {
     "conn_type": "msgraph",
     "login": "client-1",
@@ -115,7 +117,7 @@ GRAPH_JSON = {
         "authority": "https://login.example",
         "base_url": "https://graph.example/v1.0",
         "scopes": ["https://graph.example/.default"],
-        "verify": "/etc/ssl/ca.pem",
+        "verify": CA_BUNDLE,  # a CA bundle that exists (the engine checks)
         "service_principal_id": "sp-from-connection",
         "disable_instance_discovery": True,
     },
@@ -150,7 +152,7 @@ def test_service_principal_argument_then_variable_then_connection(monkeypatch: p
     "raw",
     [
         json.dumps({"conn_type": "salesforce", "login": "api@acme.example", "password": "pw", "port": 443,
-                    "extra": {"security_token": "TOKEN", "domain": "acme.my", "version": "62.0", "verify": "/ca.pem"}}),
+                    "extra": {"security_token": "TOKEN", "domain": "acme.my", "version": "62.0", "verify": CA_BUNDLE}}),
         "salesforce://user%40x.com:p%40ss@host:1234/?security_token=T&version=62.0",
     ],
     ids=["json", "uri"],

@@ -57,7 +57,9 @@ def put_org(sandbox: SandboxProcess, change: Any) -> None:
 # --- settings ---------------------------------------------------------------------------------
 
 
-def test_settings_read_the_airflow_provider_fields() -> None:
+def test_settings_read_the_airflow_provider_fields(tmp_path: Path) -> None:
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("-----BEGIN CERTIFICATE-----\n")
     conn = ConnectionSettings(
         conn_id="sf",
         login="api@acme.example",
@@ -66,7 +68,7 @@ def test_settings_read_the_airflow_provider_fields() -> None:
             "extra__salesforce__security_token": "TOKEN",
             "instance_url": "https://acme.my.salesforce.com",
             "version": "v61.0",
-            "verify": "/etc/ca.pem",
+            "verify": str(bundle),
             "timeout": "30",
         },
     )
@@ -75,7 +77,7 @@ def test_settings_read_the_airflow_provider_fields() -> None:
     assert (settings.domain, settings.version, settings.verify, settings.timeout) == (
         "acme.my",
         "61.0",
-        "/etc/ca.pem",
+        str(bundle),
         30.0,
     )
     assert settings.auth_method() == SOAP_LOGIN

@@ -34,7 +34,14 @@ import httpx
 import orjson
 
 from include.provisioning.errors import AuthenticationError, TransientError
-from include.provisioning.settings import GRAPH_CONN_ID, ConnectionSettings, SettingsError, connection_from_env
+from include.provisioning.settings import (
+    GRAPH_CONN_ID,
+    ConnectionSettings,
+    SettingsError,
+    connection_from_env,
+    parse_bool,
+    parse_verify,
+)
 
 DEFAULT_AUTHORITY = "https://login.microsoftonline.com"
 DEFAULT_BASE_URL = "https://graph.microsoft.com/v1.0"
@@ -68,17 +75,6 @@ class GraphAuthError(GraphError, AuthenticationError):
 # --- settings ---------------------------------------------------------------------------------
 
 
-def _as_bool(value: Any, name: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off"):
-        return False
-    raise SettingsError(f"{name} must be true or false, got {value!r}")
-
-
 def _as_list(value: Any) -> list[str]:
     """Airflow stores list extras either as JSON lists or as strings ("a b", "a,b", '["a"]')."""
     if value is None or value == "":
@@ -91,16 +87,11 @@ def _as_list(value: Any) -> list[str]:
     return [part for part in re.split(r"[\s,]+", text) if part]
 
 
-def _as_verify(value: Any) -> str | bool:
-    """``verify`` is a CA bundle path or a boolean (Airflow's msgraph connection allows both)."""
-    if value is None or value == "":
-        return True
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip()
-    if text.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
-        return _as_bool(text, "extra.verify")
-    return text
+def _graph_verify(value: Any) -> str | bool:
+    """``verify`` is a CA bundle path or a boolean (Airflow's msgraph connection allows both);
+    unset means verify with the system's trust store."""
+    verify = parse_verify(value, "extra.verify")
+    return True if verify is None else verify
 
 
 @dataclass(frozen=True)
@@ -148,10 +139,10 @@ class GraphSettings:
             authority=authority,
             base_url=base_url,
             scopes=tuple(scopes),
-            verify=_as_verify(extra.get("verify")),
+            verify=_graph_verify(extra.get("verify")),
             service_principal_id=str(extra["service_principal_id"]) if extra.get("service_principal_id") else None,
             application_object_id=(str(extra["application_object_id"]) if extra.get("application_object_id") else None),
-            disable_instance_discovery=_as_bool(
+            disable_instance_discovery=parse_bool(
                 extra.get("disable_instance_discovery", False), "extra.disable_instance_discovery"
             ),
             allowed_hosts=tuple(_as_list(extra.get("allowed_hosts"))),

@@ -39,7 +39,13 @@ from simple_salesforce.exceptions import SalesforceAuthenticationFailed, Salesfo
 from urllib3.util.retry import Retry
 
 from include.provisioning.errors import AuthenticationError
-from include.provisioning.settings import SALESFORCE_CONN_ID, ConnectionSettings, SettingsError, connection_from_env
+from include.provisioning.settings import (
+    SALESFORCE_CONN_ID,
+    ConnectionSettings,
+    SettingsError,
+    connection_from_env,
+    parse_verify,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -117,7 +123,7 @@ class SalesforceSettings:
             private_key=get("private_key"),
             private_key_file_path=get("private_key_file_path"),
             version=version,
-            verify=_as_verify(get("verify")),
+            verify=parse_verify(get("verify"), "extra.verify"),
             timeout=timeout,
         )
         settings.auth_method()  # fail now, with the connection's name, when nothing fits
@@ -158,17 +164,6 @@ def _domain_from_instance(instance_url: str | None) -> str | None:
         return None
     host = urlsplit(instance_url).hostname or ""
     return host.removesuffix(".salesforce.com") if host.endswith(".my.salesforce.com") else None
-
-
-def _as_verify(value: Any) -> str | bool | None:
-    if value is None or isinstance(value, bool):
-        return value
-    text = str(value).strip()
-    if text.lower() in ("true", "1", "yes"):
-        return True
-    if text.lower() in ("false", "0", "no"):
-        return False
-    return text
 
 
 # --- HTTP ------------------------------------------------------------------------------------

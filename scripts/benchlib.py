@@ -1,7 +1,9 @@
-"""Pieces the benchmark commands share: a printed table, peak-RSS sampling, cached tenants."""
+"""Pieces the benchmark commands share: a printed table, peak-RSS sampling, cached tenants, and
+the ``--sizes`` syntax (comma-separated, the same in every benchmark)."""
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import subprocess
 import sys
@@ -26,30 +28,51 @@ class Row:
     requests: str = ""
     note: str = ""
 
+    def cells(self) -> tuple[str, ...]:
+        seconds = f"{'-':>8}" if self.seconds is None else f"{self.seconds:8.2f} s"
+        return (self.step, seconds, self.items, self.requests, self.note)
+
+
+HEADERS = ("step", "time", "items", "API requests", "note")
+WIDTHS = (50, 10, 34, 18)
+"""Column widths but the last's; a longer cell pushes the rest of its row right."""
+
+
+def _line(cells: tuple[str, ...]) -> str:
+    padded = [cell.ljust(width) for cell, width in zip(cells, WIDTHS, strict=False)]
+    return "  ".join([*padded, *cells[len(WIDTHS) :]]).rstrip()
+
 
 @dataclass
 class Report:
+    """The benchmark's table, printed a row at a time as each step is measured: a long run shows
+    its progress, and every measurement is printed once."""
+
     rows: list[Row] = field(default_factory=list)
 
     def add(self, *args: Any, **kwargs: Any) -> None:
+        if not self.rows:
+            header = _line(HEADERS)
+            print(f"\n{header}\n{'-' * len(header)}", flush=True)
         self.rows.append(Row(*args, **kwargs))
-        row = self.rows[-1]
-        seconds = "-" if row.seconds is None else f"{row.seconds:.2f}s"
-        print(f"  {row.step}: {seconds} {row.items} {row.note}".rstrip(), flush=True)
+        print(_line(self.rows[-1].cells()), flush=True)
 
     def print(self) -> None:
-        headers = ("step", "time", "items", "API requests", "note")
-        cells = [
-            (r.step, "-" if r.seconds is None else f"{r.seconds:8.2f} s", r.items, r.requests, r.note)
-            for r in self.rows
-        ]
-        widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(headers)]
-        line = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))
-        print()
-        print(line)
-        print("-" * len(line))
-        for c in cells:
-            print("  ".join(v.ljust(w) for v, w in zip(c, widths, strict=True)).rstrip())
+        """Close the table (its rows were printed as they were added)."""
+        if self.rows:
+            print("-" * len(_line(HEADERS)), flush=True)
+
+
+def sizes_arg(text: str) -> list[int]:
+    """``--sizes 10000,100000`` (also ``10_000``): positive integers, comma-separated; the
+    argparse ``type`` of every benchmark's list of sizes."""
+    try:
+        sizes = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        sizes = []
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers like 10000,100000, got {text!r}")
+    return sizes
 
 
 class PeakRss:

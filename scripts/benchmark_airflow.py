@@ -71,9 +71,9 @@ if str(REPO_ROOT) not in sys.path:
 
 import psutil  # noqa: E402
 
-from scripts.benchlib import Report, cached_fixtures, cli_sync_command  # noqa: E402
-from tests.airflow.server import AirflowServer, sandbox_airflow_env  # noqa: E402
-from tests.sandbox_process import SandboxProcess  # noqa: E402
+from include.sandbox.process import SandboxProcess  # noqa: E402
+from scripts.airflow_server import AirflowServer, sandbox_airflow_env  # noqa: E402
+from scripts.benchlib import Report, cached_fixtures, cli_sync_command, sizes_arg  # noqa: E402
 
 DAG_ID = "entra_salesforce_provisioning"
 TARGET_ADDED_SECONDS = 15.0
@@ -815,7 +815,7 @@ def _task_table(res: SizeResult, cycle: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="10000,100000", help="comma-separated tenant sizes")
+    parser.add_argument("--sizes", type=sizes_arg, default="10000,100000", help="comma-separated tenant sizes")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--cache", type=Path, default=REPO_ROOT / ".bench")
     parser.add_argument("--json", type=Path, help="also write every measurement here")
@@ -842,7 +842,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Airflow server settings on top of the project's: {opts.airflow_env}", flush=True)
     report = Report()
     results = []
-    for size in (int(s) for s in args.sizes.split(",") if s.strip()):
+    for size in args.sizes:
         results.append(_size(size, opts, report))
     report.print()
     _summary_table(results)

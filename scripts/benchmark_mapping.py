@@ -1,6 +1,6 @@
 """Benchmark the mapping stage: the default table over synthetic USERS frames.
 
-    .venv/bin/python scripts/benchmark_mapping.py [--rows 100000 1000000] [--table PATH]
+    .venv/bin/python scripts/benchmark_mapping.py [--sizes 100000,1000000] [--table PATH]
 
 Prints, per frame size, the seconds each field's expression takes (in table order, sharing
 the converted attribute columns as ``MappingTable.evaluate`` does), the whole
@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from include.provisioning.mapping import MappingTable
 from include.provisioning.scoping import ScopingFilters
+from scripts.benchlib import sizes_arg
 
 GIVEN = ["Adele", "Alex", "Zoë", "Łukasz", "José", "Megan", "Björn", "Ana María", "Wei", "Chloé", "Ælfric", "Nora"]
 SURNAMES = ["Vance", "Wilber", "Müller", "Nowak", "García", "Bowen", "Øster", "O'Neil", "王", "Dubois", None]
@@ -106,7 +107,9 @@ def run(table: MappingTable, n: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument(
+        "--sizes", "--rows", dest="rows", type=sizes_arg, default="100000,1000000", help="comma-separated row counts"
+    )
     parser.add_argument("--table", type=Path, default=None, help="mapping table (default: the repository's)")
     args = parser.parse_args()
     table = MappingTable.load(args.table) if args.table else MappingTable.default()

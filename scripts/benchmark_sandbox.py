@@ -4,10 +4,12 @@
 
 Generates a tenant + org pair (or reuses the one cached under ``.bench/`` for the same size,
 seed and generator source), starts the sandbox as users do (``python -m include.sandbox up``
-via ``tests.sandbox_process.SandboxProcess``), then measures what a full provisioning cycle
+via ``include.sandbox.process.SandboxProcess``), then measures what a full provisioning cycle
 does: Graph paging through msgraph-sdk's request adapter reading raw bytes (the SDK still
 authenticates with azure-identity and retries; typed models would dominate the timing, see
-reference/graph.md) and a Bulk API 2.0 insert and query through simple-salesforce. Prints
+docs/external-apis.md) and a Bulk API 2.0 insert and query through simple-salesforce; then, in
+this process, the Salesforce emulator's ``Org`` model alone: the same rows inserted one by one
+and a dump + load of the org (what ``GET``/``PUT /_sandbox/state`` do). Prints
 one table of wall-clock times, item and request counts, then the emulators' request counts
 by route and the sandbox process's peak RSS. The numbers are printed as measured.
 """
@@ -53,8 +55,10 @@ from msgraph_core import GraphClientFactory  # noqa: E402
 from simple_salesforce import Salesforce  # noqa: E402
 
 from include.sandbox.core.envfile import salesforce_login_domain  # noqa: E402
+from include.sandbox.process import SandboxProcess  # noqa: E402
+from include.sandbox.salesforce.exceptions import RecordError  # noqa: E402
+from include.sandbox.salesforce.models import Org  # noqa: E402
 from scripts.benchlib import PeakRss, Report, cached_fixtures  # noqa: E402
-from tests.sandbox_process import SandboxProcess  # noqa: E402
 
 USER_SELECT = [
     "id",
@@ -264,6 +268,31 @@ def _count_csv_rows(text: str) -> int:
     return max(0, sum(1 for _ in csv.reader(io.StringIO(text, newline=""))) - 1)
 
 
+def _org_model(org_fixture: dict[str, Any], records: list[dict[str, str]], report: Report) -> None:
+    """The emulator's ``Org`` without HTTP: per-row inserts (under one lock, as a Bulk job applies
+    its rows), then dump + load."""
+    org = Org.load(org_fixture)
+    failed = 0
+    started = time.perf_counter()
+    with org.lock:
+        for record in records:
+            try:
+                org.insert_user(record)
+            except RecordError:
+                failed += 1
+    elapsed = time.perf_counter() - started
+    report.add(
+        "Org model: insert User rows (in process)",
+        elapsed,
+        f"{len(records):,} rows",
+        note=f"{len(records) - failed:,} created, {failed:,} failed",
+    )
+    started = time.perf_counter()
+    reloaded = Org.load(org.dump())
+    elapsed = time.perf_counter() - started
+    report.add("Org model: dump + load (the control API's state)", elapsed, f"{len(reloaded.users):,} users")
+
+
 def _bulk(sandbox: SandboxProcess, report: Report, counter: Requests, rows: int) -> None:
     with counter.delta("salesforce") as calls:
         started = time.perf_counter()
@@ -327,7 +356,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=100_000, help="tenant size (default 100,000)")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--bulk-rows", type=int, default=100_000, help="rows in the Bulk 2.0 insert")
+    parser.add_argument(
+        "--bulk-rows", type=int, default=100_000, help="rows in the Bulk 2.0 insert and the Org model's inserts"
+    )
     parser.add_argument("--cache", type=Path, default=REPO_ROOT / ".bench", help="where generated tenants are kept")
     args = parser.parse_args(argv)
 
@@ -344,6 +375,7 @@ def main(argv: list[str] | None = None) -> int:
             counter = Requests(sandbox)
             asyncio.run(_graph(sandbox, report, counter))
             _bulk(sandbox, report, counter, min(args.bulk_rows, args.users))
+            _org_model(sandbox.org, _insert_rows(sandbox.tenant, sandbox.org, args.bulk_rows), report)
             graph_requests = sandbox.requests("graph")
             sf_requests = sandbox.requests("salesforce")
             peak = rss.high_water_mark()

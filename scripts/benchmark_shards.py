@@ -34,7 +34,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from scripts.benchlib import Report, cached_fixtures  # noqa: E402
+from include.sandbox.process import SandboxProcess  # noqa: E402
+from scripts.benchlib import Report, cached_fixtures, sizes_arg  # noqa: E402
 from scripts.benchmark_airflow import (  # noqa: E402
     DAG_ID,
     RUN_TIMEOUT,
@@ -47,7 +48,6 @@ from scripts.benchmark_airflow import (  # noqa: E402
     _reset_sandbox,
     _table,
 )
-from tests.sandbox_process import SandboxProcess  # noqa: E402
 
 TARGET_SECONDS_1M = 150.0
 TARGET_TASK_RSS = 2 * 2**30
@@ -191,7 +191,7 @@ def _print(runs: list[ShardRun]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", default="100000,1000000", help="comma-separated tenant sizes")
+    parser.add_argument("--sizes", type=sizes_arg, default="100000,1000000", help="comma-separated tenant sizes")
     parser.add_argument("--shards", default="1,4", help="comma-separated shard counts")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--cache", type=Path, default=REPO_ROOT / ".bench")
@@ -208,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     report = Report()
     runs: list[ShardRun] = []
     counts = [int(n) for n in args.shards.split(",")]
-    for users in (int(n) for n in args.sizes.split(",")):
+    for users in args.sizes:
         runs += _size(users, counts, args, report)
     report.print()
     _print(runs)

@@ -4,7 +4,7 @@ Each measurement runs in its own process (so peak memory belongs to one phase), 
 inputs first, then resets the kernel's peak-RSS counter and times only the call:
 
     .venv/bin/python scripts/benchmark_validate_diff.py                 # all sizes
-    .venv/bin/python scripts/benchmark_validate_diff.py --sizes 10000 100000
+    .venv/bin/python scripts/benchmark_validate_diff.py --sizes 10000,100000
 
 Phases:
   validate          the default suite on the USERS frame: 1 % bad mail, 2 % leavers
@@ -201,8 +201,10 @@ def run_one(phase: str, n: int) -> dict[str, Any]:
 
 
 def main() -> None:
+    from scripts.benchlib import sizes_arg  # here, not at the top: the measuring children do not need it
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--sizes", type=sizes_arg, default="10000,100000,1000000", help="comma-separated user counts")
     parser.add_argument("--phases", nargs="+", default=list(PHASES), choices=PHASES)
     parser.add_argument("--one", nargs=2, metavar=("PHASE", "N"), help=argparse.SUPPRESS)
     args = parser.parse_args()

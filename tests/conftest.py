@@ -1,4 +1,5 @@
-"""Shared fixtures: one sandbox process per test session, reset before each test that uses it."""
+"""Shared fixtures: one sandbox process per test session, reset before each test that uses it; and
+what the tests marked ``postgres`` do without their PostgreSQL server (``tests/postgres.py``)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.postgres import pytest_report_header, pytest_runtest_setup
 from tests.sandbox_process import FIXTURES, SandboxProcess
+
+__all__ = ["pytest_report_header", "pytest_runtest_setup"]  # hooks: pytest finds them here
 
 
 @pytest.fixture(scope="session")

@@ -10,8 +10,10 @@ They read the same connection settings as Airflow (``AIRFLOW_CONN_*``, ``AIRFLOW
 the environment or from ``--env-file`` (the sandbox's ``up --env-file`` output works unchanged).
 Every command goes through the engine's front door (``include.provisioning.api``), the same entry
 points the Airflow DAG uses. Progress goes to stderr, results to stdout; the exit status is
-non-zero when a cycle failed (1), for bad usage or configuration (2), when it stopped before
-writing (3), and when another run holds the writer lease (4).
+non-zero when a cycle failed (1), for bad usage or configuration (2, also ``provision-user`` naming
+a user Entra ID does not have), when it stopped before writing (3), and when another run holds the
+writer lease (4). A dry run that planned its changes exits 0: it did not stop, it wrote nothing by
+design (its summary says "dry run"); a dry run that validation stopped exits 3, as the cycle would.
 """
 
 from __future__ import annotations
@@ -68,20 +70,24 @@ def _write_report(report_dir: Path, cycle_id: str, report) -> list[Path]:  # typ
     return [html, csv]
 
 
-def summary_dict(summary) -> dict[str, object]:  # type: ignore[no-untyped-def]
-    """The summary as plain JSON types, with ``in_scope`` spelled out (machines read this)."""
+def summary_dict(summary, *, dry_run: bool = False) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    """The summary as plain JSON types, with ``in_scope`` spelled out (machines read this); a dry
+    run that planned its changes has the status ``dry_run``, not ``stopped``."""
+    from include.provisioning.report import planned_dry_run
+
     data = dataclasses.asdict(summary)
     data["in_scope"] = summary.in_scope
     for key in ("started_at", "finished_at"):
         data[key] = data[key].isoformat() if data[key] else None
-    data["mode"], data["status"] = str(summary.mode), str(summary.status)
+    status = "dry_run" if planned_dry_run(summary, dry_run=dry_run) else str(summary.status)
+    data["mode"], data["status"], data["dry_run"] = str(summary.mode), status, dry_run
     return data
 
 
 def _sync(args: argparse.Namespace) -> int:
     from include.provisioning import api
     from include.provisioning.cycle import planned_change_lines
-    from include.provisioning.report import format_summary
+    from include.provisioning.report import format_summary, planned_dry_run
 
     engine = _engine(args)
     result = api.sync(
@@ -99,13 +105,14 @@ def _sync(args: argparse.Namespace) -> int:
             print(f"  {line}")
         for entry in result.quarantined[:50]:
             print(f"  quarantine {entry.user_principal_name or entry.entra_id}: {'; '.join(entry.reasons)}")
-    print(format_summary(result.summary))
+    print(format_summary(result.summary, dry_run=args.dry_run))
     if args.summary_json:
-        args.summary_json.write_text(json.dumps(summary_dict(result.summary), indent=2), encoding="utf-8")
+        data = summary_dict(result.summary, dry_run=args.dry_run)
+        args.summary_json.write_text(json.dumps(data, indent=2), encoding="utf-8")
     if result.report is not None and not args.dry_run:
         paths = _write_report(args.report_dir, result.summary.cycle_id, result.report)
         print(f"Failure report: {paths[0]} (CSV: {paths[1]})")
-    if result.summary.status is CycleStatus.SUCCEEDED or args.dry_run:
+    if result.summary.status is CycleStatus.SUCCEEDED or planned_dry_run(result.summary, dry_run=args.dry_run):
         return EXIT_OK
     return EXIT_STOPPED if result.summary.status is CycleStatus.STOPPED else EXIT_FAILED
 
@@ -117,6 +124,9 @@ def _provision_user(args: argparse.Namespace) -> int:
     outcome = api.provision_user(engine, args.upn, dry_run=args.dry_run)
     for step in outcome.steps:
         print(f"[{step.status:>7}] {step.name}: {step.detail}")
+    if outcome.unknown_user:
+        print(f"error: Entra ID has no user {args.upn}; check the userPrincipalName", file=sys.stderr)
+        return EXIT_CONFIG
     return EXIT_OK if outcome.ok else EXIT_FAILED
 
 

@@ -86,6 +86,12 @@ class CycleStatus(StrEnum):
     """Stopped on purpose before writing (validation failure share, dry run)."""
 
 
+DRY_RUN_REASON = "dry run: nothing was written"
+"""The reason a dry run's cycle records for not writing. Such a cycle is STOPPED inside the engine
+but is no stopped cycle to a person (``report.planned_dry_run``): the command line calls it a dry run
+and exits 0, while a dry run that validation stopped is reported as stopped (exit 3)."""
+
+
 @dataclass(frozen=True, slots=True)
 class FieldChange:
     """One field's old → new value. Slots: a first sync of a million users holds millions of these."""

@@ -36,6 +36,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from include.provisioning.model import (
+    DRY_RUN_REASON,
     Action,
     CycleStatus,
     CycleSummary,
@@ -100,10 +101,23 @@ def _when(value: dt.datetime | None) -> str:
     return "-" if value is None else f"{value.astimezone(dt.UTC):%Y-%m-%d %H:%M:%S} UTC"
 
 
-def format_summary(summary: CycleSummary) -> str:
-    """A plain-text table for the CLI and task logs; the outcome counts add up to "in scope"."""
+def planned_dry_run(summary: CycleSummary, *, dry_run: bool) -> bool:
+    """A dry run that planned its changes: the engine records it as stopped before writing, which
+    is by design and no stop (a dry run that validation stopped is one: the real cycle would stop)."""
+    return dry_run and summary.reason in (None, DRY_RUN_REASON)
+
+
+def format_summary(summary: CycleSummary, *, dry_run: bool = False) -> str:
+    """A plain-text table for the CLI and task logs; the outcome counts add up to "in scope".
+
+    A dry run's status reads "dry run" (``planned_dry_run``), or "stopped (dry run)" with the
+    reason when validation stopped it."""
+    planned = planned_dry_run(summary, dry_run=dry_run)
+    status = "dry run (planned only, nothing written)" if planned else str(summary.status)
+    if dry_run and not planned:
+        status += " (dry run)"
     lines = [
-        f"Cycle {summary.cycle_id}: {summary.mode} cycle, {summary.status}",
+        f"Cycle {summary.cycle_id}: {summary.mode} cycle, {status}",
         f"  started  {_when(summary.started_at)}",
         f"  finished {_when(summary.finished_at)}",
         "",
@@ -124,7 +138,7 @@ def format_summary(summary: CycleSummary) -> str:
         lines.append(f"  {'requests':<{name_width}}  {'count':>9}")
         lines += [f"  {name:<{name_width}}  {count:>9,}" for name, count in summary.requests.items()]
         lines.append("")
-    if summary.reason:
+    if summary.reason and not planned:
         lines.append(f"  reason: {summary.reason}")
     return "\n".join(lines).rstrip() + "\n"
 

@@ -1,4 +1,4 @@
-"""The DAG file imports cleanly and has the shape the issue fixes (ids, timetable, params, tasks)."""
+"""The DAG file imports cleanly and has the shape the README describes (ids, timetable, params, tasks)."""
 
 from __future__ import annotations
 

@@ -108,9 +108,13 @@ def _cli(sandbox: SandboxProcess, tmp_path: Path, *args: str) -> subprocess.Comp
 
 def test_cli_dry_run_writes_nothing_then_sync_writes_and_reports(sandbox: SandboxProcess, tmp_path: Path) -> None:
     before = org_users(sandbox)
-    dry = _cli(sandbox, tmp_path, "sync", "--dry-run")
+    dry_summary = tmp_path / "dry.json"
+    dry = _cli(sandbox, tmp_path, "sync", "--dry-run", "--summary-json", str(dry_summary))
     assert dry.returncode == 0, dry.stderr
     assert "create     adele.vance@contoso.example" in dry.stdout
+    assert "cycle, dry run (planned only, nothing written)" in dry.stdout
+    assert "stopped" not in dry.stdout  # a dry run is not a stopped cycle (exit 3 means stopped)
+    assert json.loads(dry_summary.read_text())["status"] == "dry_run"
     assert ingest_jobs(sandbox) == 0 and org_changes(before, org_users(sandbox)) == {}
     with StateStore(f"sqlite:///{tmp_path / 'cli.db'}") as state:  # a dry run records nothing either
         assert state.cycles() == [] and state.watermark() is None and state.snapshot().empty
@@ -132,6 +136,7 @@ def test_cli_exit_status_for_a_stopped_cycle_and_bad_configuration(sandbox: Sand
         ).raise_for_status()
     stopped = _cli(sandbox, tmp_path, "sync", "--report-dir", str(tmp_path / "reports"))
     assert stopped.returncode == 3, stopped.stdout + stopped.stderr
+    assert "cycle, stopped" in stopped.stdout
     bad_mapping = tmp_path / "bad.yaml"
     bad_mapping.write_text("mappings:\n  - target: LastName\n    source: Mid([surname], 1\n")
     broken = _cli(sandbox, tmp_path, "sync", "--mapping", str(bad_mapping))
@@ -149,3 +154,19 @@ def test_provision_user_on_demand_shows_the_steps(sandbox: SandboxProcess, tmp_p
     assert len(org_users(sandbox)) == 3, "only the one user was provisioned"
     taken = _cli(sandbox, tmp_path, "provision-user", "alex.wilber@contoso.example")
     assert taken.returncode == 1 and "DUPLICATE_USERNAME" in taken.stdout
+
+
+def test_provision_user_tells_an_unknown_user_from_an_unassigned_one(sandbox: SandboxProcess, tmp_path: Path) -> None:
+    before = org_users(sandbox)
+    unassigned = _cli(sandbox, tmp_path, "provision-user", "not.assigned@contoso.example")
+    assert unassigned.returncode == 0, unassigned.stdout + unassigned.stderr
+    assert "[skipped] import: not.assigned@contoso.example is not assigned to the app" in unassigned.stdout
+    assert "nothing to do" in unassigned.stdout
+    for dry_run in ([], ["--dry-run"]):
+        unknown = _cli(sandbox, tmp_path, "provision-user", "nobody@nowhere.example", *dry_run)
+        assert unknown.returncode == 2, unknown.stdout + unknown.stderr
+        assert "[ failed] import: Entra ID has no user nobody@nowhere.example" in unknown.stdout
+        assert "not assigned" not in unknown.stdout and "nothing to do" not in unknown.stdout
+        assert "error: Entra ID has no user nobody@nowhere.example" in unknown.stderr
+        assert "Traceback" not in unknown.stderr
+    assert ingest_jobs(sandbox) == 0 and org_changes(before, org_users(sandbox)) == {}

@@ -1,8 +1,9 @@
 """Entra's expression language: the documented examples, parse errors and null semantics.
 
 Examples come from "Reference for writing expressions for attribute mappings in Microsoft
-Entra ID" (MicrosoftDocs/entra-docs, functions-for-customizing-application-data.md); each
-asserts the output the page documents. Every case runs both ways: per row and over a frame.
+Entra ID"
+(https://learn.microsoft.com/en-us/entra/identity/app-provisioning/functions-for-customizing-application-data);
+each asserts the output the page documents. Every case runs both ways: per row and over a frame.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from include.provisioning.model import (
+    DRY_RUN_REASON,
     Action,
     CycleStatus,
     CycleSummary,
@@ -46,6 +47,7 @@ from include.provisioning.report import (
     failure_report,
     format_summary,
     neutralize,
+    planned_dry_run,
 )
 
 T0 = dt.datetime(2026, 11, 26, 15, 30, tzinfo=dt.UTC)
@@ -500,6 +502,22 @@ def test_a_dry_run_that_found_nothing_needs_no_attention() -> None:
         dry, [], [quarantine("q1", "mail: missing (expect_column_values_to_not_be_null)")], [], dry_run=True
     )
     assert planned.needs_attention and planned.subject.endswith("cycle 20261126T153000Z-ab12 (dry run): 1 quarantined")
+
+
+def test_a_dry_run_reads_as_a_dry_run_and_only_a_validation_stop_as_stopped() -> None:
+    dry = summary(created=2)
+    dry.status, dry.reason = CycleStatus.STOPPED, DRY_RUN_REASON
+    assert planned_dry_run(dry, dry_run=True)
+    text = format_summary(dry, dry_run=True)
+    assert text.splitlines()[0].endswith("cycle, dry run (planned only, nothing written)")
+    assert "stopped" not in text and "reason:" not in text
+    stopped = summary(quarantined=3)
+    stopped.status, stopped.reason = CycleStatus.STOPPED, "3 of 6 users failed validation (50 % > 40 %)"
+    assert not planned_dry_run(stopped, dry_run=True)  # the preview of a cycle that would stop
+    text = format_summary(stopped, dry_run=True)
+    assert text.splitlines()[0].endswith("cycle, stopped (dry run)")
+    assert "  reason: 3 of 6 users failed validation (50 % > 40 %)" in text
+    assert format_summary(stopped).splitlines()[0].endswith("cycle, stopped")
 
 
 def test_the_run_link_is_shown_escaped_and_only_for_http() -> None:

@@ -351,7 +351,7 @@ SALESFORCE_LENGTHS = {
     "EmployeeNumber": 20,
     "FederationIdentifier": 512,
 }
-"""Salesforce User field lengths (reference/salesforce.md and the describe of User)."""
+"""Salesforce User field lengths (``docs/external-apis.md`` and the describe of User)."""
 
 
 def test_suite_lengths_follow_the_default_mapping_table() -> None:

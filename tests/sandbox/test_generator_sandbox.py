@@ -95,7 +95,7 @@ async def _list_user_ids(sandbox: SandboxProcess) -> list[str]:
     )
     ids: list[str] = []
     # Raw pages through the SDK's adapter (auth, retries) rather than typed models, which
-    # cost milliseconds per user (see reference/graph.md).
+    # cost milliseconds per user (see docs/external-apis.md).
     request = graph.users.to_get_request_information(config)
     try:
         while True:

@@ -4,7 +4,6 @@ the real clients; this is the validation matrix, which needs no network)."""
 from __future__ import annotations
 
 import copy
-import time
 from typing import Any
 
 import orjson
@@ -305,19 +304,14 @@ def test_load_refuses_inconsistent_fixtures(fixture: dict[str, Any], change: Any
         Org.load(broken)
 
 
-def test_hundred_thousand_row_insert_and_load_are_fast(fixture: dict[str, Any]) -> None:
-    fixture["user_licenses"][1]["TotalLicenses"] = 200_000
+def test_inserted_users_and_licence_counts_survive_dump_and_load(fixture: dict[str, Any]) -> None:
+    """How fast 100,000 inserts and a dump + load are is measured by ``scripts/benchmark_sandbox.py``
+    (tests do not time anything)."""
+    fixture["user_licenses"][1]["TotalLicenses"] = 20_000
     org = Org.load(fixture)
-    rows = [user(n, ProfileId=CHATTER, IsActive="true") for n in range(100_000)]
-    started = time.perf_counter()
     with org.lock:
-        for row in rows:
-            org.insert_user(row)
-    inserted = time.perf_counter() - started
-    started = time.perf_counter()
+        for n in range(10_000):
+            org.insert_user(user(n, ProfileId=CHATTER, IsActive="true"))
     reloaded = Org.load(org.dump())
-    reloaded_in = time.perf_counter() - started
-    assert len(reloaded.users) == 100_002
-    assert reloaded.licenses["100000000000002AAA"].used == 100_000
-    assert inserted < 10, f"100,000 inserts took {inserted:.1f}s"
-    assert reloaded_in < 10, f"dump + load of 100,000 users took {reloaded_in:.1f}s"
+    assert len(reloaded.users) == 10_002
+    assert reloaded.licenses["100000000000002AAA"].used == 10_000

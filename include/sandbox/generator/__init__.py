@@ -1,7 +1,7 @@
 """Synthetic tenant + org fixture pairs (``python -m include.sandbox generate``).
 
 ``generate`` writes ``tenant.json`` (Graph side) and ``org.json`` (Salesforce side) in the
-fixed format of ``FORMAT.md``: the same arguments give byte-identical files, because every
+fixed format of ``docs/sandbox-fixtures.md``: the same arguments give byte-identical files, because every
 random choice comes from ``random.Random`` streams seeded from the seed and a purpose, and no
 clock or hash-order dependent value is used. ``plan`` decides the scenario, ``tenant`` streams
 the users, ``org`` mirrors part of them into Salesforce, and the summary counts what was placed.

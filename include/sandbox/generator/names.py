@@ -46,7 +46,7 @@ def _feminine(names: tuple[Name, ...], rules: tuple[tuple[str, str, str, str], .
 
 @dataclass(frozen=True)
 class SalesforceDefaults:
-    """Values within the Salesforce emulator's restricted picklists (see the brief's subset)."""
+    """Values within the Salesforce emulator's restricted picklists (``salesforce.picklists``)."""
 
     time_zone: str
     locale: str

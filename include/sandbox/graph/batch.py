@@ -1,4 +1,4 @@
-"""``POST /v1.0/$batch``: JSON batching (concepts/json-batching.md).
+"""``POST /v1.0/$batch``: JSON batching (https://learn.microsoft.com/en-us/graph/json-batching).
 
 Up to 20 requests ``{id, method, url, headers?, body?, dependsOn?}``; each runs through the
 same handlers and pipeline as a plain request, so each is authenticated with the batch's
@@ -51,7 +51,7 @@ def _sub_body(item: dict[str, Any], headers: dict[str, str]) -> bytes:
     if isinstance(body, dict | list):
         return orjson.dumps(body)
     if isinstance(body, str):
-        # json-batching.md: a non-JSON body is sent base64-encoded.
+        # Graph's JSON batching page: a non-JSON body is sent base64-encoded.
         try:
             return base64.b64decode(body, validate=True)
         except (binascii.Error, ValueError):

@@ -1,7 +1,7 @@
 """``GET /users/delta``: rounds of change tracking over the tenant's change log.
 
-How Graph behaves (api-reference user-delta.md, concepts/delta-query-overview.md) and how it
-is modelled here:
+How Graph behaves (https://learn.microsoft.com/en-us/graph/api/user-delta and
+https://learn.microsoft.com/en-us/graph/delta-query-overview) and how it is modelled here:
 
 - The first call (no token) returns every active user, page by page, each page with an
   absolute ``@odata.nextLink`` (``$skiptoken``) until the last one carries an
@@ -37,7 +37,7 @@ from include.sandbox.graph.schema import USER_DEFAULT_PROPERTIES
 
 DEFAULT_PAGE_SIZE = 200
 DEFAULT_TOKEN_LIFETIME = 7 * 24 * 3600
-MAX_SCOPED_IDS = 50  # user-delta.md: "There is a limit of 50 filtered objects."
+MAX_SCOPED_IDS = 50  # user: delta: "There is a limit of 50 filtered objects."
 
 
 @dataclass

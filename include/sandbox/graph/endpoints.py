@@ -2,7 +2,7 @@
 
 The Graph adapter turns a Starlette request into a ``GraphRequest`` and runs it through
 ``GraphApi.dispatch``; Entra's endpoints answer in Entra's OAuth shape; the control routes
-(FORMAT.md) answer ``{"error": "..."}`` with a clear message on bad input.
+(``docs/sandbox-fixtures.md``) answer ``{"error": "..."}`` with a clear message on bad input.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Microsoft Graph's and Entra ID's own error shapes.
 
 Graph answers every error with ``{"error": {"code", "message", "innerError": {"date",
-"request-id", "client-request-id"}}}`` (concepts/errors.md in microsoft-graph-docs-contrib);
+"request-id", "client-request-id"}}}`` (https://learn.microsoft.com/en-us/graph/errors);
 the token endpoint answers with the OAuth shape plus Entra's ``AADSTS`` codes. Handlers raise
 ``GraphError`` / ``EntraError`` and the response layer renders them, so each message below
 lives in one place and can be compared with what the real services say.
@@ -111,8 +111,8 @@ def invalid_json_body() -> GraphError:
 
 
 def sync_state_not_found(location: str) -> GraphError:
-    # concepts/errors.md: "syncStateNotFound: The sync state generation is not found. The delta
-    # token is expired and data must be synchronized again." delta-query-overview.md: a 410 carries
+    # Graph's errors page: "syncStateNotFound: The sync state generation is not found. The delta
+    # token is expired and data must be synchronized again." The delta query overview: a 410 carries
     # a Location header with the initial request (empty $deltatoken) to start over from.
     return GraphError(
         410,
@@ -168,7 +168,7 @@ def revoked_token(www_authenticate: str) -> GraphError:
 
 
 def too_many_requests(retry_after: int, headers: dict[str, str] | None = None) -> GraphError:
-    # The sample 429 of concepts/throttling.md, including its innerError extras.
+    # The sample 429 of https://learn.microsoft.com/en-us/graph/throttling, with its innerError extras.
     return GraphError(
         429,
         "TooManyRequests",

@@ -1,17 +1,16 @@
 """The identity and access service's throttling: resource-unit token buckets per app+tenant.
 
-Modelled on concepts/throttling-limits.md ("Identity and access service limits"): each
-application+tenant pair has a bucket of resource units (RU) refilled over 10 seconds — 3,500
-for tenants under 50 users, 5,000 up to 500, 8,000 above — and a write quota of 3,000
-requests per 2 minutes 30 seconds. A request costs its base cost from the published table
-(1 when unlisted), minus 1 with ``$select``, plus 1 with ``$expand``, minus 1 with ``$top``
-under 20, never less than 1. Every answered request carries ``x-ms-resource-unit``;
-``x-ms-throttle-limit-percentage`` appears once more than 80 % of the bucket is used; a
-throttled request gets 429 with ``Retry-After``, ``x-ms-throttle-scope``
-(``<Scope>/<Limit>/<ApplicationId>/<TenantId>``) and ``x-ms-throttle-information``.
-Throttled requests are not charged. The fixture extension ``"throttle": {"limit_per_10s": N}``
-overrides the RU bucket size (tests use a small one).
-"""
+Modelled on https://learn.microsoft.com/en-us/graph/throttling-limits ("Identity and access
+service limits"): each application+tenant pair has a bucket of resource units (RU) refilled
+over 10 seconds — 3,500 for tenants under 50 users, 5,000 up to 500, 8,000 above — and a
+write quota of 3,000 requests per 2 minutes 30 seconds. A request costs its base cost from
+the published table (1 when unlisted), minus 1 with ``$select``, plus 1 with ``$expand``,
+minus 1 with ``$top`` under 20, never less than 1. Every answered request carries
+``x-ms-resource-unit``; ``x-ms-throttle-limit-percentage`` appears once more than 80 % of
+the bucket is used; a throttled request gets 429 with ``Retry-After``,
+``x-ms-throttle-scope`` (``<Scope>/<Limit>/<ApplicationId>/<TenantId>``) and
+``x-ms-throttle-information``. Throttled requests are not charged. The fixture extension
+``"throttle": {"limit_per_10s": N}`` overrides the RU bucket size (tests use a small one)."""
 
 from __future__ import annotations
 

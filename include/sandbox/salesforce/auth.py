@@ -430,7 +430,7 @@ def authenticate(request: Request, auth: Auth | None = None) -> Session:
     """The request's session, counted against the daily allowance.
 
     Raises ``ApiError`` (401 ``INVALID_SESSION_ID`` or 403 ``REQUEST_LIMIT_EXCEEDED``),
-    which renders with ``.response()``. ``auth`` defaults to the one the Salesforce app
+    whose ``body()`` and ``status`` the route sends. ``auth`` defaults to the one the Salesforce app
     put in the ASGI scope, so route code only needs the request.
     """
     auth = auth or request.scope.get("salesforce.auth")

@@ -18,6 +18,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from include.sandbox.core.service import json_response
 from include.sandbox.salesforce.bulk_jobs import (
     BulkJobs,
     Job,
@@ -76,7 +77,7 @@ class BulkApi:
             version = _api_version(request)
             response = await handler(request, user_id, version)
         except ApiError as exc:
-            return exc.response()
+            return json_response(exc.body(), exc.status, exc.headers)
         limit = self.limit_info() if self.limit_info is not None else _scope_limit_info(request)
         if limit:
             response.headers["Sforce-Limit-Info"] = limit

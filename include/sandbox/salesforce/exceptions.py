@@ -8,7 +8,9 @@ Three kinds of failure, because Salesforce reports them three ways:
 * ``SoqlError``: a query did not parse or named something unknown (REST 400,
   ``[{"message", "errorCode"}]``; a Bulk query job fails with the message).
 * ``ApiError``: a whole request is refused (session, limits, unknown resource); it carries
-  the HTTP status and renders as the JSON list every REST/Bulk error uses.
+  the HTTP status and the JSON list every REST/Bulk error uses (``body()``), which the HTTP
+  layer (``responses``, ``bulk_responses``) sends. This module is plain data: the models raise
+  these errors without depending on the HTTP layer.
 
 Sources: REST API Developer Guide "Status Codes and Error Responses"
 (https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/errorcodes.htm)
@@ -18,9 +20,6 @@ and Bulk 2.0 "Get Job Failed Record Results".
 from __future__ import annotations
 
 from typing import Any
-
-import orjson
-from starlette.responses import Response
 
 
 class RecordError(Exception):
@@ -76,7 +75,7 @@ class SoqlError(Exception):
 
 
 class ApiError(Exception):
-    """A refused request: renders as ``[{"message", "errorCode"}]`` with ``status``."""
+    """A refused request: ``body()`` is ``[{"message", "errorCode"}]``, sent with ``status``."""
 
     def __init__(self, status: int, error_code: str, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(f"{status} {error_code}: {message}")
@@ -85,18 +84,13 @@ class ApiError(Exception):
         self.message = message
         self.headers = headers
 
-    def response(self) -> Response:
-        return error_response(self.status, self.error_code, self.message, self.headers)
+    def body(self) -> list[dict[str, Any]]:
+        return error_body(self.error_code, self.message)
 
 
-def error_response(
-    status: int, error_code: str, message: str, headers: dict[str, str] | None = None, fields: list[str] | None = None
-) -> Response:
+def error_body(error_code: str, message: str) -> list[dict[str, Any]]:
     """Salesforce's REST/Bulk error body: a JSON list with one error object."""
-    body: dict[str, Any] = {"message": message, "errorCode": error_code}
-    if fields is not None:
-        body["fields"] = fields
-    return Response(orjson.dumps([body]), status_code=status, headers=headers, media_type="application/json")
+    return [{"message": message, "errorCode": error_code}]
 
 
 def invalid_session() -> ApiError:

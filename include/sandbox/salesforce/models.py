@@ -214,11 +214,6 @@ class Org:
             return ["COUNT()"], [{"COUNT()": result.total_size}]
         return result.fields, result.records
 
-    def describe_user(self) -> dict[str, Any]:
-        from include.sandbox.salesforce.responses import describe_user_body
-
-        return describe_user_body(self)
-
     def check_user_columns(self, columns: list[str], operation: str) -> None:
         """Refuse a Bulk upload whose header names unknown or unwritable fields.
 

@@ -24,7 +24,7 @@ from starlette.responses import Response
 
 from include.sandbox.core.faults import FaultRule
 from include.sandbox.salesforce.auth import Auth, SoapFaultError
-from include.sandbox.salesforce.exceptions import ApiError, RecordError, SoqlError, error_response, not_found
+from include.sandbox.salesforce.exceptions import ApiError, RecordError, SoqlError, error_body, not_found
 from include.sandbox.salesforce.models import Org
 from include.sandbox.salesforce.picklists import PICKLISTS
 from include.sandbox.salesforce.soql import OBJECT_FIELDS, RELATIONSHIPS, QueryResult, run_query
@@ -111,7 +111,7 @@ class RestApi:
                 version = self.version_of(request)
                 response = await handler(request, version)
             except ApiError as exc:
-                return exc.response()
+                return json_body(exc.body(), exc.status, exc.headers)
             response.headers["Sforce-Limit-Info"] = self.auth.limit_info()
             return response
 
@@ -392,7 +392,7 @@ class RestApi:
         )
 
 
-# --- bodies shared with models.describe_user ---------------------------------------------
+# --- describe bodies ---------------------------------------------------------------------
 
 
 def _sobject_summary(name: str, version: str) -> dict[str, Any]:
@@ -620,7 +620,7 @@ def fault_response(rule: FaultRule, request: Request) -> Response:
         429: "REQUEST_LIMIT_EXCEEDED",  # REST itself uses 403 for limits; 429 only if a rule asks
         503: "SERVER_UNAVAILABLE",
     }.get(status, "UNKNOWN_EXCEPTION")
-    return error_response(status, code, _FAULT_MESSAGES.get(code, _FAULT_MESSAGES["UNKNOWN_EXCEPTION"]), headers)
+    return json_body(error_body(code, _FAULT_MESSAGES.get(code, _FAULT_MESSAGES["UNKNOWN_EXCEPTION"])), status, headers)
 
 
 _FAULT_MESSAGES = {
@@ -635,4 +635,4 @@ _FAULT_MESSAGES = {
 
 
 def not_found_response(request: Request) -> Response:
-    return error_response(404, "NOT_FOUND", "The requested resource does not exist")
+    return json_body(error_body("NOT_FOUND", "The requested resource does not exist"), 404)

@@ -14,6 +14,7 @@ from typing import Any
 from starlette.routing import BaseRoute, Route
 
 from include.sandbox.salesforce.auth import Auth, expire_sessions_route
+from include.sandbox.salesforce.bulk_urls import bulk_routes
 from include.sandbox.salesforce.models import Org
 from include.sandbox.salesforce.responses import RestApi
 
@@ -57,11 +58,7 @@ def login_routes(auth: Auth) -> list[BaseRoute]:
 
 
 def bulk_api_routes(get_org: Callable[[], Org], auth: Auth, base_url: str) -> list[BaseRoute]:
-    """Bulk 2.0 routes from ``bulk_urls`` (written in parallel; absent until it exists)."""
-    try:
-        from include.sandbox.salesforce.bulk_urls import bulk_routes
-    except ImportError:
-        return []
+    """Bulk 2.0 routes (``bulk_urls``)."""
     return list(bulk_routes(get_org, base_url, authenticate=auth.authenticate, limit_info=auth.limit_info))
 
 

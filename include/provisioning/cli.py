@@ -105,7 +105,7 @@ def _sync(args: argparse.Namespace) -> int:
             print(f"  {line}")
         for entry in result.quarantined[:50]:
             print(f"  quarantine {entry.user_principal_name or entry.entra_id}: {'; '.join(entry.reasons)}")
-    print(format_summary(result.summary, dry_run=args.dry_run))
+    print(format_summary(result.summary, dry_run=args.dry_run, backlog=result.backlog))
     if args.summary_json:
         data = summary_dict(result.summary, dry_run=args.dry_run)
         args.summary_json.write_text(json.dumps(data, indent=2), encoding="utf-8")

@@ -107,11 +107,33 @@ def planned_dry_run(summary: CycleSummary, *, dry_run: bool) -> bool:
     return dry_run and summary.reason in (None, DRY_RUN_REASON)
 
 
-def format_summary(summary: CycleSummary, *, dry_run: bool = False) -> str:
+@dataclass(frozen=True)
+class EscrowBacklog:
+    """Users waiting in escrow after a cycle, whether or not the cycle looked at them (an
+    incremental cycle sees only changed users, so its ``escrowed`` count can be 0 while others wait)."""
+
+    waiting: int = 0
+    next_attempt_at: dt.datetime | None = None
+
+    @classmethod
+    def of(cls, entries: Sequence[Any], now: dt.datetime) -> EscrowBacklog:
+        """From the state store's escrow entries (``EscrowEntry``: ``next_attempt_at``)."""
+        due = [e.next_attempt_at for e in entries]
+        upcoming = [at for at in due if at > now]
+        return cls(len(due), min(upcoming) if upcoming else (min(due) if due else None))
+
+    def describe(self) -> str:
+        if not self.waiting:
+            return "escrow: nobody waiting"
+        return f"escrow: {self.waiting:,} user(s) waiting; next retry {_when(self.next_attempt_at)}"
+
+
+def format_summary(summary: CycleSummary, *, dry_run: bool = False, backlog: EscrowBacklog | None = None) -> str:
     """A plain-text table for the CLI and task logs; the outcome counts add up to "in scope".
 
     A dry run's status reads "dry run" (``planned_dry_run``), or "stopped (dry run)" with the
-    reason when validation stopped it."""
+    reason when validation stopped it. ``backlog``: who waits in escrow after the cycle (the
+    ``escrowed`` count is only of the users this cycle looked at)."""
     planned = planned_dry_run(summary, dry_run=dry_run)
     status = "dry run (planned only, nothing written)" if planned else str(summary.status)
     if dry_run and not planned:
@@ -128,6 +150,8 @@ def format_summary(summary: CycleSummary, *, dry_run: bool = False) -> str:
     lines += [f"  {label:<{width}}  {getattr(summary, name):>9,}" for name, label in OUTCOMES]
     lines += [rule, f"  {'in scope':<{width}}  {summary.in_scope:>9,}", ""]
     lines += [f"  in scope {summary.in_scope:,} = {_equation(summary)}", ""]
+    if backlog is not None:
+        lines += [f"  {backlog.describe()}", ""]
     if summary.phase_seconds:
         name_width = max(8, *(len(name) for name in summary.phase_seconds))
         lines.append(f"  {'phase':<{name_width}}  {'seconds':>9}")

@@ -48,7 +48,7 @@ from include.provisioning.model import (
     RecordResult,
     Watermark,
 )
-from include.provisioning.report import FailureReport, failure_report
+from include.provisioning.report import EscrowBacklog, FailureReport, failure_report
 from include.provisioning.salesforce.client import SalesforceSession
 from include.provisioning.salesforce.load import UNPROCESSED, BulkLoader, LoadRequest
 from include.provisioning.salesforce.org import fetch_profiles, fetch_users
@@ -152,6 +152,8 @@ class CycleResult:
     """The job's quarantine after this cycle (None: not evaluated, e.g. a dry run)."""
     quarantine_notice: bool = False
     """This cycle quarantined the job for a reason the notification address has not heard yet."""
+    backlog: EscrowBacklog | None = None
+    """Who waits in escrow after this cycle (looked at by it or not), and the next retry."""
 
 
 class _Phases:
@@ -890,6 +892,7 @@ def run_commit(engine: Engine, ws: Workspace) -> CycleResult:
     )
     if not context.dry_run and context.focus_upn is None:
         _judge_job(engine, result)
+    result.backlog = EscrowBacklog.of(engine.state.escrow_entries(), context.now)
     return result
 
 

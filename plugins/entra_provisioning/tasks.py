@@ -284,7 +284,7 @@ def commit_cycle(cycle: dict[str, Any], dag_id: str, run_id: str) -> dict[str, A
             engine.state.close()
     assert isinstance(result, CycleResult)
     summary = result.summary
-    for line in format_summary(summary).splitlines():
+    for line in format_summary(summary, backlog=result.backlog).splitlines():
         log.info("%s", line)
     steps: list[dict[str, str]] = []
     if cycle.get("user"):  # provision on demand: Entra's steps, in the log and in XCom
@@ -317,6 +317,10 @@ def commit_cycle(cycle: dict[str, Any], dag_id: str, run_id: str) -> dict[str, A
         "held_back": summary.held_back,
         "in_scope": summary.in_scope,
         "needs_attention": report is not None,
+        "escrow_waiting": result.backlog.waiting if result.backlog else 0,
+        "escrow_next_attempt_at": (
+            result.backlog.next_attempt_at.isoformat() if result.backlog and result.backlog.next_attempt_at else None
+        ),
         "job_quarantine": _quarantine_xcom(result),
         **({"user": cycle["user"], "steps": steps} if cycle.get("user") else {}),
     }

@@ -367,7 +367,7 @@ def run_extract(engine: Engine, ws: Workspace) -> StageOutcome:
         with phase("roles"):
             profiles = fetch_profiles(session)
             outcome = asyncio.run(_import_roles(engine, list(profiles["Name"])))
-            notes.append(f"app roles: {outcome}")
+            notes.append(f"app roles from Salesforce Profiles: {outcome.describe()}")
     with phase("extract"):
         extraction = asyncio.run(_extract(engine, context, known, due, evaluated))
     if extraction.fell_back:

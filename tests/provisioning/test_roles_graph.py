@@ -111,3 +111,14 @@ def test_merge_keeps_ids_and_order_and_derives_stable_new_ids() -> None:
     again, _ = merge_profiles(existing, ["New"], app_id="app-1")
     assert again[2]["id"] == roles[2]["id"], "the same profile gets the same id on a re-run"
     assert existing[1]["isEnabled"] is False, "the input list is not modified"
+
+
+def test_the_role_import_reads_as_a_sentence_not_an_object() -> None:
+    from include.provisioning.graph.roles import RoleSyncResult
+
+    result = RoleSyncResult(
+        "obj-1", added=["Analyst", "Auditor"], enabled=["Support"], unchanged=["A", "B"], patched=True
+    )
+    assert result.describe() == "2 added (Analyst, Auditor); 1 enabled (Support); 2 unchanged; application updated"
+    assert "RoleSyncResult" not in result.describe()
+    assert RoleSyncResult("obj-1", unchanged=["A"]).describe() == "1 unchanged; nothing to change"

@@ -43,6 +43,19 @@ class RoleSyncResult:
     roles: list[dict[str, Any]] = field(default_factory=list)
     """The application's roles after the sync."""
 
+    def describe(self) -> str:
+        """One line for the status line and the cycle's notes, e.g. "2 added (Analyst, Auditor),
+        1 enabled (Support), 12 unchanged; application updated"."""
+        parts = []
+        for label, names in (("added", self.added), ("enabled", self.enabled)):
+            if names:
+                shown = ", ".join(names[:5]) + (f", +{len(names) - 5} more" if len(names) > 5 else "")
+                parts.append(f"{len(names)} {label} ({shown})")
+        parts.append(f"{len(self.unchanged)} unchanged")
+        if self.not_profiles:
+            parts.append(f"{len(self.not_profiles)} role(s) name no Profile ({', '.join(self.not_profiles[:5])})")
+        return "; ".join(parts) + ("; application updated" if self.patched else "; nothing to change")
+
 
 ROLE_KEYS = ("id", "value", "displayName", "description", "allowedMemberTypes", "isEnabled", "origin")
 

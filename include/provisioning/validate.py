@@ -31,6 +31,7 @@ import re
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -215,15 +216,42 @@ def load_suite(path: Path = DEFAULT_SUITE_PATH) -> tuple[ExpectationSuite, list[
 
 
 def _role_count(roles: pd.Series) -> np.ndarray:
-    """Distinct role values per row (explode, not a row loop)."""
-    exploded = roles.reset_index(drop=True).explode()
-    values = exploded.to_numpy()
-    kept = exploded.notna().to_numpy()
-    positions = exploded.index.to_numpy()[kept]
+    """Distinct role values per row (flattened, not a row loop).
+
+    The contract says distinct, but a repeat must not count twice: the values of rows holding
+    several are factorised and each (row, value) pair counted once, all in numpy (a scan per
+    row was quadratic: half a minute for 3,000 two-role users among 1,000,000)."""
+    values, positions = _flatten(roles.to_numpy())
+    kept = pd.notna(values)
+    positions = positions[kept]
     counts = np.bincount(positions, minlength=len(roles))
-    for row in np.flatnonzero(counts > 1):  # the contract says distinct, but a repeat must not count twice
-        counts[row] = len(set(values[kept][positions == row]))
+    several = counts[positions] > 1
+    if several.any():
+        codes, uniques = pd.factorize(values[kept][several])
+        pairs = np.unique(positions[several] * len(uniques) + codes)
+        distinct = np.bincount(pairs // len(uniques), minlength=len(roles))
+        repeated = counts > 1
+        counts[repeated] = distinct[repeated]
     return counts
+
+
+def _flatten(items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The elements of each row's list and the row's position, as ``Series.explode`` gives them
+    (nulls may differ: an empty list gives none here, a null there). Lists, and the NumPy arrays
+    Parquet reads a list column as, are flattened directly: ``explode`` takes a second per
+    million arrays."""
+    kinds = set(map(type, items))
+    if kinds <= {list, np.ndarray}:
+        try:
+            lengths = np.fromiter(map(len, items), dtype=np.intp, count=len(items))
+        except TypeError:  # a zero-dimensional array, which explode keeps as one value
+            pass
+        else:
+            lists = map(np.ndarray.tolist, items) if kinds == {np.ndarray} else items  # 7x faster than iter
+            flat = np.fromiter(chain.from_iterable(lists), dtype=object, count=int(lengths.sum()))
+            return flat, np.repeat(np.arange(len(items)), lengths)
+    exploded = pd.Series(items, dtype=object).explode()
+    return exploded.to_numpy(), exploded.index.to_numpy()
 
 
 def _frame_for_gx(rows: pd.DataFrame, rules: list[_Rule], path: Path) -> pd.DataFrame:

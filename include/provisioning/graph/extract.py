@@ -29,10 +29,11 @@ from urllib.parse import quote, urlencode
 
 import pandas as pd
 
+from include.provisioning.gc_pause import collector_paused
 from include.provisioning.graph.assignments import AssignmentCollector, RoleCatalog, UserRoles
 from include.provisioning.graph.batch import Call, Runner
 from include.provisioning.graph.client import GraphClient, GraphReply
-from include.provisioning.graph.frame import UserRow, graph_attributes, scope_reason, select_clause, users_frame
+from include.provisioning.graph.frame import columns_frame, graph_attributes, scope_reason, select_clause
 from include.provisioning.model import Mode, QuarantinedUser
 from include.provisioning.slices import AssignmentWindow
 
@@ -265,26 +266,37 @@ class _Reader:
     def build(
         self, ids: Collection[str], roles: Mapping[str, UserRoles], removed: Mapping[str, str]
     ) -> tuple[pd.DataFrame, list[QuarantinedUser]]:
-        rows: list[UserRow] = []
+        """The USERS frame of ``ids`` in id order, and the users whose roles cannot be resolved.
+
+        One pass over the users fills the frame's columns (frame.columns_frame): no per-user
+        object, the collector paused (it would rescan a million records at every few hundred
+        new lists)."""
+        kept: list[str] = []
+        records: list[Mapping[str, Any] | None] = []
+        role_lists: list[Sequence[str]] = []
+        vias: list[str | None] = []
+        reasons: list[str | None] = []
         quarantined: list[QuarantinedUser] = []
-        for user_id in sorted(ids):
-            record = self.records.get(user_id)
-            assigned = roles.get(user_id)
-            if assigned is not None and assigned.problems:
-                upn = record.get("userPrincipalName") if record else None
-                quarantined.append(QuarantinedUser(user_id, upn, list(assigned.problems)))
-                continue
-            reason = scope_reason(assigned=assigned is not None, record=record, removed=removed.get(user_id))
-            rows.append(
-                UserRow(
-                    user_id,
-                    record if removed.get(user_id) is None else None,
-                    assigned.roles if assigned is not None else [],
-                    assigned.via if assigned is not None else None,
-                    reason,
-                )
-            )
-        return users_frame(rows, self.attributes), quarantined
+        known_records = self.records
+        with collector_paused():
+            for user_id in sorted(ids):
+                record = known_records.get(user_id)
+                assigned = roles.get(user_id)
+                if assigned is not None and assigned.problems:
+                    upn = record.get("userPrincipalName") if record else None
+                    quarantined.append(QuarantinedUser(user_id, upn, list(assigned.problems)))
+                    continue
+                gone = removed.get(user_id)
+                kept.append(user_id)
+                records.append(record if gone is None else None)
+                reasons.append(scope_reason(assigned=assigned is not None, record=record, removed=gone))
+                if assigned is None:
+                    role_lists.append(())
+                    vias.append(None)
+                else:
+                    role_lists.append(assigned.roles)
+                    vias.append(assigned.via)
+            return columns_frame(kept, records, role_lists, vias, reasons, attributes=self.attributes), quarantined
 
 
 class _FullRead(_Reader):

@@ -35,7 +35,7 @@ from tests.airflow.dag_runs_api import DAG_ID, DagRunsApi
 from tests.airflow.server import AirflowServer, group_members, sandbox_airflow_env, stop_group
 from tests.sandbox_process import SandboxProcess
 
-pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.timeout(1200)]
 
 SHARDS = 4
 SHARDED = ("validate", "transform", "load")

@@ -35,7 +35,7 @@ from tests.airflow.server import AirflowServer
 from tests.sandbox_process import SandboxProcess
 from tests.smtp_server import SmtpServer, attachments, html_body
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]  # a real scheduler: module fixture + runs
 
 NOTIFY_TO = "it-admins@contoso.example"
 ADELE = "adele.vance@contoso.example"

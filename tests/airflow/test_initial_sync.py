@@ -22,7 +22,7 @@ from tests.airflow.dag_runs_api import DagRunsApi
 from tests.airflow.server import AirflowServer
 from tests.sandbox_process import SandboxProcess
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]  # a real scheduler: module fixture + runs
 
 INITIAL_SYNC = "entra_salesforce_initial_sync"
 MONTHS = ["2024-03-01", "2024-04-01", "2024-05-01"]

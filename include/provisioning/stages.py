@@ -852,7 +852,7 @@ def run_commit(engine: Engine, ws: Workspace) -> CycleResult:
     _count(summary, plan, results, len(quarantined), planned=context.dry_run)
     summary.escrowed += len(extracted["escrow_waiting"])
     outcomes = len(plan.writes()) + len(plan.unchanged) + len(plan.held_back) + len(quarantined)
-    if (context.dry_run or not validation_stop) and outcomes != extracted["expected"]:
+    if not validation_stop and outcomes != extracted["expected"]:  # a validation stop planned nothing
         raise CycleError(
             f"bookkeeping: {extracted['expected']} users were extracted but {outcomes} ended in an outcome "
             "(this is a bug; nothing was committed)"

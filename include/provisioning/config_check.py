@@ -26,6 +26,7 @@ def check_config(
 ) -> tuple[list[str], list[str]]:
     """Returns (problems, information lines)."""
     from include.provisioning.graph.client import GraphSettings
+    from include.provisioning.graph.user_attributes import select_properties
     from include.provisioning.mapping import MappingError, MappingTable
     from include.provisioning.salesforce.client import SalesforceSettings
     from include.provisioning.salesforce.client import connect as salesforce_connect
@@ -38,6 +39,7 @@ def check_config(
         matching = ", ".join(f.target for f in table.matching_fields())
         info.append(f"mapping {mapping_path}: {len(table.fields)} fields, matching on {matching}")
         info.append(f"  Graph attributes read: {', '.join(table.source_attributes())}")
+        info.append(f"  Graph $select: {','.join(select_properties(table.source_attributes()))}")
         scoping = "yes" if table.scoping is not None else "none"
         info.append(f"  scoping filters: {scoping}; fingerprint {table.fingerprint()[:12]}")
     except (MappingError, OSError) as exc:

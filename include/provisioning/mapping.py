@@ -31,6 +31,12 @@ from include.provisioning.errors import ConfigurationError
 from include.provisioning.expressions import Expression, ExpressionSyntaxError, compile_expression
 from include.provisioning.expressions.values import to_text
 from include.provisioning.expressions.vector import Vec
+from include.provisioning.graph.user_attributes import (
+    EXTENSION_ATTRIBUTES,
+    GRAPH_USER_ATTRIBUTES,
+    graph_attribute_problem,
+    is_custom_data_name,
+)
 from include.provisioning.model import DEFAULT_ACCESS_ROLE_VALUE
 from include.provisioning.scoping import ScopingError, ScopingFilters
 from include.provisioning.settings import DEFAULT_MAPPING_PATH
@@ -41,91 +47,6 @@ DERIVED_ATTRIBUTES = ("IsSoftDeleted", "appRoleAssignments", "assignedVia", "sco
 ALWAYS_SELECTED = ("id", "userPrincipalName", "accountEnabled")
 """What the extract needs whatever the table says (identity, matching fallback, IsSoftDeleted)."""
 
-GRAPH_USER_ATTRIBUTES = frozenset(
-    (
-        "aboutMe",
-        "accountEnabled",
-        "ageGroup",
-        "assignedLicenses",
-        "assignedPlans",
-        "authorizationInfo",
-        "birthday",
-        "businessPhones",
-        "city",
-        "companyName",
-        "consentProvidedForMinor",
-        "country",
-        "createdDateTime",
-        "creationType",
-        "customSecurityAttributes",
-        "deletedDateTime",
-        "department",
-        "displayName",
-        "employeeHireDate",
-        "employeeId",
-        "employeeLeaveDateTime",
-        "employeeOrgData",
-        "employeeType",
-        "externalUserState",
-        "externalUserStateChangeDateTime",
-        "faxNumber",
-        "givenName",
-        "hireDate",
-        "id",
-        "identities",
-        "imAddresses",
-        "interests",
-        "isManagementRestricted",
-        "isResourceAccount",
-        "jobTitle",
-        "lastPasswordChangeDateTime",
-        "legalAgeGroupClassification",
-        "licenseAssignmentStates",
-        "mail",
-        "mailNickname",
-        "mailboxSettings",
-        "mobilePhone",
-        "mySite",
-        "officeLocation",
-        "onPremisesDistinguishedName",
-        "onPremisesDomainName",
-        "onPremisesExtensionAttributes",
-        "onPremisesImmutableId",
-        "onPremisesLastSyncDateTime",
-        "onPremisesProvisioningErrors",
-        "onPremisesSamAccountName",
-        "onPremisesSecurityIdentifier",
-        "onPremisesSyncEnabled",
-        "onPremisesUserPrincipalName",
-        "otherMails",
-        "passwordPolicies",
-        "passwordProfile",
-        "pastProjects",
-        "postalCode",
-        "preferredDataLocation",
-        "preferredLanguage",
-        "preferredName",
-        "provisionedPlans",
-        "proxyAddresses",
-        "responsibilities",
-        "schools",
-        "securityIdentifier",
-        "serviceProvisioningErrors",
-        "showInAddressList",
-        "signInSessionsValidFromDateTime",
-        "skills",
-        "state",
-        "streetAddress",
-        "surname",
-        "usageLocation",
-        "userPrincipalName",
-        "userType",
-    )
-)
-"""Microsoft Graph v1.0 ``user`` properties that ``$select`` accepts (a typo here would make
-every extract fail with 400, so the table is checked against this list when it loads)."""
-
-_DIRECTORY_EXTENSION = re.compile(r"^extension_[0-9a-fA-F]{32}_\w+$")
 _TARGET = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 _ROW_KEYS = ("target", "source", "default", "apply", "match_precedence", "clear_when_null")
 _TOP_KEYS = ("fields", "scoping")
@@ -200,21 +121,31 @@ class MappingResult:
     """Entra id → reasons ("LastName: ..."), every failing field of the row."""
 
 
-def _suggest(name: str, candidates: Iterable[str]) -> str:
+def _suggest(name: str, candidates: Iterable[str], *, close_matches: bool = True) -> str:
     pool = list(candidates)
     lowered = {c.lower(): c for c in pool}
     if name.lower() in lowered:
         return f"; did you mean {lowered[name.lower()]}? (names are case-sensitive)"
+    if not close_matches:
+        return ""
     close = difflib.get_close_matches(name, pool, n=1)
     return f"; did you mean {close[0]}?" if close else ""
 
 
 def check_attribute(name: str) -> str | None:
-    """None if ``name`` is a source attribute expressions may use, else the reason."""
-    if name in GRAPH_USER_ATTRIBUTES or name in DERIVED_ATTRIBUTES or _DIRECTORY_EXTENSION.match(name):
+    """None if ``name`` is a source attribute expressions may use, else the reason.
+
+    Allowed: Graph user properties, ``extensionAttribute1``..``15``, directory extensions
+    ``extension_<32 hex>_<name>`` (graph/user_attributes.py says where each comes from) and the
+    extract's derived columns."""
+    if name in DERIVED_ATTRIBUTES:
         return None
-    hint = _suggest(name, [*GRAPH_USER_ATTRIBUTES, *DERIVED_ATTRIBUTES])
-    return f"unknown source attribute [{name}]: not a Microsoft Graph user property{hint}"
+    reason = graph_attribute_problem(name)
+    if reason is None:
+        return None
+    # "extensionAttribute16" is not a misspelt "extensionAttribute6": the reason says what is allowed.
+    pool = [*GRAPH_USER_ATTRIBUTES, *EXTENSION_ATTRIBUTES, *DERIVED_ATTRIBUTES]
+    return reason + _suggest(name, pool, close_matches=not is_custom_data_name(name))
 
 
 def _line_numbers(text: str) -> list[int]:
@@ -344,7 +275,9 @@ class MappingTable:
         return [f.target for f in self.fields]
 
     def source_attributes(self) -> list[str]:
-        """Graph user attributes for ``$select``: what the table and scoping read, minus derived."""
+        """The source attributes the table and scoping read, minus derived ones: the USERS frame's
+        attribute columns. ``graph.user_attributes.select_properties`` turns them into ``$select``
+        (``extensionAttribute1`` is read through ``onPremisesExtensionAttributes``)."""
         names: dict[str, None] = dict.fromkeys(ALWAYS_SELECTED)
         for f in self.fields:
             if f.expression is not None:

@@ -34,6 +34,7 @@ from include.provisioning.graph.assignments import AssignmentCollector, RoleCata
 from include.provisioning.graph.batch import Call, Runner
 from include.provisioning.graph.client import GraphClient, GraphReply
 from include.provisioning.graph.frame import columns_frame, graph_attributes, scope_reason, select_clause
+from include.provisioning.graph.user_attributes import select_properties
 from include.provisioning.model import Mode, QuarantinedUser
 from include.provisioning.slices import AssignmentWindow
 
@@ -138,6 +139,8 @@ class _Reader:
         self.client = client
         self.sp_id = service_principal_id
         self.attributes = graph_attributes(select)
+        self.properties = select_properties(self.attributes)
+        """The Graph properties that hold ``attributes`` (what ``$select`` names, but ``id``)."""
         self.select = select_clause(self.attributes)
         self.known = known
         self.also_fetch = set(also_fetch)
@@ -394,8 +397,10 @@ class _IncrementalRead(_Reader):
 
     def _complete(self, item: Mapping[str, Any]) -> bool:
         """Graph may return only the changed properties of an updated user; such an item
-        cannot stand for the whole user and is re-read by id."""
-        return all(name in item for name in self.attributes)
+        cannot stand for the whole user and is re-read by id. The check is on the selected Graph
+        properties (``onPremisesExtensionAttributes``, not ``extensionAttribute1``). A directory
+        extension the user has no value for is absent too, so such a user is re-read by id."""
+        return all(name in item for name in self.properties)
 
     def after_phase_one(self) -> None:
         self.delta_link = self._delta.last.get("@odata.deltaLink")

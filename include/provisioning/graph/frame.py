@@ -21,6 +21,12 @@ import numpy as np
 import pandas as pd
 
 from include.provisioning.gc_pause import collector_paused
+from include.provisioning.graph.user_attributes import (
+    EXTENSION_ATTRIBUTES_PROPERTY,
+    extension_attribute_values,
+    is_extension_attribute,
+    select_properties,
+)
 
 COMPUTED_COLUMNS = ("appRoleAssignments", "assignedVia", "IsSoftDeleted", "scopeReason")
 """Columns the extraction computes; never sent to Graph in ``$select``."""
@@ -39,7 +45,9 @@ def graph_attributes(select: Iterable[str]) -> list[str]:
 
 
 def select_clause(attributes: Sequence[str]) -> str:
-    return ",".join(["id", *attributes])
+    """``$select`` for the frame's ``attributes``: ``id`` and the Graph properties that hold them
+    (user_attributes.select_properties: the extension attributes come in one object)."""
+    return ",".join(["id", *select_properties(attributes)])
 
 
 def scope_reason(*, assigned: bool, record: Mapping[str, Any] | None, removed: str | None) -> str | None:
@@ -101,7 +109,22 @@ def columns_frame(
 
 
 def _attribute_columns(records: list[Mapping[str, Any] | None], attributes: Sequence[str]) -> list[list[Any]]:
-    """Each attribute's values over ``records`` (no record, or no such key → None)."""
+    """Each attribute's values over ``records`` (no record, or no such key → None).
+
+    ``extensionAttribute1``..``15`` are read from the record's ``onPremisesExtensionAttributes``
+    object (read once for all of them); every other attribute is a key of the record."""
+    fields = [name for name in attributes if is_extension_attribute(name)]
+    if not fields:
+        return _property_columns(records, attributes)
+    properties = [name for name in attributes if name not in fields]
+    columns = dict(zip(properties, _property_columns(records, properties), strict=True))
+    (containers,) = _property_columns(records, [EXTENSION_ATTRIBUTES_PROPERTY])
+    columns.update((name, extension_attribute_values(containers, name)) for name in fields)
+    return [columns[name] for name in attributes]
+
+
+def _property_columns(records: list[Mapping[str, Any] | None], attributes: Sequence[str]) -> list[list[Any]]:
+    """Each property's values over ``records``, read with one ``itemgetter`` call per record."""
     names = list(attributes)
     if len(names) < 2:  # itemgetter of one name returns the value, not a 1-tuple
         return [[record.get(name) if record else None for record in records] for name in names]

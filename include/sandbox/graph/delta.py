@@ -31,6 +31,7 @@ from typing import Any
 from urllib.parse import quote
 
 from include.sandbox.graph import exceptions as errors
+from include.sandbox.graph.extensions import add_custom_data, is_custom_data
 from include.sandbox.graph.models import Tenant
 from include.sandbox.graph.odata import PropertyResolver, decode_token, encode_token, parse_filter, parse_select
 from include.sandbox.graph.schema import USER_DEFAULT_PROPERTIES
@@ -182,7 +183,12 @@ class DeltaEngine:
 
 
 def _item(user: Mapping[str, Any], properties: list[str]) -> dict[str, Any]:
-    item = {name: user[name] for name in properties if name != "id" and name in user}
+    """The user's tracked ``properties`` that were ever set; custom data (extensions.py) as Graph
+    shapes it: the extension attributes always, whole; a directory extension only with a value."""
+    custom = [name for name in properties if is_custom_data(name)]
+    item = {name: user[name] for name in properties if name != "id" and name in user and name not in custom}
+    if custom:
+        add_custom_data(item, user, custom)
     item["id"] = user["id"]
     return item
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from include.sandbox.graph import exceptions as errors
+from include.sandbox.graph.extensions import custom_data_problem, is_custom_data, is_directory_extension, merged_patch
 from include.sandbox.graph.schema import DEFAULT_APP_ROLE_ID
 
 GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
@@ -193,6 +194,11 @@ class Tenant:
             props.update(user.keys())
             if user.get("deletedDateTime") is not None:
                 self.soft_deleted.add(user_id)
+        if any(map(is_custom_data, props)):  # checked only when some user has custom data
+            for index, user in enumerate(users):
+                problem = custom_data_problem(user)
+                if problem:
+                    raise FixtureError(f"users[{index}].{problem}")
 
     def _load_groups(self, groups: Any) -> None:
         _require(isinstance(groups, list), "groups must be a list")
@@ -381,7 +387,11 @@ class Tenant:
     def add_user(self, body: Any) -> dict[str, Any]:
         if not isinstance(body, dict):
             raise ControlError(400, "the body must be a user record (a JSON object)")
-        user = dict(body)
+        problem = custom_data_problem(body)
+        if problem:
+            raise ControlError(400, problem)
+        # A directory extension set to null is no value at all (Graph deletes it).
+        user = {k: v for k, v in body.items() if v is not None or not is_directory_extension(k)}
         user_id = user.setdefault("id", str(uuid.uuid4()))
         if not isinstance(user_id, str) or not user_id:
             raise ControlError(400, "'id' must be a non-empty string")
@@ -405,9 +415,21 @@ class Tenant:
         if "id" in body and body["id"] != user_id:
             raise ControlError(400, "'id' cannot be changed")
         self._check_upn_free(body.get("userPrincipalName"), user_id)
+        try:
+            body = merged_patch(user, body)  # only the extension attributes it names change
+        except ValueError as exc:
+            raise ControlError(400, str(exc)) from None
         old_upn = user.get("userPrincipalName")
-        changed = frozenset(k for k, v in body.items() if k != "id" and (k not in user or user[k] != v))
-        user.update({k: v for k, v in body.items() if k in changed})
+        # A directory extension set to null is deleted (Graph's way), not stored as null.
+        deleted = {k for k, v in body.items() if v is None and is_directory_extension(k)}
+        changed = frozenset(
+            k
+            for k, v in body.items()
+            if k != "id" and ((k in user) if k in deleted else (k not in user or user[k] != v))
+        )
+        user.update({k: v for k, v in body.items() if k in changed and k not in deleted})
+        for name in deleted & changed:
+            del user[name]
         self.user_properties.update(changed)
         if "userPrincipalName" in changed:
             self._index_upn(user_id, old_upn, user.get("userPrincipalName"))

@@ -20,6 +20,7 @@ from urllib.parse import quote
 import orjson
 
 from include.sandbox.graph import exceptions as errors
+from include.sandbox.graph.extensions import user_renderer
 from include.sandbox.graph.odata import (
     PropertyResolver,
     decode_token,
@@ -229,8 +230,10 @@ class GraphApi:
     # --- users -----------------------------------------------------------------------------
 
     def render_user(self, properties: list[str]) -> Callable[[dict[str, Any]], dict[str, Any]]:
+        """Absent plain properties come back null (collections ``[]``); custom data as Graph
+        shapes it (extensions.py)."""
         defaults = USER_PROPERTY_DEFAULTS
-        return lambda user: project(user, properties, defaults)
+        return user_renderer(properties, lambda user, plain: project(user, plain, defaults))
 
     def users_list(self, request: GraphRequest) -> GraphResponse:
         tenant = self.state.tenant
@@ -396,12 +399,12 @@ class GraphApi:
         select = parse_select(request.options, resolver)
         flt = parse_filter(request.options, resolver)
         member_ids = tenant.transitive_members(group_id) if transitive else tenant.direct_members(group_id)
-        user_props = select or USER_DEFAULT_PROPERTIES
+        render_user = self.render_user(select or USER_DEFAULT_PROPERTIES)
 
         def render(object_id: str) -> dict[str, Any]:
             user = tenant.users.get(object_id)
             if user is not None:
-                item = project(user, user_props, USER_PROPERTY_DEFAULTS)
+                item = render_user(user)
                 return item if users_only else {"@odata.type": "#microsoft.graph.user", **item}
             group = self._group_record(tenant.groups[object_id])
             return {"@odata.type": "#microsoft.graph.group", **(project(group, select, {}) if select else group)}

@@ -8,9 +8,11 @@ from typing import Any
 
 import pytest
 
+from include.provisioning.config_check import check_config
 from include.provisioning.graph.frame import UserRow, graph_attributes, select_clause, users_frame
 from include.provisioning.graph.user_attributes import EXTENSION_ATTRIBUTES, select_properties
 from include.provisioning.mapping import MappingError, MappingTable
+from include.provisioning.settings import DEFAULT_SUITE_PATH
 from include.provisioning.workspace import Workspace
 
 DIVISION = "extension_0123456789abcdef0123456789abcdef_division"
@@ -273,3 +275,12 @@ def test_a_value_formatdatetime_cannot_read_fails_that_user_only() -> None:
     assert result.mapped.to_dict("records") == [
         {"id": "u2", "Username": "u2@x.example", "EmployeeNumber": "2020-07-04"}
     ]
+
+
+def test_validate_config_reports_the_attributes_and_the_select_it_sends(tmp_path: Any) -> None:
+    path = tmp_path / "table.yaml"
+    rows = f"  - target: EmployeeNumber\n    source: '{HIRE_DATE}'\n  - target: Division\n    source: '[{DIVISION}]'\n"
+    path.write_text(HEAD + rows, encoding="utf-8")
+    _problems, info = check_config({}, path, DEFAULT_SUITE_PATH)
+    assert "  Graph attributes read: id, userPrincipalName, accountEnabled, extensionAttribute1, " + DIVISION in info
+    assert f"  Graph $select: id,userPrincipalName,accountEnabled,onPremisesExtensionAttributes,{DIVISION}" in info

@@ -15,7 +15,9 @@ https://learn.microsoft.com/en-us/graph/delta-query-overview) and how it is mode
   ``Prefer: return=minimal``); a soft-deleted user as ``@removed: {"reason": "changed"}``, a
   purged one as ``"deleted"``. Changes to untracked properties do not show a user, as in Graph.
   Properties never set on a user are left out of delta items (Graph: "If the property has
-  never been set before it will not be included in the response at all").
+  never been set before it will not be included in the response at all"). Custom data as in
+  ``GET /users`` (extensions.py): ``onPremisesExtensionAttributes`` whole, a directory extension
+  only with a value.
 - ``$deltatoken=latest`` returns no users and a deltaLink at the current position.
 - Tokens expire after ``delta_token_lifetime_seconds`` (default 7 days, Graph's limit for
   directory objects), after ``POST /_sandbox/delta/expire``, and when the state is replaced
@@ -25,13 +27,13 @@ https://learn.microsoft.com/en-us/graph/delta-query-overview) and how it is mode
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
 from include.sandbox.graph import exceptions as errors
-from include.sandbox.graph.extensions import add_custom_data, is_custom_data
+from include.sandbox.graph.extensions import user_renderer
 from include.sandbox.graph.models import Tenant
 from include.sandbox.graph.odata import PropertyResolver, decode_token, encode_token, parse_filter, parse_select
 from include.sandbox.graph.schema import USER_DEFAULT_PROPERTIES
@@ -132,7 +134,7 @@ class DeltaEngine:
 
     def _full_page(self, tenant: Tenant, rnd: Round) -> dict[str, Any]:
         size = self._page_size(tenant)
-        tracked = self._tracked(rnd)
+        render = _renderer(self._tracked(rnd))
         items: list[dict[str, Any]] = []
         next_position: int | None = None
         if rnd.ids is not None:
@@ -142,13 +144,13 @@ class DeltaEngine:
                     break
                 user = tenant.active_user(rnd.ids[index])
                 if user is not None:
-                    items.append(_item(user, tracked))
+                    items.append(render(user))
         else:
             for index, user in tenant.iter_active_users(rnd.position):
                 if len(items) == size:
                     next_position = index
                     break
-                items.append(_item(user, tracked))
+                items.append(render(user))
         if next_position is None:
             token = self._token(tenant, rnd, a=rnd.end)
             return self._body(items, self._link("deltatoken", token), final=True)
@@ -159,6 +161,7 @@ class DeltaEngine:
         changed = _changed_users(tenant, rnd.start, rnd.end, set(rnd.ids) if rnd.ids is not None else None)
         tracked = self._tracked(rnd)
         tracked_set = set(tracked)
+        render = _renderer(tracked)
         size = self._page_size(tenant)
         items: list[dict[str, Any]] = []
         index = rnd.position
@@ -171,10 +174,9 @@ class DeltaEngine:
             elif user_id in tenant.soft_deleted:
                 items.append({"id": user_id, "@removed": {"reason": "changed"}})
             elif whole:
-                items.append(_item(user, tracked))
+                items.append(render(user))
             elif props & tracked_set:
-                shown = [p for p in tracked if p in props] if minimal else tracked
-                items.append(_item(user, shown))
+                items.append(_renderer([p for p in tracked if p in props])(user) if minimal else render(user))
         if index >= len(changed):
             token = self._token(tenant, rnd, a=rnd.end)
             return self._body(items, self._link("deltatoken", token), final=True)
@@ -182,15 +184,23 @@ class DeltaEngine:
         return self._body(items, self._link("skiptoken", token), final=False)
 
 
-def _item(user: Mapping[str, Any], properties: list[str]) -> dict[str, Any]:
-    """The user's tracked ``properties`` that were ever set; custom data (extensions.py) as Graph
-    shapes it: the extension attributes always, whole; a directory extension only with a value."""
-    custom = [name for name in properties if is_custom_data(name)]
-    item = {name: user[name] for name in properties if name != "id" and name in user and name not in custom}
-    if custom:
-        add_custom_data(item, user, custom)
-    item["id"] = user["id"]
+def _renderer(properties: list[str]) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
+    """A function giving a user's delta item: the tracked ``properties`` that were ever set, custom
+    data (extensions.py) as Graph shapes it (the extension attributes always, whole; a directory
+    extension only with a value), then ``id``. Built once per page, not per user."""
+    render = user_renderer(properties, _set_properties)
+
+    def item(user: Mapping[str, Any]) -> dict[str, Any]:
+        body = render(user)
+        body["id"] = user["id"]
+        return body
+
     return item
+
+
+def _set_properties(user: Mapping[str, Any], properties: list[str]) -> dict[str, Any]:
+    """The ``properties`` ever set on ``user``: Graph leaves the others out of delta items."""
+    return {name: user[name] for name in properties if name != "id" and name in user}
 
 
 def _changed_users(

@@ -128,6 +128,26 @@ def test_the_control_api_refuses_values_graph_would_refuse(
     assert response.status_code == 400 and message in response.text
 
 
+def test_a_user_added_through_the_control_api_keeps_graph_shapes(sandbox: SandboxProcess) -> None:
+    user = {
+        "id": "00000000-0000-0000-0000-000000000008",
+        "userPrincipalName": "new.hire@contoso.example",
+        "displayName": "New Hire",
+        "onPremisesExtensionAttributes": {"extensionAttribute5": "x"},
+        DIVISION: None,
+    }
+    sandbox.graph.post("/_sandbox/users", json=user).raise_for_status()
+    stored = next(u for u in sandbox.graph.get("/_sandbox/state").json()["users"] if u["id"] == user["id"])
+    assert DIVISION not in stored
+    served = sandbox.graph.get(f"/v1.0/users/{user['id']}", params={"$select": SELECT}, headers=bearer(sandbox))
+    assert without_context(served.json()) == {
+        "displayName": "New Hire",
+        "onPremisesExtensionAttributes": attributes(extensionAttribute5="x"),
+    }
+    refused = sandbox.graph.post("/_sandbox/users", json={**user, "id": "other", DIVISION: 1.5})
+    assert refused.status_code == 400 and f"{DIVISION}: a directory extension holds" in refused.text
+
+
 def delta_round(sandbox: SandboxProcess, url: str, headers: dict[str, str]) -> tuple[list[dict[str, Any]], str]:
     items: list[dict[str, Any]] = []
     while True:

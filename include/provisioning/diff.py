@@ -586,7 +586,19 @@ class _Planner:
 
     # -- creates
 
+    def _hold_guarded(self, people: np.ndarray, blocks: dict[str, list[str]]) -> np.ndarray:
+        """Hold those of ``people`` (all open) with reasons in ``blocks``, rules that guard the write
+        they are about to get (``DiffInput.blocks_create`` / ``blocks_update``); the rest go on."""
+        if not blocks:
+            return people
+        for person in people.tolist():
+            reasons = blocks.get(self.entra_ids[person])
+            if reasons:
+                self._hold(person, *reasons)
+        return people[self.open[people]]
+
     def _creates(self, people: np.ndarray) -> None:
+        people = self._hold_guarded(people, self.d.blocks_create)
         if not len(people):
             return
         self.open[people] = False
@@ -601,10 +613,6 @@ class _Planner:
         # FieldChange is immutable, so a repeated value (a profile, a locale) shares one object.
         shared = {c: _shared_changes(rows[c]) for c in columns}
         for i, (person, row) in enumerate(zip(people.tolist(), zip(*values, strict=True), strict=True)):
-            guarded = self.d.blocks_create.get(self.entra_ids[person])
-            if guarded:
-                self._hold(person, *guarded)
-                continue
             if i in blocked:
                 self._hold(person, blocked[i])
                 continue
@@ -671,11 +679,7 @@ class _Planner:
     # -- users in scope with a Salesforce user: update, reactivate or nothing
 
     def _stayers(self, people: np.ndarray) -> None:
-        if self.d.blocks_update:
-            held = [p for p in people.tolist() if self.d.blocks_update.get(self.entra_ids[p])]
-            for person in held:
-                self._hold(person, *self.d.blocks_update[self.entra_ids[person]])
-            people = people[self.open[people]]
+        people = self._hold_guarded(people, self.d.blocks_update)
         if not len(people):
             return
         self.open[people] = False

@@ -604,3 +604,13 @@ def test_an_update_only_reason_holds_a_linked_user_and_lets_a_create_through() -
     plan = world.plan()
     assert outcome(plan) == {"e1": "quarantined", "e2": "create"}
     assert find(plan, "e1").reasons == [reason]
+
+
+def test_a_create_held_for_a_create_only_reason_claims_no_username() -> None:
+    """Held before the duplicate checks: the other create with that Username goes ahead."""
+    world = World(
+        [entra(1, Email=None), entra(2, Username="user1@contoso.example")], blocks_create={"e1": [MAIL_MISSING]}
+    )
+    plan = world.plan()
+    assert outcome(plan) == {"e1": "quarantined", "e2": "create"}
+    assert find(plan, "e1").reasons == [MAIL_MISSING]

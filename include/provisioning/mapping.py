@@ -397,7 +397,8 @@ class MappingTable:
 
         Rows with ``IsSoftDeleted`` are deactivations: only IsActive and the matching fields
         must map; their other fields may fail (they stay null). In-scope rows fail on any
-        field error, and every field's reason is reported.
+        field error, and every field's reason is reported; an error only in ``apply: on_create``
+        fields keeps the row (that field null) and goes to ``blocks_create`` instead.
         """
         n = len(users)
         if "id" not in users.columns:

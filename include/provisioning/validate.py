@@ -332,7 +332,9 @@ def _run_suite(frame: pd.DataFrame, suite: ExpectationSuite) -> ExpectationSuite
 
 
 def validate(users: pd.DataFrame, suite_path: Path = DEFAULT_SUITE_PATH) -> ValidationResult:
-    """Quarantine in-scope rows that break the suite; everything else goes on in ``valid``.
+    """Quarantine in-scope rows that break a ``both`` expectation of the suite; everything else goes
+    on in ``valid``, with the reasons of ``create``/``update`` expectations a row broke in
+    ``blocks_create``/``blocks_update`` for the diff.
 
     ``users`` is the USERS frame (``id`` required; ``IsSoftDeleted`` rows are passed through
     unchecked). Raises ``ValueError`` without an ``id`` column and ``SuiteError`` when the suite

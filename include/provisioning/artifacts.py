@@ -2,8 +2,9 @@
 quarantined users, as DataFrames (Parquet in a file workspace) and back.
 
 Field values (old/new of each change, desired values) are stored as JSON text with the state
-store's encoder, which already turns numpy scalars, NaN and timestamps into plain JSON; Bulk's
-``#N/A`` stays the string it is, exactly as the state store's log keeps it.
+store's encoder, which already turns numpy scalars, NaN and timestamps into plain JSON; a clear
+(``FieldChange(old, None)``) is JSON null, exactly as the state store's log keeps it, and comes
+back as None: the loader sends it as Bulk's ``#N/A``.
 """
 
 from __future__ import annotations

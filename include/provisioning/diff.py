@@ -14,12 +14,16 @@ The rules (Entra's, see ``docs/external-apis.md``):
   the cycle should choose full mode when in doubt). A Salesforce user linked to a user who is
   still in scope (or not part of this cycle) is never matched by another one; two users matching
   one Salesforce user on the same field, or one user matching two, are held with a reason.
-* **Creates** (in scope, no link): every mapped field, defaults for nulls, nulls not sent.
+* **Creates** (in scope, no link): every mapped field, defaults for nulls, nulls not sent. A
+  user with reasons in ``blocks_create`` (rules that guard creation only, such as ``mail``
+  missing) is held with them instead.
   Two creates with one Username (case-insensitive), or a create whose Username a Salesforce user
   already has, are held with a reason instead of failing in Salesforce.
 * **Updates**: ``apply: always`` fields whose desired value differs from the current one after
-  normalising (booleans, null vs "", 15/18-character ids, Username case); a null is not sent,
-  except for ``clear_when_null`` fields with a value, which get ``#N/A``.
+  normalising (booleans, null vs "", 15/18-character ids, Username case); a null (or "") is not
+  sent, except for ``clear_when_null`` fields with a value, whose change is ``FieldChange(old,
+  None)``: the typed null the CSV writer sends as Bulk's ``#N/A``. A linked user with reasons
+  in ``blocks_update`` is held with them instead of written.
 * **Reactivations**: in scope and linked to an inactive user: ``IsActive`` true plus changes.
 * **Deactivations**: soft-deleted (unassigned, disabled, deleted, out of scope) and linked to an
   active user: ``IsActive`` false and nothing else. Users linked to nothing are left alone.
@@ -33,14 +37,14 @@ The rules (Entra's, see ``docs/external-apis.md``):
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from include.provisioning.gc_pause import collector_paused
-from include.provisioning.model import NULL_MARKER, Action, FieldChange, Plan, PlannedChange, QuarantinedUser
+from include.provisioning.model import Action, FieldChange, Plan, PlannedChange, QuarantinedUser
 from include.provisioning.settings import SyncOptions
 
 USERNAME = "Username"
@@ -78,6 +82,13 @@ class DiffInput:
     managed_count: int
     """Users this product manages (the snapshot's size), the base of the share rule."""
     options: SyncOptions
+    blocks_create: dict[str, list[str]] = field(default_factory=dict)
+    """Entra id → reasons of rules that guard creation only (validate's ``create`` expectations,
+    the mapping's ``on_create`` fields): such a user is held if it would be created, and written
+    as usual if it is linked to a Salesforce user."""
+    blocks_update: dict[str, list[str]] = field(default_factory=dict)
+    """Entra id → reasons of rules that guard updates only: such a user is held if it is linked to
+    a Salesforce user (update, reactivation or no change), and created as usual otherwise."""
 
 
 # -- normalisation ------------------------------------------------------------------------------
@@ -444,14 +455,6 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return [dict(zip(columns, row, strict=True)) for row in zip(*values, strict=True)]
 
 
-def _first_value(record: dict[str, Any], matching: Sequence[str], fallback: Any = None) -> Any:
-    for name in matching:
-        value = record.get(name)
-        if value is not None and value != NULL_MARKER:
-            return value
-    return fallback
-
-
 def _shared_changes(values: pd.Series, limit: int = 1000) -> dict[Any, FieldChange]:
     """One ``FieldChange(None, v)`` per distinct value of a low-cardinality column (else empty)."""
     try:
@@ -548,7 +551,7 @@ class _Planner:
             return links.match_value[person]
         for name in self.d.matching:
             value = desired.get(name)
-            if value is not None and value != NULL_MARKER:
+            if value is not None:
                 return value
         return links.match_value[person]
 
@@ -583,7 +586,19 @@ class _Planner:
 
     # -- creates
 
+    def _hold_guarded(self, people: np.ndarray, blocks: dict[str, list[str]]) -> np.ndarray:
+        """Hold those of ``people`` (all open) with reasons in ``blocks``, rules that guard the write
+        they are about to get (``DiffInput.blocks_create`` / ``blocks_update``); the rest go on."""
+        if not blocks:
+            return people
+        for person in people.tolist():
+            reasons = blocks.get(self.entra_ids[person])
+            if reasons:
+                self._hold(person, *reasons)
+        return people[self.open[people]]
+
     def _creates(self, people: np.ndarray) -> None:
+        people = self._hold_guarded(people, self.d.blocks_create)
         if not len(people):
             return
         self.open[people] = False
@@ -664,6 +679,7 @@ class _Planner:
     # -- users in scope with a Salesforce user: update, reactivate or nothing
 
     def _stayers(self, people: np.ndarray) -> None:
+        people = self._hold_guarded(people, self.d.blocks_update)
         if not len(people):
             return
         self.open[people] = False
@@ -684,11 +700,12 @@ class _Planner:
             changed[name] = (new != old).fillna(True).astype(bool).to_numpy() & ~new_na
             cleared[name] = new_na & ~old_na if name in self.d.clear_when_null else np.zeros(len(new), dtype=bool)
             # Afterwards Salesforce holds the desired value, else the current one (nulls are not
-            # sent), else nothing (cleared).
+            # sent), else nothing (cleared; a desired "" is null too).
             column = _objects(want[name])
             keep_current = np.flatnonzero(new_na & ~cleared[name])
             if len(keep_current):
                 column[keep_current] = _objects(current[name].iloc[keep_current])
+            column[new_na & cleared[name]] = None
             after[name] = column
         for name in kept:
             after[name] = _objects(current[name])
@@ -709,7 +726,7 @@ class _Planner:
                 if changed[name][i]:
                     changes[name] = FieldChange(old_values[name][j], new_values[name][j])
                 elif cleared[name][i]:
-                    changes[name] = FieldChange(old_values[name][j], NULL_MARKER)
+                    changes[name] = FieldChange(old_values[name][j], None)  # a clear: the typed null
             plans[i] = changes
         for i, person in enumerate(people.tolist()):
             record = records[i]

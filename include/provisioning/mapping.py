@@ -10,6 +10,18 @@ Entra's rules kept here: a default is used only on create and only when the valu
 null values are not sent (unless the row says ``clear_when_null``); matching attributes are
 tried in precedence order; a change to the table or the scoping filters forces a full
 resync (``fingerprint``).
+
+Which writes each rule guards (``model.Guard``; Entra's "Apply this mapping: Always / Only
+during object creation"):
+
+* a row's value, and an error evaluating it: ``apply: always`` both, ``apply: on_create`` create
+  only (the field is never compared or sent on update, so its error must not hold an existing
+  user: ``MappingResult.blocks_create``);
+* ``default``: create only (a null on update is not sent: the user keeps the value they have);
+* ``clear_when_null``: update only (a create sends no null);
+* the profile rules (only the default access role; no role and no default): both. The role
+  decides the user's access, so a role that names no profile is held with the reason rather
+  than leaving an existing user's profile, possibly System Administrator, silently as it is.
 """
 
 from __future__ import annotations
@@ -37,7 +49,7 @@ from include.provisioning.graph.user_attributes import (
     graph_attribute_problem,
     is_custom_data_name,
 )
-from include.provisioning.model import DEFAULT_ACCESS_ROLE_VALUE
+from include.provisioning.model import DEFAULT_ACCESS_ROLE_VALUE, Guard
 from include.provisioning.scoping import ScopingError, ScopingFilters
 from include.provisioning.settings import DEFAULT_MAPPING_PATH
 
@@ -119,6 +131,9 @@ class MappingResult:
     """MAPPED frame: ``id`` plus one column per target (Python str/bool/None); failed rows absent."""
     errors: dict[str, list[str]]
     """Entra id → reasons ("LastName: ..."), every failing field of the row."""
+    blocks_create: dict[str, list[str]] = field(default_factory=dict)
+    """Entra id → reasons of rows (kept in ``mapped``, the field null) whose only failures are in
+    ``apply: on_create`` fields: they stop a create, never an update (the diff decides which)."""
 
 
 def _suggest(name: str, candidates: Iterable[str], *, close_matches: bool = True) -> str:
@@ -315,7 +330,8 @@ class MappingTable:
 
         Rows with ``IsSoftDeleted`` are deactivations: only IsActive and the matching fields
         must map; their other fields may fail (they stay null). In-scope rows fail on any
-        field error, and every field's reason is reported.
+        field error, and every field's reason is reported; an error only in ``apply: on_create``
+        fields keeps the row (that field null) and goes to ``blocks_create`` instead.
         """
         n = len(users)
         if "id" not in users.columns:
@@ -326,15 +342,21 @@ class MappingTable:
             else np.zeros(n, dtype=bool)
         )
         essential = {"IsActive", *(f.target for f in self.matching_fields())}
+        guards = {f.target: Guard.CREATE if f.apply == "on_create" else Guard.BOTH for f in self.fields}
         cache: dict[str, Vec] = {}
         columns: dict[str, np.ndarray] = {}
         failures: dict[int, list[str]] = {}
+        create_failures: dict[int, list[str]] = {}
+        create_failed_targets: dict[int, set[str]] = {}
 
         def fail(rows: Iterable[int], target: str, message: str) -> None:
+            create_only = guards.get(target) is Guard.CREATE
             for row in rows:
                 if soft_deleted[row] and target not in essential:
                     continue
-                failures.setdefault(row, []).append(f"{target}: {message}")
+                (create_failures if create_only else failures).setdefault(row, []).append(f"{target}: {message}")
+                if create_only:
+                    create_failed_targets.setdefault(row, set()).add(target)
 
         for mapping in self.fields:
             if mapping.expression is None:
@@ -370,9 +392,19 @@ class MappingTable:
         keep = np.ones(n, dtype=bool)
         if failures:
             keep[list(failures)] = False
+        for target in set().union(*create_failed_targets.values()):
+            columns[target] = columns[target].copy()  # the expression's values may be cached
+        for row, reasons in create_failures.items():
+            for target in create_failed_targets[row]:
+                columns[target][row] = None  # never sent: the create is held, an update skips it
+            if row in failures:
+                failures[row].extend(reasons)  # held anyway: every reason is reported
         mapped = pd.DataFrame({"id": ids[keep], **{t: v[keep] for t, v in columns.items()}}, dtype=object)
         errors = {str(ids[row]): reasons for row, reasons in sorted(failures.items())}
-        return MappingResult(mapped, errors)
+        blocks_create = {
+            str(ids[row]): reasons for row, reasons in sorted(create_failures.items()) if row not in failures
+        }
+        return MappingResult(mapped, errors, blocks_create)
 
 
 def _field_values(values: np.ndarray) -> tuple[np.ndarray, dict[int, str]]:

@@ -49,7 +49,21 @@ DEFAULT_ACCESS_ROLE_VALUE = "msiam_access"
 SCOPE_REASONS = ("unassigned", "disabled", "soft-deleted", "deleted", "out-of-scope")
 
 NULL_MARKER = "#N/A"
-"""Bulk API 2.0: sets a field to null on update (an empty value is ignored)."""
+"""Bulk API 2.0: sets a field to null on update (an empty value is ignored). Only the CSV writer
+produces it, from a typed null (``None``); it is never a value inside the engine."""
+
+
+class Guard(StrEnum):
+    """Which writes a rule (an expectation of the suite, a rule of the mapping table) guards.
+
+    Entra applies a mapping "Always" or "Only during object creation", and skips a null source
+    attribute on update, so a value only a create needs (e.g. ``mail`` for Salesforce's required
+    Email) must not block an update of an existing user; ``both`` is for values whose absence or
+    shape is wrong whatever the write (the identity, a malformed address)."""
+
+    CREATE = "create"
+    UPDATE = "update"
+    BOTH = "both"
 
 
 class Mode(StrEnum):
@@ -118,7 +132,9 @@ class PlannedChange:
     action: Action
     sf_id: str | None
     changes: dict[str, FieldChange]
-    """Target field → old/new of what is sent; for creates old is None; empty when unchanged."""
+    """Target field → old/new of what is sent; for creates old is None; empty when unchanged. In an
+    update ``new`` None is a clear (a ``clear_when_null`` field whose source became null or ""):
+    the typed null the CSV writer sends as Bulk's ``#N/A`` and the log and snapshot keep as null."""
     match_value: str | None = None
     """Value of the matching attribute that linked (or will link) the Salesforce user."""
     desired: dict[str, Any] = field(default_factory=dict)

@@ -44,6 +44,7 @@ from include.provisioning.model import (
     LogEntry,
     Mode,
     Plan,
+    PlannedChange,
     QuarantinedUser,
     RecordResult,
     Watermark,
@@ -64,6 +65,9 @@ QUARANTINE_STAGES = ("extract", "validate", "transform", "plan")
 """Stages that quarantine users, in the order their reasons are merged."""
 SHARDED_STAGES = ("validate", "transform", "load")
 """Stages that run once per shard (shards.py); their artifacts carry the shard in the name."""
+GUARDING_STAGES = ("validate", "transform")
+"""Stages whose rules may guard one write only (``model.Guard``); each leaves ``blocks_<stage>``,
+``{"create": {entra id: reasons}, "update": {...}}``, for the diff to apply to that write."""
 
 
 class CycleError(ProvisioningError, RuntimeError):
@@ -503,10 +507,12 @@ def run_validate(
     """Run the expectation suite on the in-scope users of ``shard`` (every shard in turn when
     None); quarantine the rows that break it.
 
-    Writes ``valid`` (rows that passed plus out-of-scope rows), ``quarantine_validate`` and
-    ``validate.json`` (counts; once every shard is validated, ``_validation_stop`` stops the cycle
-    when the failure share crosses ``max_quarantine_share``: then nothing is written to
-    Salesforce), each under the shard's name. ``write_docs`` receives GX's result to keep it."""
+    Writes ``valid`` (rows that passed plus out-of-scope rows, and rows that broke only rules
+    guarding one write), ``quarantine_validate``, ``blocks_validate.json`` (those rules' reasons,
+    applied by the diff) and ``validate.json`` (counts; once every shard is validated,
+    ``_validation_stop`` stops the cycle when the failure share crosses ``max_quarantine_share``:
+    then nothing is written to Salesforce), each under the shard's name. ``write_docs`` receives
+    GX's result to keep it."""
     return _each_shard(ws, shard, lambda one: _validate(engine, ws, one, write_docs), "validate")
 
 
@@ -524,6 +530,9 @@ def _validate(engine: Engine, ws: Workspace, shard: Shard, write_docs: Callable[
     quarantined = [QuarantinedUser(q.entra_id, upns.get(q.entra_id), list(q.reasons)) for q in validation.quarantined]
     ws.write_frame(shard.name("valid"), validation.valid.reset_index(drop=True))
     ws.put(shard.name("quarantine_validate"), quarantined, QUARANTINE)
+    ws.write_json(
+        shard.name("blocks_validate"), {"create": validation.blocks_create, "update": validation.blocks_update}
+    )
     ws.write_json(
         shard.name("validate"),
         {
@@ -548,8 +557,9 @@ def run_transform(engine: Engine, ws: Workspace, *, shard: Shard | None = None) 
     """Evaluate the mapping table and resolve profile names to ``ProfileId`` for ``shard`` (every
     shard in turn when None).
 
-    Writes ``mapped`` (MAPPED frame without any quarantined user) and ``quarantine_transform``
-    (expression errors and unknown profiles of in-scope users) under the shard's names."""
+    Writes ``mapped`` (MAPPED frame without any quarantined user), ``quarantine_transform``
+    (expression errors and unknown profiles of in-scope users) and ``blocks_transform.json``
+    (errors of ``apply: on_create`` fields, which hold a create only) under the shard's names."""
     return _each_shard(ws, shard, lambda one: _transform(engine, ws, one), "transform")
 
 
@@ -580,11 +590,28 @@ def _transform(engine: Engine, ws: Workspace, shard: Shard) -> StageOutcome:
     quarantined = [QuarantinedUser(k, upns.get(k), v) for k, v in errors.items()]
     ws.write_frame(shard.name("mapped"), mapped.reset_index(drop=True))
     ws.put(shard.name("quarantine_transform"), quarantined, QUARANTINE)
+    blocks_create = {k: v for k, v in mapping.blocks_create.items() if k in in_scope_ids and k not in excluded}
+    ws.write_json(shard.name("blocks_transform"), {"create": blocks_create, "update": {}})
     ws.write_json(shard.name("transform"), {"phases": phase.seconds, "requests": _session_requests(session, before)})
     return StageOutcome("transform", context.cycle_id, counts={"mapped": len(mapped), "quarantined": len(quarantined)})
 
 
 # -- plan ----------------------------------------------------------------------------------------
+
+
+def _guarded_blocks(ws: Workspace) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """Every shard's reasons that stop only a create, and only an update (``GUARDING_STAGES``),
+    merged per user in stage order."""
+    merged: dict[str, dict[str, list[str]]] = {"create": {}, "update": {}}
+    for stage in GUARDING_STAGES:
+        for name in _artifact_names(ws, stage, f"blocks_{stage}"):
+            if not ws.has_json(name):
+                continue
+            for write, by_user in ws.read_json(name).items():
+                for entra_id, reasons in by_user.items():
+                    known = merged[write].setdefault(entra_id, [])
+                    known.extend(r for r in reasons if r not in known)
+    return merged["create"], merged["update"]
 
 
 def run_plan(engine: Engine, ws: Workspace) -> StageOutcome:
@@ -605,6 +632,7 @@ def run_plan(engine: Engine, ws: Workspace) -> StageOutcome:
     users = _held_users(ws)
     mapped = _read_shards(ws, "transform", "mapped")
     quarantined_ids = {q.entra_id for q in _quarantined_so_far(ws, "plan")}
+    blocks_create, blocks_update = _guarded_blocks(ws)
     session = engine.salesforce_session() if mode is Mode.FULL else None
     before = session.requests_by_kind() if session else {}
     with phase("state"):
@@ -637,6 +665,8 @@ def run_plan(engine: Engine, ws: Workspace) -> StageOutcome:
                 clear_when_null=engine.table.clear_when_null(),
                 managed_count=len(snapshot),
                 options=options,
+                blocks_create=blocks_create,
+                blocks_update=blocks_update,
             )
         )
     ws.put("plan", plan, PLAN)
@@ -688,6 +718,16 @@ not fail ``LICENSE_LIMIT_EXCEEDED`` for a seat a leaver gives back in the same c
 (insert); then updates and reactivations (update). docs/decisions.md, "Write order"."""
 
 
+def bulk_rows(changes: list[PlannedChange], *, keyed: bool) -> list[dict[str, Any]]:
+    """The ``LoadRequest`` rows of planned changes: ``_entra_id``, ``Id`` when ``keyed`` (an
+    update names the Salesforce user; an insert makes one) and each changed field's new value.
+    A clear's new value is None, the typed null the CSV writer sends as Bulk's ``#N/A``."""
+    return [
+        {"_entra_id": c.entra_id, **({"Id": c.sf_id} if keyed else {}), **{k: v.new for k, v in c.changes.items()}}
+        for c in changes
+    ]
+
+
 def _send(engine: Engine, session: SalesforceSession, cycle_id: str, plan: Plan) -> list[RecordResult]:
     """One Bulk API 2.0 ingest job per group of ``WRITE_ORDER``, each finished before the next."""
 
@@ -705,11 +745,7 @@ def _send(engine: Engine, session: SalesforceSession, cycle_id: str, plan: Plan)
         changes = groups[name]
         if not changes:
             continue
-        keyed = operation == "update"  # an update names the Salesforce user; an insert makes one
-        rows = [
-            {"_entra_id": c.entra_id, **({"Id": c.sf_id} if keyed else {}), **{k: v.new for k, v in c.changes.items()}}
-            for c in changes
-        ]
+        rows = bulk_rows(changes, keyed=operation == "update")
         actions = {c.entra_id: c.action for c in changes}
         for result in loader.run(LoadRequest(action, operation, rows)):
             result.action = actions.get(result.entra_id, result.action)

@@ -28,11 +28,13 @@ def org_users(sandbox: SandboxProcess) -> dict[str, dict[str, Any]]:
 
 
 def org_changes(before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Per Username, the fields whose value changed (new users: every field), as {field: (old, new)}."""
+    """Per Username, the fields whose value changed (new users: every field), as {field: (old, new)}.
+    A field that became null counts too: the sandbox's state leaves null fields out."""
     changes: dict[str, dict[str, Any]] = {}
     for username, user in after.items():
         old = before.get(username, {})
-        diff = {k: (old.get(k), v) for k, v in user.items() if old.get(k) != v}
+        names = [*user, *(k for k in old if k not in user)]
+        diff = {k: (old.get(k), user.get(k)) for k in names if old.get(k) != user.get(k)}
         if diff:
             changes[username] = diff
     for username in before.keys() - after.keys():

@@ -21,6 +21,7 @@ from tests.e2e.generated import generated_sandbox as generated
 from tests.sandbox_process import SandboxProcess
 
 USERS = 1500
+MAIL_MISSING = "mail: missing (expect_column_values_to_not_be_null)"
 
 
 @pytest.fixture(scope="module")
@@ -129,6 +130,10 @@ def test_four_shards_leave_salesforce_as_one_does(generated_sandbox: SandboxProc
     assert _counts(result.summary) == _counts(whole.summary)
     assert _org(sandbox) == expected_org
     assert all(outcome.counts["sent"] > 0 for outcome in loads)  # every shard had work
+    # Reasons that stop only a create (new users without mail) reach the diff from every shard.
+    held = sorted((q.entra_id, q.reasons) for q in result.quarantined)
+    assert held == sorted((q.entra_id, q.reasons) for q in whole.quarantined)
+    assert any(MAIL_MISSING in reasons for _, reasons in held)
     names = {p.name for p in (tmp_path / "run" / context.cycle_id).iterdir()}
     assert {f"mapped.{i}of4.parquet" for i in range(4)} <= names
     assert {f"results.{i}of4.parquet" for i in range(4)} <= names

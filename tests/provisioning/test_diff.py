@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from include.provisioning.diff import DiffInput, plan_changes
-from include.provisioning.model import NULL_MARKER, Action, Plan, QuarantinedUser
+from include.provisioning.model import Action, Plan, QuarantinedUser
 from include.provisioning.settings import SyncOptions
 
 PROFILE = "00e000000000001AAA"
@@ -162,6 +162,8 @@ class World:
     defaults: dict[str, Any] = field(default_factory=lambda: dict(DEFAULTS))
     options: SyncOptions = field(default_factory=SyncOptions)
     managed_count: int | None = None
+    blocks_create: dict[str, list[str]] = field(default_factory=dict)
+    blocks_update: dict[str, list[str]] = field(default_factory=dict)
     created: int = 0
 
     def diff_input(self, *, incremental: bool = False, only: Iterable[str] | None = None) -> DiffInput:
@@ -177,6 +179,8 @@ class World:
             clear_when_null=set(self.clear_when_null),
             managed_count=len(self.snapshot) if self.managed_count is None else self.managed_count,
             options=self.options,
+            blocks_create=dict(self.blocks_create),
+            blocks_update=dict(self.blocks_update),
         )
 
     def plan(self, *, incremental: bool = False, only: Iterable[str] | None = None) -> Plan:
@@ -187,8 +191,7 @@ class World:
         by_id = {row["Id"][:15]: row for row in self.org}
         snapshot = {row["entra_id"]: row for row in self.snapshot}
         for change in plan.writes():
-            sent = {k: (None if v.new == NULL_MARKER else v.new) for k, v in change.changes.items()}
-            sent = {k: (str(v).lower() if isinstance(v, bool) else v) for k, v in sent.items()}
+            sent = {k: (str(v.new).lower() if isinstance(v.new, bool) else v.new) for k, v in change.changes.items()}
             if change.action is Action.CREATE:
                 self.created += 1
                 new_id = sf_id(900 + self.created)
@@ -353,9 +356,33 @@ def test_null_desired_is_not_sent_unless_the_field_clears() -> None:
         clear_when_null={"Title"},
     )
     plan = world.plan()
-    assert changes_of(plan, "e1") == {"Title": ("Engineer", NULL_MARKER)}
+    # The clear is the typed null, never the text "#N/A" (which is data a person could type).
+    assert changes_of(plan, "e1") == {"Title": ("Engineer", None)}
     assert plan.updates[0].desired["Title"] is None
     assert plan.updates[0].desired["FirstName"] == "Ann"
+
+
+@pytest.mark.parametrize("incremental", [False, True])
+def test_an_empty_source_clears_like_a_null_and_other_changes_go_with_it(incremental: bool) -> None:
+    world = World(
+        [entra(1, Title="", LastName="Vance-Married")],
+        org=[sf(1, Title="Engineer")],
+        snapshot=[link(1, Title="Engineer")],
+        clear_when_null={"Title"},
+    )
+    plan = world.plan(incremental=incremental)
+    assert changes_of(plan, "e1") == {"Title": ("Engineer", None), "LastName": ("Last1", "Vance-Married")}
+    assert plan.updates[0].desired["Title"] is None  # the snapshot keeps null, not ""
+    world.apply(plan)
+    assert world.org[0]["Title"] is None
+    assert outcome(world.plan(incremental=incremental)) == {"e1": "unchanged"}
+
+
+def test_the_text_na_is_data_not_a_clear() -> None:
+    """A real value "#N/A" is compared and sent as the text it is (the CSV writer refuses it with
+    the reason); the planner never treats it as null."""
+    world = World([entra(1, Title="#N/A")], org=[sf(1, Title="Engineer")], snapshot=[link(1)])
+    assert changes_of(world.plan(), "e1") == {"Title": ("Engineer", "#N/A")}
 
 
 def test_clearing_an_already_empty_field_is_no_change() -> None:
@@ -524,3 +551,66 @@ def test_org_without_a_mapped_field_is_refused() -> None:
     data.org = data.org.drop(columns=["Title"])
     with pytest.raises(ValueError, match="ORG frame lacks Title"):
         plan_changes(data)
+
+
+# -- rules that guard one write (issue 8, case 2) ---------------------------------------------------
+
+MAIL_MISSING = "mail: missing (expect_column_values_to_not_be_null)"
+
+
+@pytest.mark.parametrize("incremental", [False, True])
+def test_a_create_only_reason_does_not_stop_an_existing_users_changes(incremental: bool) -> None:
+    """mail null on an existing user: Email is not sent (it stays), the demotion and the new
+    surname are; as Entra skips a null source attribute on update."""
+    world = World(
+        [entra(1, Email=None, ProfileId=OTHER_PROFILE, LastName="Vance-Married")],
+        org=[sf(1)],
+        snapshot=[link(1)],
+        blocks_create={"e1": [MAIL_MISSING]},
+    )
+    plan = world.plan(incremental=incremental)
+    assert outcome(plan) == {"e1": "update"}
+    assert changes_of(plan, "e1") == {"ProfileId": (PROFILE, OTHER_PROFILE), "LastName": ("Last1", "Vance-Married")}
+    assert plan.updates[0].desired["Email"] == "user1@contoso.example"
+
+
+def test_a_create_only_reason_holds_a_create_with_it() -> None:
+    world = World([entra(1, Email=None), entra(2)], blocks_create={"e1": [MAIL_MISSING]})
+    plan = world.plan()
+    assert outcome(plan) == {"e1": "quarantined", "e2": "create"}
+    assert find(plan, "e1").reasons == [MAIL_MISSING]
+
+
+def test_a_create_only_reason_does_not_stop_a_deactivation_or_a_reactivation() -> None:
+    world = World(
+        [entra(1, IsSoftDeleted=True, IsActive=False, Email=None), entra(2, Email=None)],
+        org=[sf(1), sf(2, IsActive="false")],
+        snapshot=[link(1), link(2, active=False)],
+        blocks_create={"e1": [MAIL_MISSING], "e2": [MAIL_MISSING]},
+    )
+    plan = world.plan()
+    assert outcome(plan) == {"e1": "deactivate", "e2": "reactivate"}
+    assert changes_of(plan, "e2") == {"IsActive": (False, True)}
+
+
+def test_an_update_only_reason_holds_a_linked_user_and_lets_a_create_through() -> None:
+    reason = "jobTitle: missing (expect_column_values_to_not_be_null)"
+    world = World(
+        [entra(1, LastName="New"), entra(2)],
+        org=[sf(1)],
+        snapshot=[link(1)],
+        blocks_update={"e1": [reason], "e2": [reason]},
+    )
+    plan = world.plan()
+    assert outcome(plan) == {"e1": "quarantined", "e2": "create"}
+    assert find(plan, "e1").reasons == [reason]
+
+
+def test_a_create_held_for_a_create_only_reason_claims_no_username() -> None:
+    """Held before the duplicate checks: the other create with that Username goes ahead."""
+    world = World(
+        [entra(1, Email=None), entra(2, Username="user1@contoso.example")], blocks_create={"e1": [MAIL_MISSING]}
+    )
+    plan = world.plan()
+    assert outcome(plan) == {"e1": "quarantined", "e2": "create"}
+    assert find(plan, "e1").reasons == [MAIL_MISSING]

@@ -457,3 +457,43 @@ def test_scoping_attributes_are_selected() -> None:
     table = load(MINIMAL + "scoping:\n  - clauses:\n      - {attribute: companyName, operator: IS NOT NULL}\n")
     assert table.scoping is not None
     assert table.source_attributes() == ["id", "userPrincipalName", "accountEnabled", "surname", "companyName"]
+
+
+# -- which writes a rule guards (issue 8, case 2) ----------------------------------------------------
+
+
+def test_an_on_create_fields_error_stops_only_a_create() -> None:
+    """An ``apply: on_create`` field is never compared or sent on update, so its error must not
+    hold an existing user: the row stays (the field null) and the reason waits for the diff."""
+    table = load(
+        """
+        fields:
+          - {target: Username, source: "[userPrincipalName]", match_precedence: 1}
+          - {target: LastName, source: "[surname]"}
+          - {target: Alias, source: "Mid([userPrincipalName], [surname], 2)", apply: on_create}
+          - {target: CommunityNickname, source: "Mid([userPrincipalName], [givenName], 2)"}
+        """
+    )
+    users = users_frame(surname=["x", "1", "y"], givenName=["1", "1", "z"])
+    result = table.evaluate(users)
+    assert result.blocks_create == {"u1": ["Alias: Mid: start must be a whole number, found 'x'"]}
+    # A row that also breaks an always-applied field is held at once, with every reason.
+    assert result.errors == {
+        "u3": [
+            "CommunityNickname: Mid: start must be a whole number, found 'z'",
+            "Alias: Mid: start must be a whole number, found 'y'",
+        ]
+    }
+    rows = result.mapped.set_index("id")
+    assert rows.index.tolist() == ["u1", "u2"]
+    assert rows.loc["u1", "Alias"] is None and rows.loc["u1", "LastName"] == "x"
+    assert rows.loc["u2", "Alias"] == "b@"
+
+
+def test_the_default_tables_profile_rules_guard_both_writes() -> None:
+    """A role that names no profile holds an existing user too: the role is their access, so it is
+    never left as it was without a reason (an admin whose role became default access only)."""
+    users = users_frame(appRoleAssignments=[[DEFAULT_ACCESS_ROLE_VALUE], ["Standard User"], ["Standard User"]])
+    result = MappingTable.default().evaluate(users)
+    assert list(result.errors) == ["u1"]
+    assert result.blocks_create == {}

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from include.provisioning.model import Action, FieldChange, PlannedChange
 from include.provisioning.salesforce.csv_out import (
     CRLF,
     LF,
@@ -24,6 +25,7 @@ from include.provisioning.salesforce.csv_out import (
     line_ending_of,
     ordered_columns,
 )
+from include.provisioning.stages import bulk_rows
 from include.sandbox.salesforce.bulk_csv import parse_csv
 
 
@@ -61,6 +63,26 @@ def test_format_value(value: object, update: bool, cell: str) -> None:
 def test_the_literal_null_marker_cannot_be_sent() -> None:
     with pytest.raises(UnsendableValueError, match="#N/A"):
         format_value("#N/A", update=False)
+
+
+def test_a_planned_clear_travels_as_the_typed_null_and_reaches_the_csv_as_null() -> None:
+    """The diff's clear (``FieldChange(old, None)``) becomes ``#N/A``, Bulk API 2.0's null, in the
+    update CSV; the other changes of the row go as they are. (The text "#N/A" is refused above.)"""
+    change = PlannedChange(
+        "e1",
+        "adele.vance@contoso.example",
+        Action.UPDATE,
+        "005000000000003AAA",
+        {"Title": FieldChange("Account Executive", None), "LastName": FieldChange("Vance", "Vance-Married")},
+    )
+    [row] = bulk_rows([change], keyed=True)
+    columns = ordered_columns([row], "Id")
+    cells = [format_value(row[c], update=True) for c in columns]
+    assert dict(zip(columns, cells, strict=True)) == {
+        "Id": "005000000000003AAA",
+        "LastName": "Vance-Married",
+        "Title": "#N/A",
+    }
 
 
 def test_columns_are_sorted_with_the_key_first_and_private_names_left_out() -> None:

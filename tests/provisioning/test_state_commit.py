@@ -62,14 +62,14 @@ def build(plan: Plan, results: list[RecordResult], **kwargs: object):  # type: i
 
 
 def test_an_update_without_desired_values_applies_its_changes_to_the_previous_fields() -> None:
-    change = planned(Action.UPDATE, Title=FieldChange("Dev", "#N/A"), Phone=FieldChange(None, "123"))
+    change = planned(Action.UPDATE, Title=FieldChange("Dev", None), Phone=FieldChange(None, "123"))
     rows = build(
         Plan(updates=[change]),
         [RecordResult("entra-a", Action.UPDATE, "005A", True)],
         prior_snapshot={"entra-a": prior({"Title": "Dev", "LastName": "A"}, active=False)},
     )
     [row] = rows.snapshot
-    assert loads(row.fields) == {"Title": None, "LastName": "A", "Phone": "123"}  # "#N/A" cleared the field
+    assert loads(row.fields) == {"Title": None, "LastName": "A", "Phone": "123"}  # the typed null cleared it
     assert row.is_active is False  # an update does not reactivate
 
 

@@ -98,15 +98,23 @@ def test_messy_users_are_quarantined_with_the_rules_they_broke() -> None:
     result = validate(users)
     assert reasons_by_upn(result) == {
         "adele.vance@contoso.example": [MAIL_SHAPE, longer("givenName", 40)],
-        "alex.wilber@contoso.example": [MAIL_MISSING],
         "megan.bowen@contoso.example": [NO_ROLE],
         "zoë.müller@contoso.example": ["userPrincipalName: not e-mail-shaped (expect_column_values_to_match_regex)"],
         "no.surname@contoso.example": [MAIL_SHAPE, longer("jobTitle", 80)],
     }
-    assert {q.entra_id for q in result.quarantined} == set(users.loc[users.index[:5], "id"])
-    assert result.failure_share == 1.0
-    assert list(result.valid["userPrincipalName"]) == ["disabled.user@contoso.example", "not.assigned@contoso.example"]
+    # mail missing guards creation only: Alex goes on, the reason travels to the diff.
+    alex = users.loc[users["userPrincipalName"] == "alex.wilber@contoso.example", "id"].iloc[0]
+    assert result.blocks_create == {alex: [MAIL_MISSING]}
+    assert result.blocks_update == {}
+    assert {q.entra_id for q in result.quarantined} == set(users.loc[users.index[:5], "id"]) - {alex}
+    assert result.failure_share == 4 / 5
+    assert list(result.valid["userPrincipalName"]) == [
+        "alex.wilber@contoso.example",
+        "disabled.user@contoso.example",
+        "not.assigned@contoso.example",
+    ]
     assert result.failed_expectations[MAIL_SHAPE] == 2
+    assert result.failed_expectations[MAIL_MISSING] == 1
 
 
 def test_duplicate_upns_quarantine_every_holder_but_ignore_leavers() -> None:
@@ -137,7 +145,6 @@ def test_soft_deleted_rows_are_not_validated() -> None:
 def test_every_messy_kind_of_the_tenant_generator_gets_the_right_verdict(kind: str) -> None:
     """The sandbox generator's damaged records: those Salesforce would reject are quarantined."""
     expected = {
-        "missing_mail": [MAIL_MISSING],
         "bad_mail": [MAIL_SHAPE],
         "long_given_name": [longer("givenName", 40)],
         "long_surname": [longer("surname", 80)],
@@ -159,6 +166,10 @@ def test_every_messy_kind_of_the_tenant_generator_gets_the_right_verdict(kind: s
         rows.append(record)
     result = validate(pd.DataFrame(rows))
     verdicts = [q.reasons for q in result.quarantined]
+    if kind == "missing_mail":  # guards creation only: held by the diff if it would create them
+        assert verdicts == []
+        assert result.blocks_create == {f"id-{n}": [MAIL_MISSING] for n in range(12)}
+        return
     if kind == "na_text":  # the generator puts "#N/A" in the surname or in the job title
         na_reasons = {
             f"{column}: is the text #N/A (expect_column_values_to_not_match_regex)"
@@ -439,3 +450,65 @@ def test_expectation_reason_reads_suite_entries_and_gx_configs_alike() -> None:
     assert expectation_reason(entry) == longer(entry["kwargs"]["column"], entry["kwargs"]["max_value"])
     gx_config = {**entry, "kwargs": {**entry["kwargs"], "batch_id": "entra-users"}, "meta": {"validate_rule": 4}}
     assert expectation_reason(gx_config) == expectation_reason(entry)
+
+
+# -- which writes a rule guards (issue 8, case 2) ----------------------------------------------------
+
+
+def test_every_expectation_of_the_suite_says_which_writes_it_guards() -> None:
+    raw = json.loads(DEFAULT_SUITE_PATH.read_text())["expectations"]
+    guards = {(e["type"], e["kwargs"].get("column")): e["meta"]["guards"] for e in raw}
+    assert set(guards.values()) <= {"create", "update", "both"}
+    # Only Email's presence is a create-only need (Salesforce requires it to create a user); a
+    # malformed address, the identity and the lengths are wrong whatever the write.
+    assert {k for k, v in guards.items() if v != "both"} == {("expect_column_values_to_not_be_null", "mail")}
+
+
+def test_rules_guarding_one_write_hold_no_row_here_and_report_their_reasons_per_write(tmp_path: Path) -> None:
+    missing = {"type": "expect_column_values_to_not_be_null", "description": "missing"}
+    path = write_suite(
+        tmp_path,
+        [
+            {**missing, "kwargs": {"column": "mail"}, "meta": {"guards": "create"}},
+            {**missing, "kwargs": {"column": "jobTitle"}, "meta": {"guards": "update"}},
+            {**missing, "kwargs": {"column": "department"}},  # no guards: both
+        ],
+    )
+    users = with_changes(
+        example_users(),
+        {
+            "adele.vance@contoso.example": {"mail": None},
+            "alex.wilber@contoso.example": {"jobTitle": None, "mail": None},
+            "megan.bowen@contoso.example": {"mail": None, "department": None},
+        },
+    )
+    result = validate(users, path)
+    ids = dict(zip(users["userPrincipalName"], users["id"], strict=True))
+    # A both rule quarantines with every reason the row has, its create-only one included.
+    assert reasons_by_upn(result) == {
+        "megan.bowen@contoso.example": [
+            "mail: missing (expect_column_values_to_not_be_null)",
+            "department: missing (expect_column_values_to_not_be_null)",
+        ],
+    }
+    assert result.blocks_create == {
+        ids["adele.vance@contoso.example"]: ["mail: missing (expect_column_values_to_not_be_null)"],
+        ids["alex.wilber@contoso.example"]: ["mail: missing (expect_column_values_to_not_be_null)"],
+    }
+    assert result.blocks_update == {
+        ids["alex.wilber@contoso.example"]: ["jobTitle: missing (expect_column_values_to_not_be_null)"],
+    }
+    assert ids["alex.wilber@contoso.example"] in set(result.valid["id"])
+    assert ids["megan.bowen@contoso.example"] not in set(result.valid["id"])
+    assert result.failure_share == 1 / 5  # only the quarantined row counts towards the stop
+
+
+def test_an_unknown_guard_is_a_suite_error_naming_the_entry(tmp_path: Path) -> None:
+    path = write_suite(
+        tmp_path,
+        [{"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "mail"}, "meta": {"guards": "insert"}}],
+    )
+    with pytest.raises(
+        SuiteError, match=r"expectation #1 .*meta.guards must be one of create, update, both, found 'insert'"
+    ):
+        validate(example_users(), path)

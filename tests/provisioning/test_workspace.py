@@ -12,7 +12,6 @@ from upath import UPath
 from include.provisioning.artifacts import PLAN, QUARANTINE, RESULTS
 from include.provisioning.errors import MissingArtifactError
 from include.provisioning.model import (
-    NULL_MARKER,
     Action,
     FieldChange,
     Plan,
@@ -39,7 +38,7 @@ def _plan() -> Plan:
         None,
         Action.UPDATE,
         "005000000000001AAA",
-        {"Title": FieldChange("Engineer", NULL_MARKER), "LastName": FieldChange("Vance", "Vance-Married")},
+        {"Title": FieldChange("Engineer", None), "LastName": FieldChange("Vance", "Vance-Married")},  # a clear
         desired={"Title": None, "EmployeeNumber": 42},
     )
     held = PlannedChange("e3", "leaver@contoso.example", Action.STAGED_DELETE, "005000000000002AAA", {})

@@ -16,7 +16,7 @@ import orjson
 import pandas as pd
 
 from include.provisioning.errors import ConfigurationError, ProvisioningError
-from include.provisioning.model import NULL_MARKER, FieldChange
+from include.provisioning.model import FieldChange
 
 _OPTIONS = orjson.OPT_SERIALIZE_NUMPY
 
@@ -66,12 +66,11 @@ def changes_from_json(text: str | None) -> dict[str, FieldChange]:
 
 
 def plain(value: Any) -> Any:
-    """A field value as the snapshot keeps it: Bulk's ``#N/A`` and every flavour of null become None."""
+    """A field value as the snapshot keeps it: every flavour of null becomes None. A clear is the
+    typed null already (``FieldChange(old, None)``); text, even ``"#N/A"``, is data and stays."""
     if value is None or value is pd.NA or value is pd.NaT:
         return None
     if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, str) and value == NULL_MARKER:
         return None
     return value
 

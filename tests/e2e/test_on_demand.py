@@ -70,11 +70,21 @@ def _run(
             log = outcome.result.log
         else:
             log = run_cycle(engine).log
+        if on_demand:
+            org_size = len(org_users(sandbox))
+            assert _users_queried_last(engine) < min(2, org_size), "Salesforce was asked about that user only"
         rows = [_row(entry) for entry in log if entry.entra_id == user_id]
         assert rows == [_row(e) for e in engine.state.log_entries(entra_id=user_id)[-len(rows) :]], "stored as returned"
         return rows, _record(sandbox, UPNS[user_id]), sandbox.requests("graph")
     finally:
         engine.state.close()
+
+
+def _users_queried_last(engine: Engine) -> int:
+    """Rows of the last Bulk query job on User (Salesforce's ``Get Job Info``)."""
+    sf = engine.salesforce_session().sf
+    jobs = [job for job in sf.restful("jobs/query")["records"] if job.get("object") == "User"]
+    return int(sf.restful(f"jobs/query/{jobs[-1]['id']}")["numberRecordsProcessed"])
 
 
 def _same_as_a_cycle(
@@ -167,3 +177,16 @@ def test_a_user_whose_role_was_removed_is_quarantined_with_the_cycles_reason(
     rows = _same_as_a_cycle(sandbox, tmp_path, ADELE, remove_role)
     assert [(action, status) for action, status, *_ in rows] == [(Action.QUARANTINE, Status.SKIPPED)]
     assert f"app role assignment asg-1 (direct) grants app role {REMOVED_ROLE}" in rows[0][5]
+
+
+def test_a_user_can_be_named_by_object_id_as_graph_allows(sandbox: SandboxProcess, tmp_path: Path) -> None:
+    engine = build_engine(sandbox.settings, state_url=f"sqlite:///{tmp_path / 'state.db'}")
+    try:
+        outcome = api.provision_user(engine, ADELE)
+        assert outcome.ok and outcome.result is not None
+        assert [(e.entra_id, e.action, e.status) for e in outcome.result.log] == [
+            (ADELE, Action.CREATE, Status.SUCCESS)
+        ]
+    finally:
+        engine.state.close()
+    assert UPNS[ADELE] in org_users(sandbox)

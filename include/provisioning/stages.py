@@ -30,7 +30,7 @@ import pandas as pd
 
 from include.provisioning import quarantine_rules
 from include.provisioning.artifacts import PLAN, QUARANTINE, RESULTS
-from include.provisioning.diff import USERNAME, DiffInput, plan_changes
+from include.provisioning.diff import UNIQUE_FIELDS, DiffInput, plan_changes
 from include.provisioning.engine import Engine
 from include.provisioning.errors import ProvisioningError
 from include.provisioning.graph.client import GraphClient
@@ -635,8 +635,9 @@ def run_plan(engine: Engine, ws: Workspace) -> StageOutcome:
         with phase("org"):
             fields = [f.target for f in engine.table.fields if f.target != "ProfileName"]
             where = None
-            if focus:  # the Salesforce users linked to them or holding one of their match keys
-                keys = dict.fromkeys([*(f.target for f in engine.table.matching_fields()), USERNAME])
+            if focus:  # the Salesforce users linked to them or holding one of their match keys or
+                # unique values (what the diff matches on, or holds a create back for)
+                keys = dict.fromkeys([*(f.target for f in engine.table.matching_fields()), *UNIQUE_FIELDS])
                 where = linked_or_matching(
                     list(snapshot["sf_id"]), {name: list(mapped[name]) for name in keys if name in mapped}
                 )

@@ -190,3 +190,16 @@ def test_a_user_can_be_named_by_object_id_as_graph_allows(sandbox: SandboxProces
     finally:
         engine.state.close()
     assert UPNS[ADELE] in org_users(sandbox)
+
+
+def test_a_create_clashing_on_a_unique_field_is_held_as_a_cycle_holds_it(
+    sandbox: SandboxProcess, tmp_path: Path
+) -> None:
+    def clash(sandbox: SandboxProcess) -> None:
+        org = copy.deepcopy(sandbox.org)  # an unmanaged Salesforce user already has Adele's SSO identity
+        org["users"][0]["FederationIdentifier"] = UPNS[ADELE]
+        sandbox.salesforce.put("/_sandbox/state", content=orjson.dumps(org)).raise_for_status()
+
+    rows = _same_as_a_cycle(sandbox, tmp_path, ADELE, clash, baseline=False)
+    assert [(action, status) for action, status, *_ in rows] == [(Action.QUARANTINE, Status.SKIPPED)]
+    assert "FederationIdentifier" in rows[0][5]

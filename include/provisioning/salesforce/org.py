@@ -34,10 +34,11 @@ def user_query(fields: list[str], where: str | None = None) -> str:
 
 def linked_or_matching(sf_ids: Sequence[str], values_by_field: Mapping[str, Sequence[Any]]) -> str:
     """A ``WHERE`` for the users a cycle of a few Entra users needs (provision on demand): those
-    it is linked to (``Id IN``) and those holding one of its match keys (``<field> IN``, for each
-    matching field and ``Username``, which the diff checks creates against). SOQL compares text
-    case-insensitively, as the diff matches ``Username``. ``Id = null`` (nobody) when there is
-    nothing to look for. Values are quoted by simple-salesforce's ``format_soql``."""
+    they are linked to (``Id IN``) and those holding one of their values of ``values_by_field``
+    (``<field> IN``: the matching fields, and the fields Salesforce keeps unique, which the diff
+    checks creates against). SOQL compares text case-insensitively, so this finds at least what
+    the diff compares (exactly, or case-insensitively for ``Username``). ``Id = null`` (nobody)
+    when there is nothing to look for. Values are quoted by simple-salesforce's ``format_soql``."""
     clauses = [format_soql("Id IN {}", list(dict.fromkeys(sf_ids)))] if sf_ids else []
     for name, values in values_by_field.items():
         present = list(dict.fromkeys(v for v in values if not pd.isna(v) and v != ""))

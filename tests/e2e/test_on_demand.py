@@ -203,3 +203,15 @@ def test_a_create_clashing_on_a_unique_field_is_held_as_a_cycle_holds_it(
     rows = _same_as_a_cycle(sandbox, tmp_path, ADELE, clash, baseline=False)
     assert [(action, status) for action, status, *_ in rows] == [(Action.QUARANTINE, Status.SKIPPED)]
     assert "FederationIdentifier" in rows[0][5]
+
+
+def test_an_existing_salesforce_user_is_matched_as_a_cycle_matches_them(
+    sandbox: SandboxProcess, tmp_path: Path
+) -> None:
+    rows = _same_as_a_cycle(sandbox, tmp_path, MEGAN, baseline=False)  # in the org already, by Username
+    assert [(action, status) for action, status, *_ in rows] == [(Action.UPDATE, Status.SUCCESS)]
+
+
+def test_a_disabled_user_is_deactivated_as_a_cycle_deactivates_them(sandbox: SandboxProcess, tmp_path: Path) -> None:
+    rows = _same_as_a_cycle(sandbox, tmp_path, ADELE, _patch(ADELE, accountEnabled=False))
+    assert [(action, status) for action, status, *_ in rows] == [(Action.DISABLE, Status.SUCCESS)]

@@ -396,7 +396,7 @@ class _OneUserRead(_Reader):
         self.group_ids: list[str] = []
         base = f"/users/{quote(key, safe='@')}"
         resource = {"$filter": f"resourceId eq {self.sp_id}", "$select": ASSIGNMENT_SELECT}
-        missing = self._user_missing
+        missing = self._not_found
         self.add(_Pager("user", _query(base, {"$select": self.select}), self._on_user, on_error=missing, follow=False))
         own = _query(f"{base}/appRoleAssignments", resource)
         self.add(_Pager("user_assignments", own, self._on_own_assignments, on_error=missing))
@@ -409,8 +409,9 @@ class _OneUserRead(_Reader):
         self.add(_Pager("member_of", groups, self._on_groups, on_error=missing, headers=headers))
 
     @staticmethod
-    def _user_missing(reply: GraphReply) -> bool:
-        """A 404 means no such user (``run`` says so); any other failure is raised."""
+    def _not_found(reply: GraphReply) -> bool:
+        """A 404 ends that read: no such user (``run`` says so), or a group deleted since the
+        membership was read (it assigns nobody, as in a full read). Anything else is raised."""
         return reply.status == 404
 
     def _on_user(self, body: dict[str, Any]) -> None:
@@ -430,8 +431,7 @@ class _OneUserRead(_Reader):
         resource = {"$filter": f"resourceId eq {self.sp_id}", "$select": ASSIGNMENT_SELECT}
         for group_id in dict.fromkeys(self.group_ids):
             url = _query(f"/groups/{group_id}/appRoleAssignments", resource)
-            # A group deleted since the membership was read assigns nobody (as in a full read).
-            self.add(_Pager("group_assignments", url, self._group_page(group_id), on_error=self._user_missing))
+            self.add(_Pager("group_assignments", url, self._group_page(group_id), on_error=self._not_found))
 
     def _group_page(self, group_id: str) -> Callable[[dict[str, Any]], None]:
         def on_page(body: dict[str, Any]) -> None:

@@ -113,6 +113,7 @@ def test_every_benchmark_takes_its_sizes_the_same_way() -> None:
     assert sorted(options) == [
         "benchmark_airflow.py",
         "benchmark_mapping.py",
+        "benchmark_on_demand.py",
         "benchmark_shards.py",
         "benchmark_sync.py",
         "benchmark_validate_diff.py",

@@ -31,6 +31,18 @@ class AuthenticationError(ConfigurationError):
     """A service refused the credentials of a connection (the message names the connection)."""
 
 
+class UnknownUserError(ConfigurationError):
+    """Provision on demand named a user Entra ID does not have: ``GET /users/{id | userPrincipalName}``
+    answered 404 (a typo, or a deleted user; Entra's "provision on demand" only offers users of the
+    directory). Retrying the same name cannot help. ``user`` is the name as given."""
+
+    def __init__(self, user: str) -> None:
+        super().__init__(
+            f"Entra ID has no user {user} (Graph: 404 for GET /users/{{id | userPrincipalName}}); check the name"
+        )
+        self.user = user
+
+
 class TransientError(ProvisioningError):
     """Worth retrying later: the service, the network or another writer may let it through."""
 

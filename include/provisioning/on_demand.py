@@ -5,21 +5,25 @@ scheduled provisioning cannot disagree: the same scope rules, validation, mappin
 and load, and the result lands in the same provisioning log. The steps mirror Entra's:
 connection test, import, scope, match, action.
 
-A user the cycle did not find is looked up in Entra ID (``GET /users/{upn}``): a real user who is
-not assigned to the app is "nothing to do"; a name Entra ID does not know is an error
-(``OnDemandOutcome.unknown_user``), as Entra only offers users of the directory.
+The focused cycle reads that user only, never the tenant (``graph.extract._OneUserRead``: the
+user, their own app role assignments and their groups' assignments to the app; the Salesforce
+users linked to them or holding their match keys; their own rows of the state store), so it
+takes seconds however large the tenant is.
+
+A real user who is not assigned to the app (and not managed by this product) is "nothing to do";
+a name Entra ID does not know is an error: the extract raises ``UnknownUserError`` (a
+configuration error: the DAG's task fails without retries), which the command line reports as
+``OnDemandOutcome.unknown_user`` (exit 2), as Entra only offers users of the directory.
 """
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
-from urllib.parse import quote
 
 import pandas as pd
 
 from include.provisioning.cycle import CycleResult, Engine, run_cycle
-from include.provisioning.graph.client import GraphClient
+from include.provisioning.errors import UnknownUserError
 from include.provisioning.model import Action, PlannedChange
 
 
@@ -66,33 +70,15 @@ def provision_user(engine: Engine, upn: str, *, dry_run: bool = False, force: bo
     outcome = OnDemandOutcome(upn)
     try:
         result = run_cycle(engine, dry_run=dry_run, focus_upn=upn, force=force)
-        found = result.users is not None and not result.users.empty
-        in_entra = found or asyncio.run(entra_has_user(engine, upn))
+    except UnknownUserError as exc:
+        outcome.unknown_user = True
+        outcome.steps.append(Step("connection test", "ok", "Graph and Salesforce answered"))
+        outcome.steps.append(Step("import", "failed", str(exc)))
+        return outcome
     except Exception as exc:
         outcome.steps.append(Step("connection test", "failed", f"{type(exc).__name__}: {exc}"))
         return outcome
-    if not in_entra:
-        outcome.result = result
-        outcome.unknown_user = True
-        outcome.steps.append(Step("connection test", "ok", "Graph and Salesforce answered"))
-        outcome.steps.append(
-            Step("import", "failed", f"Entra ID has no user {upn} (Graph: 404 for GET /users/{{upn}}); check the name")
-        )
-        return outcome
     return describe(upn, result, dry_run=dry_run)
-
-
-async def entra_has_user(engine: Engine, upn: str) -> bool:
-    """Whether Entra ID has a user with this userPrincipalName: ``GET /users/{upn}`` answers 404
-    ``Request_ResourceNotFound`` when it has none (deleted users included)."""
-    async with GraphClient(engine.graph) as client:
-        url = f"/users/{quote(upn, safe='@')}?$select=id"
-        reply = await client.request("GET", url, kind="user")
-        if reply.status == 404:
-            return False
-        if not reply.ok:
-            raise client.request_error("user", client.absolute(url), reply)
-        return True
 
 
 def describe(upn: str, result: CycleResult, *, dry_run: bool = False) -> OnDemandOutcome:
@@ -102,6 +88,11 @@ def describe(upn: str, result: CycleResult, *, dry_run: bool = False) -> OnDeman
     outcome.result = result
     outcome.steps.append(Step("connection test", "ok", "Graph and Salesforce answered"))
     users = result.users if result.users is not None else pd.DataFrame()
+    if users.empty and result.quarantined:  # read, but their app roles cannot be resolved
+        entry = result.quarantined[0]
+        outcome.steps.append(Step("import", "ok", f"Entra user {entry.entra_id}"))
+        outcome.steps.append(Step("validate", "failed", "; ".join(entry.reasons)))
+        return outcome
     if users.empty:
         outcome.steps.append(
             Step(

@@ -27,11 +27,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
-from simple_salesforce.format import format_soql
 
 from include.provisioning import quarantine_rules
 from include.provisioning.artifacts import PLAN, QUARANTINE, RESULTS
-from include.provisioning.diff import DiffInput, plan_changes
+from include.provisioning.diff import UNIQUE_FIELDS, DiffInput, plan_changes
 from include.provisioning.engine import Engine
 from include.provisioning.errors import ProvisioningError
 from include.provisioning.graph.client import GraphClient
@@ -52,7 +51,7 @@ from include.provisioning.model import (
 from include.provisioning.report import EscrowBacklog, FailureReport, failure_report
 from include.provisioning.salesforce.client import SalesforceSession
 from include.provisioning.salesforce.load import UNPROCESSED, BulkLoader, LoadRequest
-from include.provisioning.salesforce.org import fetch_profiles, fetch_users
+from include.provisioning.salesforce.org import fetch_profiles, fetch_users, linked_or_matching
 from include.provisioning.salesforce.profiles import resolve_profiles
 from include.provisioning.shards import Shard
 from include.provisioning.slices import AssignmentWindow
@@ -323,9 +322,19 @@ def _escrow_waiting(engine: Engine, users: pd.DataFrame, now: dt.datetime) -> li
     return [str(i) for i in users.loc[hold, "id"]]
 
 
+def _known_roles(engine: Engine, entra_id: str) -> dict[str, Any]:
+    """What the state store knows of one user (id → roles last applied; empty when it does not
+    manage them): the ``known`` of a one-user read."""
+    rows = engine.state.snapshot(entra_ids=[entra_id])
+    return dict(zip(rows["entra_id"], rows["roles"], strict=True))
+
+
 async def _extract(
     engine: Engine, context: CycleContext, known: dict[str, Any], due: set[str], evaluated: set[str]
 ) -> Extraction:
+    """Read Graph: the tenant (full or delta), a slice of it, or one user (provision on demand,
+    ``context.focus_upn``: that user's own requests only; ``UnknownUserError`` for a name Entra
+    ID does not have)."""
     async with GraphClient(engine.graph) as client:
         return await extract(
             client,
@@ -338,6 +347,8 @@ async def _extract(
             progress=engine.progress,
             window=context.window,
             evaluated=evaluated,
+            user=context.focus_upn,
+            known_of=lambda entra_id: _known_roles(engine, entra_id),
         )
 
 
@@ -359,10 +370,14 @@ def run_extract(engine: Engine, ws: Workspace) -> StageOutcome:
     session = engine.salesforce_session() if engine.options.import_roles and not context.dry_run else None
     before = session.requests_by_kind() if session else {}
     with phase("state"):
-        snapshot = engine.state.snapshot()
-        known = engine.state.seen_roles() if context.mode is Mode.INCREMENTAL else {}
-        if len(snapshot):
-            known.update(zip(snapshot["entra_id"], snapshot["roles"], strict=True))
+        if context.focus_upn is not None:  # one user: the store is asked about that user only
+            managed, known = engine.state.snapshot_size(), {}
+        else:
+            snapshot = engine.state.snapshot()
+            managed = len(snapshot)
+            known = engine.state.seen_roles() if context.mode is Mode.INCREMENTAL else {}
+            if len(snapshot):
+                known.update(zip(snapshot["entra_id"], snapshot["roles"], strict=True))
         due = {entry.entra_id for entry in engine.state.due_escrow(context.now)}
         evaluated: set[str] = set()
         if context.window is not None:  # a slice also takes older users no cycle has seen yet
@@ -378,9 +393,6 @@ def run_extract(engine: Engine, ws: Workspace) -> StageOutcome:
         notes.append(f"full cycle: {extraction.fell_back}")
     users = _apply_scoping(engine, extraction.users)
     quarantined = extraction.quarantined
-    if context.focus_upn is not None:
-        users = users[users["userPrincipalName"].astype(str).str.lower() == context.focus_upn.lower()]
-        quarantined = [q for q in quarantined if q.entra_id in set(users["id"])]
     waiting = [] if context.focus_upn is not None else _escrow_waiting(engine, users, context.now)
     held_ids = set(users["id"]) - set(waiting)
     expected = len(held_ids) + len({q.entra_id for q in quarantined} - held_ids)
@@ -393,7 +405,7 @@ def run_extract(engine: Engine, ws: Workspace) -> StageOutcome:
             "delta_link": extraction.delta_link,
             "escrow_waiting": waiting,
             "expected": expected,
-            "managed_count": len(snapshot),
+            "managed_count": managed,
             "notes": notes,
             "phases": phase.seconds,
             "requests": {**extraction.requests, **_session_requests(session, before)},
@@ -457,8 +469,13 @@ def _artifact_names(ws: Workspace, stage: str, base: str) -> list[str]:
 def _validation_stop(ws: Workspace) -> str | None:
     """Why validation stopped the cycle (too large a share of the population failed), judged over
     every shard's counts; None while it goes on (or before every shard has been validated)."""
+    context = _context(ws)
+    if context.focus_upn is not None:
+        # One user is never a mass failure: provision on demand quarantines them with the reason,
+        # as a cycle of the whole tenant would, instead of stopping (1 of 1 is 100 %).
+        return None
     documents = [ws.read_json(name) for name in _artifact_names(ws, "validate", "validate") if ws.has_json(name)]
-    if not documents or len(documents) < _context(ws).shards:
+    if not documents or len(documents) < context.shards:
         return None
     quarantined = sum(int(d["quarantined"]) for d in documents)
     checked = sum(int(d["checked"]) for d in documents)
@@ -635,16 +652,27 @@ def run_plan(engine: Engine, ws: Workspace) -> StageOutcome:
     blocks_create, blocks_update = _guarded_blocks(ws)
     session = engine.salesforce_session() if mode is Mode.FULL else None
     before = session.requests_by_kind() if session else {}
+    focus = context.focus_upn is not None
+    people = sorted({*map(str, users["id"]), *map(str, mapped["id"])}) if focus else []
     with phase("state"):
-        snapshot = engine.state.snapshot()
+        # One user (provision on demand): their own snapshot row, not the whole table.
+        snapshot = engine.state.snapshot(entra_ids=people) if focus else engine.state.snapshot()
+        managed = engine.state.snapshot_size() if focus else len(snapshot)
     org = None
     if session is not None:
         with phase("org"):
             fields = [f.target for f in engine.table.fields if f.target != "ProfileName"]
             where = None
-            if context.focus_upn is not None:
-                where = format_soql("Username = {}", str(mapped["Username"].iloc[0])) if len(mapped) else "Id = null"
+            if focus:  # the Salesforce users linked to them or holding one of their match keys or
+                # unique values (what the diff matches on, or holds a create back for)
+                keys = dict.fromkeys([*(f.target for f in engine.table.matching_fields()), *UNIQUE_FIELDS])
+                where = linked_or_matching(
+                    list(snapshot["sf_id"]), {name: list(mapped[name]) for name in keys if name in mapped}
+                )
             org = fetch_users(session, sorted({*fields, "ProfileId", "IsActive"} - {"Id"}), where=where)
+        if focus:  # and whoever else is linked to those Salesforce users (they keep them)
+            with phase("state"):
+                snapshot = engine.state.snapshot(entra_ids=people, sf_ids=_stored_id_forms(org["Id"]))
     options = engine.options
     if context.approve_deactivations:
         # Approval of held-back deactivations for this run (Entra: re-enable after review).
@@ -663,7 +691,7 @@ def run_plan(engine: Engine, ws: Workspace) -> StageOutcome:
                 defaults=engine.table.defaults(),
                 create_only=engine.table.create_only(),
                 clear_when_null=engine.table.clear_when_null(),
-                managed_count=len(snapshot),
+                managed_count=managed,
                 options=options,
                 blocks_create=blocks_create,
                 blocks_update=blocks_update,
@@ -692,6 +720,13 @@ def run_plan(engine: Engine, ws: Workspace) -> StageOutcome:
     return StageOutcome(
         "plan", context.cycle_id, status="stopped" if stopped else "done", reason=stopped, counts=counts
     )
+
+
+def _stored_id_forms(sf_ids: pd.Series) -> list[str]:
+    """Salesforce ids as the snapshot may hold them: the 18-character form and its 15-character
+    prefix (the diff links on the 15-character key)."""
+    present = [str(i) for i in sf_ids if isinstance(i, str) and i]
+    return sorted({*present, *(i[:15] for i in present)})
 
 
 # -- load ----------------------------------------------------------------------------------------

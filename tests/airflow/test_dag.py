@@ -132,3 +132,21 @@ def test_a_slicing_runs_window_is_its_data_interval_and_scheduled_runs_skip() ->
         assignment_window((start, end), "scheduled")
     with pytest.raises(AirflowFailException, match="no data interval"):
         assignment_window((end, end), "manual")
+
+
+def test_an_unknown_user_fails_the_task_at_once_naming_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The ``user`` param (provision on demand) naming a user Entra ID does not have: the extract
+    # raises UnknownUserError, a configuration error, which fails the task without retries.
+    from airflow.sdk.exceptions import AirflowFailException
+    from entra_provisioning import tasks
+
+    from include.provisioning.errors import UnknownUserError
+
+    counted: list[BaseException] = []
+    monkeypatch.setattr(tasks, "_count_auth_failure", lambda exc, *args: counted.append(exc))
+    with pytest.raises(AirflowFailException) as failed, tasks.engine_errors("extract", "dag", "run"):
+        raise UnknownUserError("nobody@nowhere.example")
+    message = str(failed.value)
+    assert message.startswith("extract: configuration problem, not retried: ")
+    assert "Entra ID has no user nobody@nowhere.example" in message
+    assert "not assigned" not in message

@@ -16,7 +16,7 @@ import pytest
 
 from include.provisioning.salesforce.client import SalesforceSession, connect, settings_from_env
 from include.provisioning.salesforce.jobs import BulkJobError
-from include.provisioning.salesforce.org import fetch_profiles, fetch_users, user_query
+from include.provisioning.salesforce.org import fetch_profiles, fetch_users, linked_or_matching, user_query
 from include.provisioning.salesforce.profiles import resolve_profiles
 from include.sandbox.salesforce.validation import make_id
 from tests.sandbox_process import REPO_ROOT, SandboxProcess
@@ -224,3 +224,24 @@ def test_resolve_profiles_without_a_profile_column_changes_nothing() -> None:
     mapped = pd.DataFrame({"id": ["e1"], "Username": ["a@x.example"]})
     resolved, errors = resolve_profiles(mapped, PROFILES)
     assert errors == {} and resolved is mapped
+
+
+def test_the_users_of_a_few_entra_users_are_those_linked_or_holding_their_match_keys() -> None:
+    where = linked_or_matching(
+        ["005000000000001AAA", "005000000000001AAA"],
+        {"Username": ["o'brien@contoso.example", None, ""], "FederationIdentifier": [float("nan")], "X": []},
+    )
+    assert where == "Id IN ('005000000000001AAA') OR Username IN ('o\\'brien@contoso.example')"
+    assert linked_or_matching([], {"Username": [None]}) == "Id = null"
+
+
+def test_a_focused_query_returns_the_linked_and_matching_users_only(sandbox: SandboxProcess) -> None:
+    org = big_org(sandbox.org, 300)
+    sandbox.salesforce.put("/_sandbox/state", content=orjson.dumps(org)).raise_for_status()
+    users = org["users"]
+    where = linked_or_matching(
+        [users[7]["Id"]],
+        {"Username": [users[3]["Username"].upper()]},  # Username compares case-insensitively
+    )
+    frame = fetch_users(session_for(sandbox), ["Username", "IsActive"], where=where)
+    assert sorted(frame["Id"]) == sorted([users[3]["Id"], users[7]["Id"]])

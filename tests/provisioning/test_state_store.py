@@ -340,6 +340,26 @@ def test_commit_writes_one_log_row_per_action_and_the_snapshot(store: StateStore
     assert latest.finished_at == T0 + dt.timedelta(hours=1, seconds=5)
 
 
+def test_the_snapshot_of_a_few_users_is_their_rows_and_those_linked_to_their_salesforce_users(
+    store: StateStore,
+) -> None:
+    first = [create(n) for n in range(1, 6)]
+    run_cycle(store, Plan(creates=first), [ok(c, n) for n, c in enumerate(first, 1)])
+    whole = store.snapshot()
+    assert store.snapshot_size() == len(whole) == 5
+
+    some = store.snapshot(entra_ids=["entra-4", "entra-2", "entra-404"], sf_ids=[sf_id(2), sf_id(5)[:15]])
+    # entra-5 is not found by the 15-character prefix of its stored id: callers give both forms.
+    assert list(some["entra_id"]) == ["entra-2", "entra-4"]
+    by_id = {row["entra_id"]: row for row in some.to_dict("records")}
+    full_rows = {row["entra_id"]: row for row in whole.to_dict("records")}
+    assert by_id == {k: full_rows[k] for k in by_id}, "the same rows, columns and types as the whole snapshot"
+    assert list(some.dtypes) == list(whole.dtypes)
+    both = store.snapshot(entra_ids=["entra-1"], sf_ids=[sf_id(3), sf_id(1)])
+    assert list(both["entra_id"]) == ["entra-1", "entra-3"]  # a row found twice is one row, in id order
+    assert store.snapshot(entra_ids=[]).empty
+
+
 def test_a_first_full_cycle_learns_matched_unchanged_users(store: StateStore) -> None:
     matched = change(7, Action.OTHER, {})
     unmatched = PlannedChange("entra-8", "gone@contoso.com", Action.OTHER, None, {})

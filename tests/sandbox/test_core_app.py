@@ -70,6 +70,7 @@ def test_requests_are_counted_by_route_template_and_reset(client: TestClient) ->
     assert counts == {
         "total": 4,
         "by_route": {"GET /api/items": 1, "GET /api/items/{item_id}": 2, "GET (unmatched)": 1},
+        "batched_by_route": {},  # no $batch envelope here
     }
     assert client.delete("/_sandbox/requests").status_code == 204
     assert client.get("/_sandbox/requests").json()["total"] == 0

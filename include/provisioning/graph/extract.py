@@ -29,6 +29,7 @@ from urllib.parse import quote, urlencode
 
 import pandas as pd
 
+from include.provisioning.errors import UnknownUserError
 from include.provisioning.gc_pause import collector_paused
 from include.provisioning.graph.assignments import AssignmentCollector, RoleCatalog, UserRoles
 from include.provisioning.graph.batch import Call, Runner
@@ -45,6 +46,8 @@ USERS_PER_BATCH = IDS_PER_FILTER * GraphClient.BATCH_LIMIT
 BY_ID_WITHOUT_COUNT = 5000
 EXPIRED_DELTA_CODES = frozenset({"syncStateNotFound", "resyncRequired", "syncStateInvalid"})
 PROGRESS_INTERVAL = 1.0
+ASSIGNMENT_SELECT = "id,appRoleId,principalId,principalType,principalDisplayName,createdDateTime"
+"""What an appRoleAssignment is read with, wherever it is read from."""
 
 
 class DeltaTokenExpired(Exception):  # noqa: N818 (the name the cycle code uses)
@@ -81,6 +84,13 @@ def _same_roles(before: Sequence[str], now: list[str]) -> bool:
     if type(before) is list and before == now:
         return True
     return set(before) == set(now)
+
+
+def wanted_ids(assigned: Collection[str], known: Collection[str], also_fetch: Collection[str]) -> set[str]:
+    """The users a read reports: everyone assigned to the app, plus the users this product
+    manages (``known``: they may be leaving scope) and the escrow retries that are due, assigned
+    or not. One rule for the whole tenant and for one user (provision on demand)."""
+    return {*assigned, *known, *also_fetch}
 
 
 class _Pager:
@@ -213,15 +223,16 @@ class _Reader:
 
     # --- assignments ------------------------------------------------------------------------
 
-    def start_assignments(self) -> None:
+    def start_service_principal(self) -> None:
+        """The app's roles (id → value), which every way of reading assignments resolves with."""
         sp_url = _query(f"/servicePrincipals/{self.sp_id}", {"$select": "id,appId,appRoles,displayName"})
         self.add(_Pager("service_principal", sp_url, self._on_service_principal, follow=False))
+
+    def start_assignments(self) -> None:
+        self.start_service_principal()
         url = _query(
             f"/servicePrincipals/{self.sp_id}/appRoleAssignedTo",
-            {
-                "$select": "id,appRoleId,principalId,principalType,principalDisplayName,createdDateTime",
-                "$top": str(PAGE_SIZE),
-            },
+            {"$select": ASSIGNMENT_SELECT, "$top": str(PAGE_SIZE)},
         )
         self.add(_Pager("assignments", url, self._on_assignments))
 
@@ -341,7 +352,7 @@ class _FullRead(_Reader):
             self.roles = {uid: roles for uid, roles in self.roles.items() if uid in chosen}
             self.wanted = set(self.roles) | (self.also_fetch & chosen)
         else:
-            self.wanted = set(self.roles) | set(self.known) | self.also_fetch
+            self.wanted = wanted_ids(self.roles, self.known, self.also_fetch)
         # Users listed before the assignments were known but not wanted: drop them now.
         self.records = {uid: rec for uid, rec in self.records.items() if uid in self.wanted}
         if self._listing.done:
@@ -366,6 +377,91 @@ class _FullRead(_Reader):
         self.start()
         await self.read()
         return self.build(self.wanted, self.roles, {})
+
+
+class _OneUserRead(_Reader):
+    """Provision on demand: one user and their assignments, never the tenant.
+
+    Round one (one ``$batch``): the service principal (its roles), ``GET /users/{key}`` (404: the
+    user does not exist), the user's own ``appRoleAssignments`` to this app (``$filter=resourceId eq
+    {id}``; Graph also returns those of groups the user is a *direct* member of, which the group
+    reads below cover with nested groups too, so only ``principalType`` User is kept) and the
+    user's ``transitiveMemberOf/microsoft.graph.group``. Round two: each of those groups' own
+    ``appRoleAssignments`` to this app, so the user's groups are intersected with the groups
+    assigned to the app without reading the app's assignment list (one entry per assigned user).
+    The grants then go through the same ``AssignmentCollector`` as a full read, so the roles, the
+    path ("direct", "group:<name>") and the unresolvable-role reasons are the cycle's own.
+    """
+
+    def start(self, key: str) -> None:
+        self.start_service_principal()
+        self.user_id: str | None = None
+        self.group_ids: list[str] = []
+        base = f"/users/{quote(key, safe='@')}"
+        resource = {"$filter": f"resourceId eq {self.sp_id}", "$select": ASSIGNMENT_SELECT}
+        missing = self._not_found
+        self.add(_Pager("user", _query(base, {"$select": self.select}), self._on_user, on_error=missing, follow=False))
+        own = _query(f"{base}/appRoleAssignments", resource)
+        self.add(_Pager("user_assignments", own, self._on_own_assignments, on_error=missing))
+        groups = _query(
+            f"{base}/transitiveMemberOf/microsoft.graph.group",
+            {"$select": "id,displayName", "$top": str(PAGE_SIZE), "$count": "true"},
+        )
+        # Graph asks for ConsistencyLevel and $count with an OData cast on transitiveMemberOf.
+        headers = {"ConsistencyLevel": "eventual"}
+        self.add(_Pager("member_of", groups, self._on_groups, on_error=missing, headers=headers))
+
+    @staticmethod
+    def _not_found(reply: GraphReply) -> bool:
+        """A 404 ends that read: no such user (``run`` says so), or a group deleted since the
+        membership was read (it assigns nobody, as in a full read). Anything else is raised."""
+        return reply.status == 404
+
+    def _on_user(self, body: dict[str, Any]) -> None:
+        user_id = body.get("id")
+        if user_id:
+            self.user_id = str(user_id)
+            self.records[self.user_id] = body
+
+    def _on_own_assignments(self, body: dict[str, Any]) -> None:
+        own = [item for item in body.get("value") or [] if item.get("principalType") == "User"]
+        self.assignments.add_assignments(own)
+
+    def _on_groups(self, body: dict[str, Any]) -> None:
+        self.group_ids += [str(group["id"]) for group in body.get("value") or [] if group.get("id")]
+
+    def after_phase_one(self) -> None:
+        resource = {"$filter": f"resourceId eq {self.sp_id}", "$select": ASSIGNMENT_SELECT}
+        for group_id in dict.fromkeys(self.group_ids):
+            url = _query(f"/groups/{group_id}/appRoleAssignments", resource)
+            self.add(_Pager("group_assignments", url, self._group_page(group_id), on_error=self._not_found))
+
+    def _group_page(self, group_id: str) -> Callable[[dict[str, Any]], None]:
+        def on_page(body: dict[str, Any]) -> None:
+            grants = [i for i in body.get("value") or [] if i.get("principalType") == "Group"]
+            if grants and self.user_id is not None:
+                self.assignments.add_assignments(grants)
+                self.assignments.add_members(group_id, [self.user_id])
+
+        return on_page
+
+    def status_line(self) -> str:
+        return f"user {'found' if self.user_id else 'not read yet'}; groups: {len(self.group_ids):,}"
+
+    async def run(
+        self, key: str, known_of: Callable[[str], Mapping[str, Sequence[str]]]
+    ) -> tuple[pd.DataFrame, list[QuarantinedUser]]:
+        """The USERS frame of the one user (empty when ``wanted_ids`` would not report them:
+        unassigned and unknown to this product), and the user if their roles cannot be resolved.
+        ``known_of(id)`` gives what the state store knows of that id (id → roles last applied).
+        Raises ``UnknownUserError`` when Entra ID has no such user."""
+        self.start(key)
+        await self.read()
+        if self.user_id is None:
+            raise UnknownUserError(key)
+        roles = self.resolved_roles()
+        wanted = wanted_ids(roles, known_of(self.user_id), self.also_fetch) & {self.user_id}
+        return self.build(wanted, roles, {})
 
 
 class _IncrementalRead(_Reader):
@@ -450,6 +546,8 @@ async def extract(
     progress: Callable[[str], None] | None = None,
     window: AssignmentWindow | None = None,
     evaluated: Collection[str] = (),
+    user: str | None = None,
+    known_of: Callable[[str], Mapping[str, Sequence[str]]] | None = None,
 ) -> Extraction:
     """Read the assigned users of ``service_principal_id`` into the USERS frame.
 
@@ -459,6 +557,9 @@ async def extract(
     ``also_fetch``: ids to include whatever changed (escrow retries).
     ``window``: read only the users of this slice (slices.py; full mode only), ``evaluated`` being
     the ids earlier cycles evaluated. Known users outside it are not reported as leaving scope.
+    ``user``: read that one user only (userPrincipalName or id; provision on demand, a full read
+    of one user: see ``_OneUserRead``), ``known_of(id)`` then standing for ``known``. Raises
+    ``UnknownUserError`` when Entra ID has no such user.
     """
     before = dict(client.requests)
     common = {
@@ -469,6 +570,10 @@ async def extract(
         "progress": progress,
     }
     fell_back: str | None = None
+    if user is not None:
+        one = _OneUserRead(client, **common)
+        users, quarantined = await one.run(user, known_of or (lambda user_id: {}))
+        return Extraction(users, Mode.FULL, None, quarantined, None, _requests_since(client, before))
     if window is not None:  # a slice is always a full read of its users
         mode, delta_link = Mode.FULL, None
     if mode == Mode.AUTO:
@@ -495,5 +600,9 @@ async def extract(
         result = await full.run()
         link = full.delta_link
     users, quarantined = result
-    requests = {k: v - before.get(k, 0) for k, v in client.requests.items() if v - before.get(k, 0)}
-    return Extraction(users, mode, link, quarantined, fell_back, requests)
+    return Extraction(users, mode, link, quarantined, fell_back, _requests_since(client, before))
+
+
+def _requests_since(client: GraphClient, before: Mapping[str, int]) -> dict[str, int]:
+    """The client's requests by kind since ``before`` (a copy of ``client.requests``)."""
+    return {k: v - before.get(k, 0) for k, v in client.requests.items() if v - before.get(k, 0)}

@@ -10,10 +10,13 @@ as nothing and Salesforce stores no empty strings, so empty means null.
 from __future__ import annotations
 
 import io
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import pandas as pd
 from simple_salesforce.bulk2 import Operation
 from simple_salesforce.exceptions import SalesforceMalformedRequest
+from simple_salesforce.format import format_soql
 
 from include.provisioning.salesforce.client import SalesforceSession
 from include.provisioning.salesforce.jobs import JOB_COMPLETE, BulkJobError, error_text, wait_for_job
@@ -27,6 +30,21 @@ def user_query(fields: list[str], where: str | None = None) -> str:
     columns = ["Id", *dict.fromkeys(f for f in fields if f.lower() != "id")]
     soql = f"SELECT {', '.join(columns)} FROM User"
     return f"{soql} WHERE {where}" if where else soql
+
+
+def linked_or_matching(sf_ids: Sequence[str], values_by_field: Mapping[str, Sequence[Any]]) -> str:
+    """A ``WHERE`` for the users a cycle of a few Entra users needs (provision on demand): those
+    they are linked to (``Id IN``) and those holding one of their values of ``values_by_field``
+    (``<field> IN``: the matching fields, and the fields Salesforce keeps unique, which the diff
+    checks creates against). SOQL compares text case-insensitively, so this finds at least what
+    the diff compares (exactly, or case-insensitively for ``Username``). ``Id = null`` (nobody)
+    when there is nothing to look for. Values are quoted by simple-salesforce's ``format_soql``."""
+    clauses = [format_soql("Id IN {}", list(dict.fromkeys(sf_ids)))] if sf_ids else []
+    for name, values in values_by_field.items():
+        present = list(dict.fromkeys(v for v in values if not pd.isna(v) and v != ""))
+        if present:
+            clauses.append(format_soql(f"{name} IN {{}}", present))
+    return " OR ".join(clauses) or "Id = null"
 
 
 def fetch_users(

@@ -88,8 +88,8 @@ def _timed(label: str, rows: int, timings: list[Timing], action: Callable[[], ob
     timings.append((label, rows, seconds, peak))
 
 
-def measure(url: str, rows: int) -> list[Timing]:
-    """Timings of the store's heavy operations on ``url``."""
+def _creates(rows: int) -> tuple[list[str], list[dict[str, Any]], list[PlannedChange], list[RecordResult]]:
+    """``rows`` synthetic users created in Salesforce: ids, desired fields, the plan, the results."""
     ids = [str(uuid.uuid4()) for _ in range(rows)]  # Entra object ids: random order, like the real ones
     desired = [_desired(n) for n in range(rows)]
     creates = [
@@ -106,6 +106,19 @@ def measure(url: str, rows: int) -> list[Timing]:
         for n in range(rows)
     ]
     results = [RecordResult(ids[n], Action.CREATE, _sf_id(n), True) for n in range(rows)]
+    return ids, desired, creates, results
+
+
+def seed_managed_users(store: StateStore, rows: int, now: dt.datetime) -> None:
+    """Commit one cycle that created ``rows`` synthetic users (log and snapshot rows), so a
+    benchmark meets a state store at volume (their ids are random: no tenant has them)."""
+    _, _, creates, results = _creates(rows)
+    _commit(store, Plan(creates=creates), results, now)
+
+
+def measure(url: str, rows: int) -> list[Timing]:
+    """Timings of the store's heavy operations on ``url``."""
+    ids, desired, creates, results = _creates(rows)
     unchanged = [
         PlannedChange(ids[n], c.user_principal_name, Action.OTHER, _sf_id(n), {}, c.match_value, c.desired, c.roles)
         for n, c in enumerate(creates)

@@ -395,28 +395,47 @@ class StateStore:
             return None
         return Watermark(row["delta_link"], row["mapping_fingerprint"], row["updated_at"])
 
-    def snapshot(self) -> pd.DataFrame:
-        """The SNAPSHOT frame (model.py) plus ``roles``: one row per user this product manages."""
+    def snapshot(self, *, entra_ids: Sequence[str] | None = None, sf_ids: Sequence[str] = ()) -> pd.DataFrame:
+        """The SNAPSHOT frame (model.py) plus ``roles``: one row per user this product manages,
+        in ``entra_id`` order.
+
+        With ``entra_ids`` only the rows of those users and of the Salesforce users ``sf_ids``
+        (ids as stored: give both the 15- and 18-character forms), which is what a cycle of one
+        user needs (provision on demand); the whole table otherwise."""
         columns: list[list[Any]] = [[] for _ in SNAPSHOT_COLUMNS]
-        entra_ids, sf_ids, match_values, actives, fields, roles = columns
+        entra, sf_id_list, match_values, actives, fields, roles = columns
         with self._engine.connect() as conn:
-            for row in Bulk(conn).stream(schema.snapshot, SNAPSHOT_COLUMNS, order_by="entra_id"):
-                entra_ids.append(row[0])
-                sf_ids.append(row[1])
+            bulk = Bulk(conn)
+            if entra_ids is None:
+                rows: Iterable[tuple[Any, ...]] = bulk.stream(schema.snapshot, SNAPSHOT_COLUMNS, order_by="entra_id")
+            else:
+                found = [
+                    *bulk.select_in(schema.snapshot, SNAPSHOT_COLUMNS, "entra_id", sorted(set(entra_ids))),
+                    *bulk.select_in(schema.snapshot, SNAPSHOT_COLUMNS, "sf_id", sorted(set(sf_ids))),
+                ]
+                rows = sorted({row[0]: row for row in found}.values(), key=itemgetter(0))  # a row found twice once
+            for row in rows:
+                entra.append(row[0])
+                sf_id_list.append(row[1])
                 match_values.append(row[2])
                 actives.append(bool(row[3]))
                 fields.append(loads(row[4]))
                 roles.append(loads(row[5]))
         return pd.DataFrame(
             {
-                "entra_id": pd.Series(entra_ids, dtype="str"),
-                "sf_id": pd.Series(sf_ids, dtype="str"),
+                "entra_id": pd.Series(entra, dtype="str"),
+                "sf_id": pd.Series(sf_id_list, dtype="str"),
                 "match_value": pd.Series(match_values, dtype="str"),
                 "is_active": pd.Series(actives, dtype=bool),
                 "fields": pd.Series(fields, dtype=object),
                 "roles": pd.Series(roles, dtype=object),
             }
         )
+
+    def snapshot_size(self) -> int:
+        """How many users this product manages (the snapshot's rows), without reading them."""
+        with self._engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(schema.snapshot)).scalar_one())
 
     def due_escrow(self, now: dt.datetime) -> list[EscrowEntry]:
         """Escrowed users whose next retry time has come."""

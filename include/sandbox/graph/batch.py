@@ -8,7 +8,7 @@ sub-requests too (matched on the sub-request's ``/v1.0/...`` path; ``latency_ms`
 applied inside a batch). A request whose dependency failed answers 424. URLs may be
 relative (``/users/x``, ``users/x``), ``/v1.0/``-prefixed or absolute (msgraph-core sends
 absolute ones). msgraph-core writes ``depends_on``; Graph's own spelling is ``dependsOn``;
-both are read.
+both are read. Each sub-request is counted by its route (``batched_by_route`` of the counts).
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ _ENVELOPE_HEADERS = {"request-id", "client-request-id", "x-ms-ags-diagnostic", "
 
 # (method, path) -> the handler and its path parameters; raises GraphError for unknown routes.
 Resolver = Callable[[str, str], tuple[Handler, dict[str, str]]]
+# (method, path) -> the route's path template, the label of the request counts.
+Labeller = Callable[[str, str], str]
 
 
 def _sub_path(url: str) -> tuple[str, str]:
@@ -60,9 +62,10 @@ def _sub_body(item: dict[str, Any], headers: dict[str, str]) -> bytes:
 
 
 class BatchHandler:
-    def __init__(self, api: GraphApi, resolve: Resolver) -> None:
+    def __init__(self, api: GraphApi, resolve: Resolver, label: Labeller | None = None) -> None:
         self.api = api
         self.resolve = resolve
+        self.label = label
 
     def __call__(self, request: GraphRequest) -> GraphResponse:
         payload = request.json()
@@ -114,6 +117,8 @@ class BatchHandler:
 
     def _run(self, outer: GraphRequest, item: dict[str, Any]) -> GraphResponse:
         sub = self._sub_request(outer, item)
+        if outer.counter is not None and self.label is not None:
+            outer.counter.record_batched(sub.method, self.label(sub.method, sub.path))
         if outer.faults is not None:
             rule = outer.faults.pick(sub.method, sub.path)
             if rule is not None and rule.status is not None:

@@ -41,6 +41,7 @@ async def graph_request(request: Request) -> GraphRequest:
         body=await request.body(),
         path_params={k: str(v) for k, v in request.path_params.items()},
         faults=getattr(request.app.state, "faults", None),
+        counter=getattr(request.app.state, "counter", None),
     )
 
 

@@ -131,6 +131,9 @@ class Tenant:
         self.seq = 0
         self.members_version = 0
         self._transitive_cache: dict[str, tuple[int, list[str]]] = {}
+        self._parents: tuple[int, dict[str, list[str]]] | None = None
+        self.assignments_version = 0
+        self._by_principal: tuple[int, dict[str, list[tuple[int, str]]]] | None = None
         self._upn_index: dict[str, str] | None = None
 
     # --- loading -------------------------------------------------------------------------
@@ -364,6 +367,50 @@ class Tenant:
         self._transitive_cache[group_id] = (self.members_version, result)
         return result
 
+    def _groups_containing(self) -> dict[str, list[str]]:
+        """Object id -> the groups it is a direct member of (per membership version)."""
+        if self._parents is None or self._parents[0] != self.members_version:
+            parents: dict[str, list[str]] = {}
+            for group_id, group in self.groups.items():
+                for member in group["members"]:
+                    parents.setdefault(member, []).append(group_id)
+            self._parents = (self.members_version, parents)
+        return self._parents[1]
+
+    def direct_groups_of(self, object_id: str) -> list[str]:
+        """The groups ``object_id`` is a direct member of (``memberOf``)."""
+        return list(self._groups_containing().get(object_id, ()))
+
+    def transitive_groups_of(self, object_id: str) -> list[str]:
+        """The groups ``object_id`` is a member of directly or through nested groups
+        (``transitiveMemberOf``), nearest first; membership cycles are cut."""
+        parents = self._groups_containing()
+        seen: set[str] = {object_id}
+        result: list[str] = []
+        queue = [object_id]
+        while queue:
+            next_queue: list[str] = []
+            for current in queue:
+                for group_id in parents.get(current, ()):
+                    if group_id not in seen:
+                        seen.add(group_id)
+                        result.append(group_id)
+                        next_queue.append(group_id)
+            queue = next_queue
+        return result
+
+    def assignments_of(self, principal_ids: list[str]) -> list[dict[str, Any]]:
+        """App role assignments made to these principals, in the order they were made (an index
+        by principal, rebuilt when assignments change, so no request scans every assignment)."""
+        if self._by_principal is None or self._by_principal[0] != self.assignments_version:
+            index: dict[str, list[tuple[int, str]]] = {}
+            for position, assignment in self.assignments.iter_from(0):
+                index.setdefault(assignment["principalId"], []).append((position, assignment["id"]))
+            self._by_principal = (self.assignments_version, index)
+        by_principal = self._by_principal[1]
+        found = sorted({entry for principal in principal_ids for entry in by_principal.get(principal, ())})
+        return [self.assignments.records[assignment_id] for _, assignment_id in found]
+
     def direct_members(self, group_id: str) -> list[str]:
         return [
             m
@@ -493,6 +540,7 @@ class Tenant:
         assignment.setdefault("createdDateTime", now_iso())
         self.assignments.add(assignment_id, assignment)
         self.assignment_keys.add((principal, role))
+        self.assignments_version += 1
         self.record("assignment", assignment_id)
         return assignment
 
@@ -504,6 +552,7 @@ class Tenant:
 
     def _drop_assignment(self, assignment_id: str) -> None:
         assignment = self.assignments.remove(assignment_id)
+        self.assignments_version += 1
         self.assignment_keys.discard((assignment["principalId"], assignment.get("appRoleId", DEFAULT_APP_ROLE_ID)))
 
     def add_member(self, group_id: str, body: Any) -> None:

@@ -2,7 +2,7 @@
 
 Only what the emulated endpoints need: ``$select`` (case-insensitive property names, unknown
 ones rejected like Graph does), ``$top`` (1..999), a ``$filter`` subset (``eq``/``ne``
-comparisons, ``in (...)``, ``startswith``, ``and``/``or``, parentheses) with Graph's limit of
+comparisons, ``in (...)``, ``startswith``, bare GUID literals, ``and``/``or``, parentheses) with Graph's limit of
 15 ``or`` clauses, and skip/delta tokens. Tokens are base64url JSON: opaque to clients, and
 they carry the query options so that next/delta links need nothing else (as in Graph).
 """
@@ -94,6 +94,7 @@ def project(record: Mapping[str, Any], properties: Iterable[str], defaults: Mapp
 
 _TOKEN = re.compile(
     r"\s*(?:(?P<str>'(?:[^']|'')*')|(?P<lp>\()|(?P<rp>\))|(?P<comma>,)|"
+    r"(?P<guid>[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}(?![\w-]))|"
     r"(?P<num>-?\d+(?:\.\d+)?)|(?P<word>[A-Za-z_][\w./]*))"
 )
 
@@ -234,6 +235,8 @@ class _Parser:
         kind, text, _ = self.take()
         if kind == "str":
             return text[1:-1].replace("''", "'")
+        if kind == "guid":  # an Edm.Guid literal is written bare (resourceId eq 8e881353-...)
+            return text
         if kind == "num":
             return float(text) if "." in text else int(text)
         if kind == "word" and text.lower() in ("true", "false"):

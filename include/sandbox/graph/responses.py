@@ -61,6 +61,7 @@ class GraphRequest:
     path_params: dict[str, str] = field(default_factory=dict)
     request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     faults: Any = None  # the app's FaultInjector, for $batch sub-requests
+    counter: Any = None  # the app's RequestCounter, which counts $batch sub-requests by route
 
     def __post_init__(self) -> None:
         self.options = normalise_query(self.query_pairs)
@@ -338,40 +339,74 @@ class GraphApi:
             self.state.tenant.set_app_roles(body["appRoles"])
         return GraphResponse(204)
 
+    def _assignment_record(self, assignment: dict[str, Any]) -> dict[str, Any]:
+        """An appRoleAssignment as Graph renders it (every property of the resource)."""
+        tenant = self.state.tenant
+        return {
+            "id": assignment["id"],
+            "deletedDateTime": None,
+            "appRoleId": assignment.get("appRoleId"),
+            "createdDateTime": assignment.get("createdDateTime"),
+            "principalDisplayName": tenant.display_name(assignment["principalId"]),
+            "principalId": assignment["principalId"],
+            "principalType": assignment.get("principalType"),
+            "resourceDisplayName": tenant.sp.get("displayName"),
+            "resourceId": tenant.sp["id"],
+        }
+
+    def _assignment_page(
+        self, request: GraphRequest, positioned: Iterator[tuple[int, dict[str, Any]]], context: str
+    ) -> GraphResponse:
+        """A page of appRoleAssignments with ``$select`` and ``$filter`` (e.g. ``resourceId eq
+        {guid}``) applied, as every appRoleAssignment collection answers."""
+        resolver = PropertyResolver("microsoft.graph.appRoleAssignment", APP_ROLE_ASSIGNMENT_PROPERTIES)
+        select = parse_select(request.options, resolver)
+        flt = parse_filter(request.options, resolver)
+        tenant = self.state.tenant
+
+        def kept() -> Iterator[tuple[int, dict[str, Any]]]:
+            for position, assignment in positioned:
+                if not tenant.visible_assignment(assignment):
+                    continue
+                item = self._assignment_record(assignment)
+                if flt is None or flt.predicate(item):
+                    yield position, item
+
+        render = (lambda item: project(item, select, {})) if select else (lambda item: item)
+        return self.page(request, kept(), render, self.context(context))
+
     def app_role_assigned_to(self, request: GraphRequest) -> GraphResponse:
         tenant = self.state.tenant
         sp_id = request.path_params["sp_id"]
         if sp_id != tenant.sp["id"]:
             raise errors.resource_not_found(sp_id)
-        resolver = PropertyResolver("microsoft.graph.appRoleAssignment", APP_ROLE_ASSIGNMENT_PROPERTIES)
-        select = parse_select(request.options, resolver)
-        flt = parse_filter(request.options, resolver)
-        resource_name = tenant.sp.get("displayName")
+        positioned = tenant.assignments.iter_from(self.start_position(request))
+        return self._assignment_page(request, positioned, f"servicePrincipals('{sp_id}')/appRoleAssignedTo")
 
-        def full(assignment: dict[str, Any]) -> dict[str, Any]:
-            return {
-                "id": assignment["id"],
-                "deletedDateTime": None,
-                "appRoleId": assignment.get("appRoleId"),
-                "createdDateTime": assignment.get("createdDateTime"),
-                "principalDisplayName": tenant.display_name(assignment["principalId"]),
-                "principalId": assignment["principalId"],
-                "principalType": assignment.get("principalType"),
-                "resourceDisplayName": resource_name,
-                "resourceId": sp_id,
-            }
+    def _listed(self, request: GraphRequest, items: list[dict[str, Any]]) -> Iterator[tuple[int, dict[str, Any]]]:
+        """A short list paged by position (what per-object collections hold)."""
+        start = self.start_position(request)
+        return ((position, item) for position, item in enumerate(items) if position >= start)
 
-        def positioned() -> Iterator[tuple[int, dict[str, Any]]]:
-            for position, assignment in tenant.assignments.iter_from(self.start_position(request)):
-                if not tenant.visible_assignment(assignment):
-                    continue
-                item = full(assignment)
-                if flt is None or flt.predicate(item):
-                    yield position, item
+    def user_app_role_assignments(self, request: GraphRequest) -> GraphResponse:
+        """``GET /users/{id | userPrincipalName}/appRoleAssignments``: the user's own assignments
+        and, as Graph documents, those of the groups the user is a *direct* member of."""
+        key = request.path_params["user_id"]
+        user = self.state.tenant.user_by_key(key)
+        if user is None:
+            raise errors.resource_not_found(key)
+        tenant = self.state.tenant
+        principals = [user["id"], *tenant.direct_groups_of(user["id"])]
+        items = self._listed(request, tenant.assignments_of(principals))
+        return self._assignment_page(request, items, f"users('{user['id']}')/appRoleAssignments")
 
-        render = (lambda item: project(item, select, {})) if select else (lambda item: item)
-        context = self.context(f"servicePrincipals('{sp_id}')/appRoleAssignedTo")
-        return self.page(request, positioned(), render, context)
+    def group_app_role_assignments(self, request: GraphRequest) -> GraphResponse:
+        """``GET /groups/{id}/appRoleAssignments``: the assignments made to the group itself."""
+        group_id = request.path_params["group_id"]
+        if group_id not in self.state.tenant.groups:
+            raise errors.resource_not_found(group_id)
+        items = self._listed(request, self.state.tenant.assignments_of([group_id]))
+        return self._assignment_page(request, items, f"groups('{group_id}')/appRoleAssignments")
 
     # --- groups ----------------------------------------------------------------------------
 
@@ -434,6 +469,41 @@ class GraphApi:
 
     def transitive_member_users(self, request: GraphRequest) -> GraphResponse:
         return self._members(request, transitive=True, users_only=True)
+
+    def _member_of(self, request: GraphRequest, *, groups_only: bool) -> GraphResponse:
+        """``GET /users/{id | userPrincipalName}/transitiveMemberOf[/microsoft.graph.group]``: the
+        groups the user belongs to directly or through nested groups (the emulated tenant has no
+        directory roles or administrative units, so both forms list groups)."""
+        key = request.path_params["user_id"]
+        tenant = self.state.tenant
+        user = tenant.user_by_key(key)
+        if user is None:
+            raise errors.resource_not_found(key)
+        resolver = PropertyResolver("microsoft.graph.group", GROUP_PROPERTIES)
+        select = parse_select(request.options, resolver)
+        flt = parse_filter(request.options, resolver)
+        group_ids = tenant.transitive_groups_of(user["id"])
+        records = [self._group_record(tenant.groups[group_id]) for group_id in group_ids]
+        items = [r for r in records if flt is None or flt.predicate(r)]
+
+        def render(record: dict[str, Any]) -> dict[str, Any]:
+            item = project(record, select, {}) if select else record
+            return item if groups_only else {"@odata.type": "#microsoft.graph.group", **item}
+
+        collection = "groups" if groups_only else "directoryObjects"
+        return self.page(
+            request,
+            self._listed(request, items),
+            render,
+            self.context(self.select_context(collection, select)),
+            count=lambda: len(items),
+        )
+
+    def transitive_member_of(self, request: GraphRequest) -> GraphResponse:
+        return self._member_of(request, groups_only=False)
+
+    def transitive_member_of_groups(self, request: GraphRequest) -> GraphResponse:
+        return self._member_of(request, groups_only=True)
 
     # --- directory objects -----------------------------------------------------------------
 

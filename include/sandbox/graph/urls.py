@@ -28,12 +28,17 @@ GRAPH_ROUTES: list[tuple[str, str, str]] = [
     ("GET", "/v1.0/users/microsoft.graph.delta()", "users_delta"),
     ("GET", "/v1.0/users/microsoft.graph.delta", "users_delta"),
     ("GET", "/v1.0/users/{user_id}", "user_get"),
+    ("GET", "/v1.0/users/{user_id}/appRoleAssignments", "user_app_role_assignments"),
+    ("GET", "/v1.0/users/{user_id}/transitiveMemberOf", "transitive_member_of"),
+    ("GET", "/v1.0/users/{user_id}/transitiveMemberOf/microsoft.graph.group", "transitive_member_of_groups"),
+    ("GET", "/v1.0/users/{user_id}/transitiveMemberOf/graph.group", "transitive_member_of_groups"),
     ("GET", "/v1.0/servicePrincipals(appId='{app_id}')", "service_principal_by_app_id"),
     ("GET", "/v1.0/servicePrincipals/{sp_id}", "service_principal_get"),
     ("GET", "/v1.0/servicePrincipals/{sp_id}/appRoleAssignedTo", "app_role_assigned_to"),
     ("GET", "/v1.0/applications/{app_object_id}", "application_get"),
     ("PATCH", "/v1.0/applications/{app_object_id}", "application_patch"),
     ("GET", "/v1.0/groups/{group_id}", "group_get"),
+    ("GET", "/v1.0/groups/{group_id}/appRoleAssignments", "group_app_role_assignments"),
     ("GET", "/v1.0/groups/{group_id}/members", "members"),
     ("GET", "/v1.0/groups/{group_id}/members/microsoft.graph.user", "member_users"),
     ("GET", "/v1.0/groups/{group_id}/members/graph.user", "member_users"),
@@ -74,7 +79,7 @@ class GraphRouter:
         for method, path, name in GRAPH_ROUTES:
             handler = getattr(api, name)
             self.routes.append((method, Route(path, graph_endpoint(api, handler), methods=[method]), handler))
-        self.batch = BatchHandler(api, self.resolve)
+        self.batch = BatchHandler(api, self.resolve, self.label)
         batch_route = Route(BATCH_PATH, graph_endpoint(api, self.batch, charge=False), methods=["POST"])
         self.routes.append(("POST", batch_route, self.batch))
         self._templates = [
@@ -95,6 +100,13 @@ class GraphRouter:
         if path_matched:
             raise errors.method_not_allowed()
         raise errors.segment_not_found(self.unknown_segment(path))
+
+    def label(self, method: str, path: str) -> str:
+        """The path template of the route serving ``(method, path)``, "(unmatched)" for none."""
+        for route_method, route, _ in self.routes:
+            if route_method == method.upper() and route.path_regex.match(path):
+                return route.path
+        return "(unmatched)"
 
     def unknown_segment(self, path: str) -> str:
         """The first segment no route template accounts for, as Graph names it."""

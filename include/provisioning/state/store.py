@@ -21,7 +21,7 @@ from operator import itemgetter
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import OperationalError
 
 from include.provisioning.model import (
@@ -47,6 +47,7 @@ from include.provisioning.state.escrow import check_schedule
 from include.provisioning.state.job_quarantine import JobQuarantine
 from include.provisioning.state.lease import DEFAULT_LEASE_TTL, WRITER_LEASE, Lease, LeaseGrant
 from include.provisioning.state.owner import current_owner, owner_gone
+from include.provisioning.state.rebuild import FullObservation, held_roles, not_evaluated, stale_rows
 
 CHUNK = 20_000
 """Rows encoded and handed to the driver at a time (bounds memory at a million rows)."""
@@ -523,12 +524,16 @@ class StateStore:
         advance_watermark: bool = True,
         seen: Mapping[str, Sequence[str]] | None = None,
         seen_complete: bool = False,
+        observed: FullObservation | None = None,
     ) -> list[LogEntry]:
         """Store a cycle's outcome in one transaction and return the log entries written.
 
         Order inside the transaction: log, snapshot, escrow, quarantine, the cycle's Bulk job
         records, then the watermark and the cycle row — results are stored before the state
-        that lets the next cycle skip them. Any exception rolls everything back."""
+        that lets the next cycle skip them. Any exception rolls everything back.
+
+        ``observed``: the cycle was a complete full cycle; the snapshot and escrow are then
+        replaced from what it saw, not merged with what earlier cycles left (``rebuild.py``)."""
         now = utc(now)
         schedule = check_schedule(escrow_schedule_hours)
         cycle_id = summary.cycle_id
@@ -546,10 +551,13 @@ class StateStore:
                 schedule_hours=schedule,
                 prior_snapshot=self._prior_snapshot(conn, full, digest_only),
                 prior_escrow=self._prior_escrow(conn, ids),
+                full=observed is not None,
             )
             self._write_log(conn, rows.log)
             self._write_snapshot(conn, rows, cycle_id, now)
             self._write_escrow(conn, rows)
+            if observed is not None:
+                self._rebuild(conn, rows, observed, seen or {})
             self._write_quarantine(conn, cycle_id, rows.quarantine)
             if seen is not None:
                 self._write_seen(conn, cycle_id, seen, complete=seen_complete)
@@ -646,6 +654,26 @@ class StateStore:
             for entry in rows.escrow_upserts
         ]
         bulk.upsert(table, "entra_id", ESCROW_COLUMNS, values)
+
+    def _rebuild(
+        self, conn: Connection, rows: CommitRows, observed: FullObservation, roles: Mapping[str, Sequence[str]]
+    ) -> None:
+        """After a complete full cycle's rows are written: delete the snapshot rows it neither
+        wrote nor confirmed, give the held users' confirmed rows the roles just read, and drop
+        escrow entries of users it did not extract (see ``rebuild.py``)."""
+        bulk = Bulk(conn)
+        kept = {row.entra_id for row in rows.snapshot} | rows.snapshot_kept | set(observed.held_links)
+        stored = (row[0] for row in bulk.stream(schema.snapshot, ["entra_id"]))
+        bulk.delete_in(schema.snapshot, "entra_id", stale_rows(stored, kept))
+        table = schema.snapshot
+        updates = [
+            {"key": entra_id, "roles": dumps(values, what=f"roles of user {entra_id}")}
+            for entra_id, values in held_roles(observed.held_links, roles).items()
+        ]
+        if updates:
+            conn.execute(update(table).where(table.c.entra_id == bindparam("key")), updates)
+        escrowed = (row[0] for row in bulk.stream(schema.escrow, ["entra_id"]))
+        bulk.delete_in(schema.escrow, "entra_id", not_evaluated(escrowed, observed.evaluated))
 
     def seen_roles(self) -> dict[str, list[str]]:
         """Roles of the evaluated users without a Salesforce link (see ``schema.seen``)."""

@@ -56,7 +56,7 @@ from include.provisioning.salesforce.profiles import resolve_profiles
 from include.provisioning.shards import Shard
 from include.provisioning.slices import AssignmentWindow
 from include.provisioning.state.job_quarantine import JobQuarantine
-from include.provisioning.state.rebuild import FullObservation, held_links
+from include.provisioning.state.rebuild import FullObservation, held_rows
 from include.provisioning.validate import validate
 from include.provisioning.workspace import Workspace
 
@@ -671,7 +671,8 @@ def _observe(
     ws: Workspace, plan: Plan, snapshot: pd.DataFrame, org: pd.DataFrame, quarantined_ids: set[str]
 ) -> FullObservation:
     """What this complete full cycle saw of the org besides its plan, for the commit to rebuild
-    the state from (rebuild.py): the links of the users it held out that the org confirms."""
+    the state from (rebuild.py): the users it held out whose link the org confirms, with the
+    values the org holds for them."""
     held = {
         *quarantined_ids,
         *ws.read_json("extract")["escrow_waiting"],
@@ -679,7 +680,7 @@ def _observe(
         *(c.entra_id for c in plan.held_back),
     }
     links = zip(snapshot["entra_id"].astype(object), snapshot["sf_id"].astype(object), strict=True)
-    return FullObservation(held_links(held, links, org["Id"].astype(object)))
+    return FullObservation(held_rows(held, links, org))
 
 
 # -- load ----------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from include.provisioning.model import Action, CycleStatus, Mode, Status
 from include.provisioning.runtime import build_engine
 from include.provisioning.state import StateStore
 from tests.e2e.conftest import org_changes, org_users
-from tests.e2e.test_sync_example import ADELE, ADMIN, ADMIN_ROLE, ALEX, FRANCE, NORA, SALES_EMEA, ZOE
+from tests.e2e.test_sync_example import ADELE, ADMIN, ADMIN_ROLE, ALEX, FRANCE, NORA, SALES_EMEA, STANDARD, ZOE
 from tests.sandbox_process import FIXTURES, REPO_ROOT, SandboxProcess
 
 NORA_UPN, ADELE_UPN, ZOE_UPN = (
@@ -110,11 +110,21 @@ def test_a_held_user_whose_salesforce_user_is_gone_loses_the_link_and_is_created
     assert set(changes) == {ADELE_UPN}, changes
 
 
-def test_a_held_user_keeps_a_link_the_org_confirms_with_the_roles_just_read(
+def _edit_in_salesforce(sandbox: SandboxProcess, username: str, **values: object) -> None:
+    """An administrator's edit in the org, outside the product."""
+    state = sandbox.salesforce.get("/_sandbox/state").json()
+    for user in state["users"]:
+        if user["Username"].lower() == username:
+            user.update(values)
+    sandbox.salesforce.put("/_sandbox/state", content=orjson.dumps(state)).raise_for_status()
+
+
+def test_a_held_user_keeps_a_link_the_org_confirms_with_the_orgs_values_and_the_roles_just_read(
     sandbox: SandboxProcess, engine: Engine, cycle: Cycle
 ) -> None:
     _succeeded(cycle(), Mode.FULL)
     adele_id = org_users(sandbox)[ADELE_UPN]["Id"]
+    _edit_in_salesforce(sandbox, ADELE_UPN, Title="Edited in Salesforce")
     sandbox.graph.delete("/_sandbox/appRoleAssignments/asg-1").raise_for_status()
     admin = {"id": "asg-1c", "principalId": ADELE, "principalType": "User", "appRoleId": ADMIN_ROLE}
     sandbox.graph.post("/_sandbox/appRoleAssignments", json=admin).raise_for_status()
@@ -125,12 +135,16 @@ def test_a_held_user_keeps_a_link_the_org_confirms_with_the_roles_just_read(
     snapshot = engine.state.snapshot().set_index("entra_id")
     assert snapshot.loc[ADELE, "sf_id"] == adele_id
     assert list(snapshot.loc[ADELE, "roles"]) == ["System Administrator"]
+    assert snapshot.loc[ADELE, "fields"]["Title"] == "Edited in Salesforce"  # what the org holds now
     assert org_changes(before, org_users(sandbox)) == {}
 
     sandbox.graph.patch(f"/_sandbox/users/{ADELE}", json={"mail": ADELE_UPN}).raise_for_status()
     fixed = _succeeded(cycle(), Mode.INCREMENTAL)
     assert [(e.entra_id, e.action) for e in fixed.log] == [(ADELE, Action.UPDATE)]
-    assert org_users(sandbox)[ADELE_UPN]["ProfileId"] == ADMIN
+    changes = org_changes(before, org_users(sandbox))
+    assert set(changes) == {ADELE_UPN}, changes
+    assert changes[ADELE_UPN]["ProfileId"] == (STANDARD, ADMIN)
+    assert changes[ADELE_UPN]["Title"] == ("Edited in Salesforce", "Account Executive")  # Entra ID's value again
 
 
 def test_a_full_cycle_drops_the_escrow_of_a_user_it_no_longer_sees(

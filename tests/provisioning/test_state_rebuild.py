@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pandas as pd
+
 from include.provisioning.model import (
     Action,
     CycleStatus,
@@ -20,7 +22,14 @@ from include.provisioning.model import (
 from include.provisioning.state import StateStore
 from include.provisioning.state.codec import loads
 from include.provisioning.state.commit import PriorSnapshot, SnapshotRow, build_commit
-from include.provisioning.state.rebuild import FullObservation, held_links, held_roles, not_evaluated, stale_rows
+from include.provisioning.state.rebuild import (
+    FullObservation,
+    HeldRow,
+    held_roles,
+    held_rows,
+    not_evaluated,
+    stale_rows,
+)
 
 T0 = dt.datetime(2026, 11, 30, 9, 0, tzinfo=dt.UTC)
 SF = {n: f"005{n:012d}AAA" for n in range(1, 8)}
@@ -67,17 +76,23 @@ def commit(
 # -- the pure rules ------------------------------------------------------------------------------
 
 
-def test_held_links_keep_only_links_the_org_has_compared_on_15_characters() -> None:
-    snapshot = [("e1", SF[1][:15]), ("e2", SF[2]), ("e3", SF[3]), ("e4", None)]
-    org = [SF[1], SF[3]]
-    assert held_links({"e1", "e2", "e4"}, snapshot, org) == {"e1": SF[1]}  # e2's user is gone, e3 is not held
+def test_held_rows_keep_only_links_the_org_has_compared_on_15_characters_with_the_orgs_values() -> None:
+    snapshot = [("e1", SF[1][:15]), ("e2", SF[2]), ("e3", SF[3]), ("e4", None), ("e5", float("nan"))]
+    org = pd.DataFrame(
+        {"Id": [SF[1], SF[3]], "LastName": ["Vance", "Bowen"], "Title": [None, "CEO"], "IsActive": ["false", "true"]}
+    )
+    found = held_rows({"e1", "e2", "e4", "e5"}, snapshot, org)  # e2's user is gone, e3 is not held
+    assert found == {"e1": HeldRow(SF[1], {"LastName": "Vance", "Title": None, "IsActive": "false"})}
+    assert found["e1"].is_active is False
 
 
 def test_stale_rows_escrow_and_roles_of_a_rebuild() -> None:
     assert stale_rows(["e3", "e1", "e2"], {"e2"}) == ["e1", "e3"]
     assert not_evaluated(["e2", "e9"], frozenset({"e2"})) == ["e9"]
-    assert held_roles({"e1": SF[1], "e2": SF[2]}, {"e1": ("Admin",)}) == {"e1": ["Admin"]}
-    assert FullObservation.from_json(FullObservation({"e1": SF[1]}).to_json()) == FullObservation({"e1": SF[1]})
+    held = {"e1": HeldRow(SF[1], {}), "e2": HeldRow(SF[2], {})}
+    assert held_roles(held, {"e1": ("Admin",)}) == {"e1": ["Admin"]}
+    observed = FullObservation({"e1": HeldRow(SF[1], {"LastName": "A", "IsActive": True})})
+    assert FullObservation.from_json(observed.to_json()) == observed
 
 
 # -- build_commit(full=True) ---------------------------------------------------------------------
@@ -135,7 +150,8 @@ def test_a_full_commit_replaces_the_snapshot_and_the_escrow(store: StateStore) -
     # confirmed and new roles, e4 quarantined with its Salesforce user gone, e5 not extracted;
     # e6 still extracted (waiting in escrow), e7 not extracted.
     plan = Plan(unchanged=[linked(1), PlannedChange("e2", None, Action.OTHER, None, {})])
-    observed = FullObservation({"e3": SF[3]}, frozenset({"e1", "e2", "e3", "e4", "e6"}))
+    org_values = {"Username": "u3@contoso.com", "LastName": "Renamed in Salesforce", "IsActive": "false"}
+    observed = FullObservation({"e3": HeldRow(SF[3], org_values)}, frozenset({"e1", "e2", "e3", "e4", "e6"}))
     quarantined = [QuarantinedUser("e3", None, ["not e-mail-shaped"]), QuarantinedUser("e4", None, ["two roles"])]
     seen = {"e1": ["Standard User"], "e2": [], "e3": ["System Administrator"], "e6": ["Standard User"]}
     commit(store, plan, [], observed=observed, quarantined=quarantined, seen=seen, seen_complete=True)
@@ -143,6 +159,7 @@ def test_a_full_commit_replaces_the_snapshot_and_the_escrow(store: StateStore) -
     snapshot = store.snapshot().set_index("entra_id")
     assert sorted(snapshot.index) == ["e1", "e3"]
     assert snapshot.loc["e3", "sf_id"] == SF[3] and list(snapshot.loc["e3", "roles"]) == ["System Administrator"]
+    assert snapshot.loc["e3", "fields"] == org_values and not snapshot.loc["e3", "is_active"]
     assert [e.entra_id for e in store.escrow_entries()] == ["e6"]
     assert store.seen_roles() == {"e2": [], "e6": ["Standard User"]}  # unlinked users are "seen"
 

@@ -21,7 +21,7 @@ from operator import itemgetter
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, delete, func, insert, select, update
 from sqlalchemy.exc import OperationalError
 
 from include.provisioning.model import (
@@ -557,7 +557,7 @@ class StateStore:
             self._write_snapshot(conn, rows, cycle_id, now)
             self._write_escrow(conn, rows)
             if observed is not None:
-                self._rebuild(conn, rows, observed, seen or {})
+                self._rebuild(conn, rows, observed, roles=seen or {}, cycle_id=cycle_id, now=now)
             self._write_quarantine(conn, cycle_id, rows.quarantine)
             if seen is not None:
                 self._write_seen(conn, cycle_id, seen, complete=seen_complete)
@@ -656,22 +656,36 @@ class StateStore:
         bulk.upsert(table, "entra_id", ESCROW_COLUMNS, values)
 
     def _rebuild(
-        self, conn: Connection, rows: CommitRows, observed: FullObservation, roles: Mapping[str, Sequence[str]]
+        self,
+        conn: Connection,
+        rows: CommitRows,
+        observed: FullObservation,
+        *,
+        roles: Mapping[str, Sequence[str]],
+        cycle_id: str,
+        now: dt.datetime,
     ) -> None:
         """After a complete full cycle's rows are written: delete the snapshot rows it neither
-        wrote nor confirmed, give the held users' confirmed rows the roles just read, and drop
-        escrow entries of users it did not extract (see ``rebuild.py``)."""
+        wrote nor confirmed, give the held users' confirmed rows the org's values and the roles
+        just read, and drop escrow entries of users it did not extract (see ``rebuild.py``)."""
         bulk = Bulk(conn)
-        kept = {row.entra_id for row in rows.snapshot} | rows.snapshot_kept | set(observed.held_links)
-        stored = (row[0] for row in bulk.stream(schema.snapshot, ["entra_id"]))
-        bulk.delete_in(schema.snapshot, "entra_id", stale_rows(stored, kept))
         table = schema.snapshot
-        updates = [
-            {"key": entra_id, "roles": dumps(values, what=f"roles of user {entra_id}")}
-            for entra_id, values in held_roles(observed.held_links, roles).items()
-        ]
-        if updates:
-            conn.execute(update(table).where(table.c.entra_id == bindparam("key")), updates)
+        kept = {row.entra_id for row in rows.snapshot} | rows.snapshot_kept | set(observed.held)
+        stored = (row[0] for row in bulk.stream(table, ["entra_id"]))
+        bulk.delete_in(table, "entra_id", stale_rows(stored, kept))
+        new_roles = held_roles(observed.held, roles)
+        for entra_id, held in observed.held.items():
+            what = f"snapshot of user {entra_id}"
+            values: dict[str, Any] = {
+                "sf_id": held.sf_id,
+                "is_active": held.is_active,
+                "fields": dumps(dict(held.fields), what=what),
+                "last_cycle_id": cycle_id,
+                "updated_at": now,
+            }
+            if entra_id in new_roles:
+                values["roles"] = dumps(new_roles[entra_id], what=what)
+            conn.execute(update(table).where(table.c.entra_id == entra_id).values(**values))
         escrowed = (row[0] for row in bulk.stream(schema.escrow, ["entra_id"]))
         bulk.delete_in(schema.escrow, "entra_id", not_evaluated(escrowed, observed.evaluated))
 

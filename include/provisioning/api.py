@@ -3,6 +3,7 @@
 Whole operations (for the CLI, and for tests):
     ``sync`` — one cycle under the writer lease;
     ``restart_provisioning``, ``reset_quarantine`` — Entra's administrator actions;
+    ``restart_and_sync`` — "Restart provisioning" and the full cycle it starts, under one lease;
     ``record_failure`` — count a failed run towards Entra's quarantine;
     ``provision_user`` — Entra's "provision on demand" for one user, under the lease;
     ``check_config`` — every configuration problem at once.
@@ -139,6 +140,31 @@ def restart_provisioning(engine: Engine) -> str:
     lifted = engine.state.lift_job_quarantine()
     done = "delta link and escrow cleared; the next cycle is full"
     return done + (f"; quarantine lifted ({lifted.describe()})" if lifted.active else "")
+
+
+@dataclass
+class RestartOutcome:
+    """``restart_and_sync``'s outcome: what the restart cleared, and the full cycle that followed."""
+
+    cleared: str
+    result: CycleResult
+
+
+def restart_and_sync(
+    engine: Engine, *, force: bool = False, approve_deactivations: bool = False, holder: str | None = None
+) -> RestartOutcome:
+    """Entra's "Restart provisioning" then a full cycle, both under one writer lease (no other run
+    can start an incremental cycle from the cleared state in between). The full cycle rebuilds
+    the snapshot, links, "seen" users and escrow from what it observes (``state/rebuild.py``).
+    Raises ``LeaseBusyError`` when another run writes (``force`` takes the lease over)."""
+    take_lease(engine, holder or cli_holder(), force=force)
+    try:
+        cleared = restart_provisioning(engine)
+        engine.progress(f"restart provisioning: {cleared}")
+        result = run_cycle(engine, Mode.FULL, force=True, approve_deactivations=approve_deactivations)
+    finally:
+        give_lease_back(engine)
+    return RestartOutcome(cleared, result)
 
 
 def reset_quarantine(engine: Engine) -> str:

@@ -3,6 +3,7 @@
 The commands are fixed (acceptance checks script them):
 
     sync [--mode auto|full|incremental] [--dry-run]
+    restart-provisioning --yes
     provision-user <upn>
     validate-config
 
@@ -14,6 +15,9 @@ non-zero when a cycle failed (1), for bad usage or configuration (2, also ``prov
 a user Entra ID does not have), when it stopped before writing (3), and when another run holds the
 writer lease (4). A dry run that planned its changes exits 0: it did not stop, it wrote nothing by
 design (its summary says "dry run"); a dry run that validation stopped exits 3, as the cycle would.
+``restart-provisioning`` (Entra's "Restart provisioning": clear the delta link, the escrow and the
+job's quarantine, then run a full cycle) exits as ``sync`` does; without ``--yes`` it changes
+nothing and exits 2.
 """
 
 from __future__ import annotations
@@ -86,8 +90,6 @@ def summary_dict(summary, *, dry_run: bool = False) -> dict[str, object]:  # typ
 
 def _sync(args: argparse.Namespace) -> int:
     from include.provisioning import api
-    from include.provisioning.cycle import planned_change_lines
-    from include.provisioning.report import format_summary, planned_dry_run
 
     engine = _engine(args)
     result = api.sync(
@@ -97,22 +99,46 @@ def _sync(args: argparse.Namespace) -> int:
         force=args.force,
         approve_deactivations=args.approve_deactivations,
     )
+    return _cycle_outcome(args, result, dry_run=args.dry_run)
+
+
+def _restart_provisioning(args: argparse.Namespace) -> int:
+    from include.provisioning import api
+
+    if not args.yes:
+        print(
+            "error: restart-provisioning clears the delta link, the escrow (failed records are no longer "
+            "retried) and the job's quarantine, then runs a full cycle; add --yes to do it",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
+    engine = _engine(args)
+    outcome = api.restart_and_sync(engine, force=args.force, approve_deactivations=args.approve_deactivations)
+    print(f"Restart provisioning: {outcome.cleared}")
+    return _cycle_outcome(args, outcome.result)
+
+
+def _cycle_outcome(args: argparse.Namespace, result, *, dry_run: bool = False) -> int:  # type: ignore[no-untyped-def]
+    """Print a cycle's notes, summary and report paths; its exit status (see the module notes)."""
+    from include.provisioning.cycle import planned_change_lines
+    from include.provisioning.report import format_summary, planned_dry_run
+
     for note in result.notes:
         print(f"note: {note}")
-    if args.dry_run:
+    if dry_run:
         print("Planned changes (dry run, nothing written):")
         for line in planned_change_lines(result.plan) or ["(none)"]:
             print(f"  {line}")
         for entry in result.quarantined[:50]:
             print(f"  quarantine {entry.user_principal_name or entry.entra_id}: {'; '.join(entry.reasons)}")
-    print(format_summary(result.summary, dry_run=args.dry_run, backlog=result.backlog))
+    print(format_summary(result.summary, dry_run=dry_run, backlog=result.backlog))
     if args.summary_json:
-        data = summary_dict(result.summary, dry_run=args.dry_run)
+        data = summary_dict(result.summary, dry_run=dry_run)
         args.summary_json.write_text(json.dumps(data, indent=2), encoding="utf-8")
-    if result.report is not None and not args.dry_run:
+    if result.report is not None and not dry_run:
         paths = _write_report(args.report_dir, result.summary.cycle_id, result.report)
         print(f"Failure report: {paths[0]} (CSV: {paths[1]})")
-    if result.summary.status is CycleStatus.SUCCEEDED or planned_dry_run(result.summary, dry_run=args.dry_run):
+    if result.summary.status is CycleStatus.SUCCEEDED or planned_dry_run(result.summary, dry_run=dry_run):
         return EXIT_OK
     return EXIT_STOPPED if result.summary.status is CycleStatus.STOPPED else EXIT_FAILED
 
@@ -158,20 +184,34 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m include.provisioning", description="Entra ID -> Salesforce user provisioning"
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    sync = sub.add_parser("sync", parents=[common], help="run one provisioning cycle")
-    sync.add_argument("--mode", choices=[m.value for m in Mode], default=Mode.AUTO.value)
-    sync.add_argument("--dry-run", action="store_true", help="print the planned changes; write nothing")
-    sync.add_argument(
+    cycle = argparse.ArgumentParser(add_help=False)
+    cycle.add_argument(
         "--force", action="store_true", help="take the writer lease and the cycle over from a run you know is dead"
     )
-    sync.add_argument(
+    cycle.add_argument(
         "--approve-deactivations",
         action="store_true",
         help="let this cycle's deactivations through the accidental-deletion threshold (after review)",
     )
-    sync.add_argument("--summary-json", type=Path, help="also write the cycle summary as JSON here")
-    sync.add_argument("--report-dir", type=Path, default=Path(".state/reports"), help="where failure reports go")
+    cycle.add_argument("--summary-json", type=Path, help="also write the cycle summary as JSON here")
+    cycle.add_argument("--report-dir", type=Path, default=Path(".state/reports"), help="where failure reports go")
+    sync = sub.add_parser("sync", parents=[common, cycle], help="run one provisioning cycle")
+    sync.add_argument("--mode", choices=[m.value for m in Mode], default=Mode.AUTO.value)
+    sync.add_argument("--dry-run", action="store_true", help="print the planned changes; write nothing")
     sync.set_defaults(func=_sync)
+    restart = sub.add_parser(
+        "restart-provisioning",
+        parents=[common, cycle],
+        help="Entra's 'Restart provisioning': clear the delta link, escrow and quarantine, then run a full cycle",
+        description=(
+            "Entra's 'Restart provisioning': forget the delta link (the cycle is full), the escrow (failed "
+            "records are no longer retried) and the job's quarantine, then run a full cycle, which rebuilds "
+            "the snapshot, links, seen users and roles from what it reads. The snapshot is kept until then, "
+            "so the users this product manages are still recognised. Exit status as for sync."
+        ),
+    )
+    restart.add_argument("--yes", action="store_true", help="confirm: without it nothing is changed (exit 2)")
+    restart.set_defaults(func=_restart_provisioning)
     one = sub.add_parser("provision-user", parents=[common], help="provision one user now, showing each step")
     one.add_argument("upn", help="the user's userPrincipalName")
     one.add_argument("--dry-run", action="store_true", help="show the steps and the planned action only")

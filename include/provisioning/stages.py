@@ -56,6 +56,7 @@ from include.provisioning.salesforce.profiles import resolve_profiles
 from include.provisioning.shards import Shard
 from include.provisioning.slices import AssignmentWindow
 from include.provisioning.state.job_quarantine import JobQuarantine
+from include.provisioning.state.rebuild import FullObservation, held_rows
 from include.provisioning.validate import validate
 from include.provisioning.workspace import Workspace
 
@@ -699,6 +700,8 @@ def run_plan(engine: Engine, ws: Workspace) -> StageOutcome:
         )
     ws.put("plan", plan, PLAN)
     ws.put("quarantine_plan", plan.quarantined, QUARANTINE)
+    if org is not None and not context.partial:
+        ws.write_json("observed", _observe(ws, plan, snapshot, org, quarantined_ids).to_json())
     if context.shards > 1:  # each load task reads its own part
         ids = [c.entra_id for c in plan.writes()]
         for shard in context.all_shards():
@@ -727,6 +730,22 @@ def _stored_id_forms(sf_ids: pd.Series) -> list[str]:
     prefix (the diff links on the 15-character key)."""
     present = [str(i) for i in sf_ids if isinstance(i, str) and i]
     return sorted({*present, *(i[:15] for i in present)})
+
+
+def _observe(
+    ws: Workspace, plan: Plan, snapshot: pd.DataFrame, org: pd.DataFrame, quarantined_ids: set[str]
+) -> FullObservation:
+    """What this complete full cycle saw of the org besides its plan, for the commit to rebuild
+    the state from (rebuild.py): the users it held out whose link the org confirms, with the
+    values the org holds for them."""
+    held = {
+        *quarantined_ids,
+        *ws.read_json("extract")["escrow_waiting"],
+        *(q.entra_id for q in plan.quarantined),
+        *(c.entra_id for c in plan.held_back),
+    }
+    links = zip(snapshot["entra_id"].astype(object), snapshot["sf_id"].astype(object), strict=True)
+    return FullObservation(held_rows(held, links, org))
 
 
 # -- load ----------------------------------------------------------------------------------------
@@ -893,6 +912,16 @@ def _seen(users: pd.DataFrame) -> dict[str, list[str]]:
     return {str(k): list(v) for k, v in zip(users["id"], users["appRoleAssignments"], strict=True)}
 
 
+def _observed(ws: Workspace, users: pd.DataFrame, quarantined: list[QuarantinedUser]) -> FullObservation | None:
+    """What a complete full cycle observed (the plan stage's links, every user it extracted), or
+    None for any other cycle (see ``_observe``)."""
+    if not ws.has_json("observed"):
+        return None
+    observed = FullObservation.from_json(ws.read_json("observed"))
+    evaluated = frozenset(str(i) for i in users["id"]) | {q.entra_id for q in quarantined}
+    return dataclasses.replace(observed, evaluated=evaluated)
+
+
 def run_commit(engine: Engine, ws: Workspace) -> CycleResult:
     """Count the outcomes, check that every extracted user ended in exactly one, and store the
     cycle in one transaction (log, snapshot, escrow, quarantine, seen users, the delta link).
@@ -954,6 +983,7 @@ def run_commit(engine: Engine, ws: Workspace) -> CycleResult:
             advance_watermark=not stopped and not context.partial,
             seen=_seen(users),
             seen_complete=summary.mode is Mode.FULL and not context.partial,
+            observed=None if stopped else _observed(ws, users, quarantined),
         )
     report = failure_report(
         summary, log, quarantined, plan.held_back, held_back_reason=plan.held_back_reason, dry_run=context.dry_run

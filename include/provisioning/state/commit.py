@@ -20,6 +20,12 @@ Rules, one user at a time:
 * a quarantined user → ``Skipped`` ``Quarantine`` row with the reasons, and a quarantine row;
 * an unchanged user → no log row; the snapshot learns it when it has a Salesforce id (so a
   first full cycle records the users it matched), and any escrow entry is cleared.
+
+A full cycle (``full=True``) saw the org, so its plan's links are the only true ones: an
+unchanged user the plan links to no Salesforce user does not fall back to the snapshot's old
+link, and a failed or unprocessed write to a linked user stores what the org holds now (the
+plan's values before the change) rather than keeping a row from before; ``snapshot_kept`` names
+the rows that are right as stored, so the store can delete the rest (see ``rebuild.py``).
 """
 
 from __future__ import annotations
@@ -98,6 +104,8 @@ class CommitRows:
     escrow_upserts: list[EscrowEntry] = field(default_factory=list)
     escrow_deletes: list[str] = field(default_factory=list)
     quarantine: list[QuarantinedUser] = field(default_factory=list)
+    snapshot_kept: set[str] = field(default_factory=set)
+    """Users whose stored snapshot row is already right (not rewritten, not to be deleted)."""
 
 
 def affected_ids(plan: Plan) -> tuple[set[str], set[str]]:
@@ -212,8 +220,11 @@ def build_commit(
     schedule_hours: Sequence[float],
     prior_snapshot: Mapping[str, PriorSnapshot],
     prior_escrow: Mapping[str, EscrowEntry],
+    full: bool = False,
 ) -> CommitRows:
-    """Every row the commit writes; raises ``StateError`` (naming the user) on inconsistent input."""
+    """Every row the commit writes; raises ``StateError`` (naming the user) on inconsistent input.
+
+    ``full``: the plan was made against the org by a complete full cycle (see the module notes)."""
     _check_disjoint(plan, quarantined)
     by_id = _index_results(plan, results)
     rows = CommitRows()
@@ -230,6 +241,8 @@ def build_commit(
             )
         else:
             _unprocessed(cycle_id, change, result=result, escrowed=escrowed, now=now, rows=rows)
+        if full and not (result is not None and result.ok) and change.sf_id is not None:
+            rows.snapshot.append(_observed_row(change))
 
     for change in plan.held_back:
         rows.log.append(
@@ -264,7 +277,9 @@ def build_commit(
         if change.entra_id in prior_escrow:
             rows.escrow_deletes.append(change.entra_id)
         prior = prior_snapshot.get(change.entra_id)
-        sf_id = change.sf_id if change.sf_id is not None else (prior.sf_id if prior is not None else None)
+        sf_id = change.sf_id
+        if sf_id is None and not full:  # an incremental plan does not see the org: keep the link
+            sf_id = prior.sf_id if prior is not None else None
         if sf_id is None:
             continue
         fields = change.desired if change.desired else (prior.fields() if prior is not None else {})
@@ -272,9 +287,19 @@ def build_commit(
         is_active = to_bool(fields.get("IsActive"), default=default_active)
         row = _snapshot_row(change, sf_id, fields, is_active, prior)
         if prior is not None and prior.digest == row.digest():
+            rows.snapshot_kept.add(change.entra_id)
             continue
         rows.snapshot.append(row)
     return rows
+
+
+def _observed_row(change: PlannedChange) -> SnapshotRow:
+    """The snapshot row of a linked user whose write did not happen, from a full cycle's plan:
+    the values the org holds now are the planned ones with each change undone."""
+    fields = dict(change.desired)
+    fields.update({name: plain(c.old) for name, c in change.changes.items()})
+    is_active = to_bool(fields.get("IsActive"), default=change.action is not Action.REACTIVATE)
+    return _snapshot_row(change, change.sf_id, fields, is_active, None)
 
 
 def _succeeded(

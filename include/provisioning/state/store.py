@@ -47,6 +47,7 @@ from include.provisioning.state.escrow import check_schedule
 from include.provisioning.state.job_quarantine import JobQuarantine
 from include.provisioning.state.lease import DEFAULT_LEASE_TTL, WRITER_LEASE, Lease, LeaseGrant
 from include.provisioning.state.owner import current_owner, owner_gone
+from include.provisioning.state.rebuild import FullObservation, held_roles, not_evaluated, stale_rows
 
 CHUNK = 20_000
 """Rows encoded and handed to the driver at a time (bounds memory at a million rows)."""
@@ -542,12 +543,16 @@ class StateStore:
         advance_watermark: bool = True,
         seen: Mapping[str, Sequence[str]] | None = None,
         seen_complete: bool = False,
+        observed: FullObservation | None = None,
     ) -> list[LogEntry]:
         """Store a cycle's outcome in one transaction and return the log entries written.
 
         Order inside the transaction: log, snapshot, escrow, quarantine, the cycle's Bulk job
         records, then the watermark and the cycle row — results are stored before the state
-        that lets the next cycle skip them. Any exception rolls everything back."""
+        that lets the next cycle skip them. Any exception rolls everything back.
+
+        ``observed``: the cycle was a complete full cycle; the snapshot and escrow are then
+        replaced from what it saw, not merged with what earlier cycles left (``rebuild.py``)."""
         now = utc(now)
         schedule = check_schedule(escrow_schedule_hours)
         cycle_id = summary.cycle_id
@@ -565,10 +570,13 @@ class StateStore:
                 schedule_hours=schedule,
                 prior_snapshot=self._prior_snapshot(conn, full, digest_only),
                 prior_escrow=self._prior_escrow(conn, ids),
+                full=observed is not None,
             )
             self._write_log(conn, rows.log)
             self._write_snapshot(conn, rows, cycle_id, now)
             self._write_escrow(conn, rows)
+            if observed is not None:
+                self._rebuild(conn, rows, observed, roles=seen or {}, cycle_id=cycle_id, now=now)
             self._write_quarantine(conn, cycle_id, rows.quarantine)
             if seen is not None:
                 self._write_seen(conn, cycle_id, seen, complete=seen_complete)
@@ -665,6 +673,40 @@ class StateStore:
             for entry in rows.escrow_upserts
         ]
         bulk.upsert(table, "entra_id", ESCROW_COLUMNS, values)
+
+    def _rebuild(
+        self,
+        conn: Connection,
+        rows: CommitRows,
+        observed: FullObservation,
+        *,
+        roles: Mapping[str, Sequence[str]],
+        cycle_id: str,
+        now: dt.datetime,
+    ) -> None:
+        """After a complete full cycle's rows are written: delete the snapshot rows it neither
+        wrote nor confirmed, give the held users' confirmed rows the org's values and the roles
+        just read, and drop escrow entries of users it did not extract (see ``rebuild.py``)."""
+        bulk = Bulk(conn)
+        table = schema.snapshot
+        kept = {row.entra_id for row in rows.snapshot} | rows.snapshot_kept | set(observed.held)
+        stored = (row[0] for row in bulk.stream(table, ["entra_id"]))
+        bulk.delete_in(table, "entra_id", stale_rows(stored, kept))
+        new_roles = held_roles(observed.held, roles)
+        for entra_id, held in observed.held.items():
+            what = f"snapshot of user {entra_id}"
+            values: dict[str, Any] = {
+                "sf_id": held.sf_id,
+                "is_active": held.is_active,
+                "fields": dumps(dict(held.fields), what=what),
+                "last_cycle_id": cycle_id,
+                "updated_at": now,
+            }
+            if entra_id in new_roles:
+                values["roles"] = dumps(new_roles[entra_id], what=what)
+            conn.execute(update(table).where(table.c.entra_id == entra_id).values(**values))
+        escrowed = (row[0] for row in bulk.stream(schema.escrow, ["entra_id"]))
+        bulk.delete_in(schema.escrow, "entra_id", not_evaluated(escrowed, observed.evaluated))
 
     def seen_roles(self) -> dict[str, list[str]]:
         """Roles of the evaluated users without a Salesforce link (see ``schema.seen``)."""

@@ -2,7 +2,7 @@
 
 The commands are fixed (acceptance checks script them):
 
-    sync [--mode auto|full|incremental] [--dry-run]
+    sync [--mode auto|full|incremental] [--dry-run [--plan-csv PATH]]
     provision-user <upn>
     validate-config
 
@@ -84,11 +84,28 @@ def summary_dict(summary, *, dry_run: bool = False) -> dict[str, object]:  # typ
     return data
 
 
+def _show_plan(result, path: Path | None, report_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    """A dry run's plan: the first planned actions as a table, and all of them in a CSV at
+    ``path`` (default ``<report dir>/<cycle id>-plan.csv``), whose path is printed."""
+    from include.provisioning import api
+
+    preview = api.plan_preview(result)
+    print(f"Planned changes (dry run, nothing written): {len(preview.rows):,} action(s)")
+    for line in preview.table:
+        print(f"  {line}")
+    path = path or report_dir / f"{result.summary.cycle_id}-plan.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(preview.csv_bytes)
+    print(f"Plan CSV: {path} ({len(preview.rows):,} row(s), one per planned action)")
+
+
 def _sync(args: argparse.Namespace) -> int:
     from include.provisioning import api
-    from include.provisioning.cycle import planned_change_lines
     from include.provisioning.report import format_summary, planned_dry_run
 
+    if args.plan_csv is not None and not args.dry_run:
+        print("error: --plan-csv goes with --dry-run (a real cycle's outcome is in its report)", file=sys.stderr)
+        return EXIT_CONFIG
     engine = _engine(args)
     result = api.sync(
         engine,
@@ -100,11 +117,7 @@ def _sync(args: argparse.Namespace) -> int:
     for note in result.notes:
         print(f"note: {note}")
     if args.dry_run:
-        print("Planned changes (dry run, nothing written):")
-        for line in planned_change_lines(result.plan) or ["(none)"]:
-            print(f"  {line}")
-        for entry in result.quarantined[:50]:
-            print(f"  quarantine {entry.user_principal_name or entry.entra_id}: {'; '.join(entry.reasons)}")
+        _show_plan(result, args.plan_csv, args.report_dir)
     print(format_summary(result.summary, dry_run=args.dry_run, backlog=result.backlog))
     if args.summary_json:
         data = summary_dict(result.summary, dry_run=args.dry_run)
@@ -170,7 +183,14 @@ def _parser() -> argparse.ArgumentParser:
         help="let this cycle's deactivations through the accidental-deletion threshold (after review)",
     )
     sync.add_argument("--summary-json", type=Path, help="also write the cycle summary as JSON here")
-    sync.add_argument("--report-dir", type=Path, default=Path(".state/reports"), help="where failure reports go")
+    sync.add_argument(
+        "--report-dir", type=Path, default=Path(".state/reports"), help="where failure reports (and dry-run plans) go"
+    )
+    sync.add_argument(
+        "--plan-csv",
+        type=Path,
+        help="with --dry-run: write the whole plan here (default: <report dir>/<cycle id>-plan.csv)",
+    )
     sync.set_defaults(func=_sync)
     one = sub.add_parser("provision-user", parents=[common], help="provision one user now, showing each step")
     one.add_argument("upn", help="the user's userPrincipalName")

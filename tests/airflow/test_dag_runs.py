@@ -189,7 +189,12 @@ def test_a_dry_run_writes_nothing_and_sends_no_e_mail(deployment: Deployment) ->
     _settle(deployment, run_id)
     states = deployment.states(run_id)
     assert states["load"] == "skipped" and states["notify"] == "skipped"
-    assert deployment.xcom(run_id, "commit")["status"] == "stopped"
+    committed = deployment.xcom(run_id, "commit")
+    assert committed["status"] == "stopped"
+    # The whole plan stays in the run's path as a CSV a person can open (one row per action).
+    plan_csv = Path(committed["plan_csv"]).read_bytes()
+    assert plan_csv.startswith(b'\xef\xbb\xbf"action","user_principal_name"')
+    assert plan_csv.count(b"\r\n") == committed["planned_actions"] + 1 and committed["planned_actions"] > 0
     assert _org(deployment.sandbox) == before
     assert len(deployment.smtp.messages) == mails
 

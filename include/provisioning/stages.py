@@ -684,6 +684,7 @@ def run_plan(engine: Engine, ws: Workspace) -> StageOutcome:
                 options=options,
             )
         )
+    _name_the_gone(engine, plan)
     ws.put("plan", plan, PLAN)
     ws.put("quarantine_plan", plan.quarantined, QUARANTINE)
     if context.shards > 1:  # each load task reads its own part
@@ -707,6 +708,18 @@ def run_plan(engine: Engine, ws: Workspace) -> StageOutcome:
     return StageOutcome(
         "plan", context.cycle_id, status="stopped" if stopped else "done", reason=stopped, counts=counts
     )
+
+
+def _name_the_gone(engine: Engine, plan: Plan) -> None:
+    """Give a planned change without a UPN the one the provisioning log last knew: Graph's delta
+    names a deleted user by id alone, and a deactivation must not reach the log (or the report)
+    without saying who it is."""
+    nameless = [c for c in [*plan.writes(), *plan.held_back] if c.user_principal_name is None]
+    if not nameless:
+        return
+    known = engine.state.last_upns([c.entra_id for c in nameless])
+    for change in nameless:
+        change.user_principal_name = known.get(change.entra_id)
 
 
 # -- load ----------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ per test (selected through the connection's search_path), all dropped at the end
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 import socket
@@ -41,6 +42,7 @@ from include.provisioning.state.commit import NO_RESULT_MESSAGE
 REPO = Path(__file__).resolve().parents[2]
 T0 = dt.datetime(2026, 11, 26, 15, 30, tzinfo=dt.UTC)
 SCHEDULE = (6.0, 12.0, 24.0)
+HOUR = dt.timedelta(hours=1)
 
 
 # -- fixtures --------------------------------------------------------------------------------
@@ -694,6 +696,7 @@ def test_bulk_jobs_are_recorded_before_upload_and_cleared_by_the_commit(store: S
 
 
 def test_a_crashed_cycles_jobs_are_filed_under_it_with_who_each_row_is(store: StateStore) -> None:
+    run_cycle(store, Plan(creates=[create(3)]), [ok(create(3), 3)], now=T0 - HOUR)  # the log knows user3
     crashed = store.start_cycle(Mode.FULL, "fp", now=T0)
     records = {
         "entra-a": JobRecord("a@contoso.com", Action.CREATE),
@@ -701,7 +704,7 @@ def test_a_crashed_cycles_jobs_are_filed_under_it_with_who_each_row_is(store: St
     }
     keys = {"a@contoso.com": "entra-a", "b@contoso.com": "entra-b"}
     store.record_job(crashed, "750A", "insert", "Username", keys, records=records)
-    store.record_job(crashed, "750B", "update", "Id", {sf_id(3): "entra-c"})  # recorded without records
+    store.record_job(crashed, "750B", "update", "Id", {sf_id(3): "entra-3"})  # recorded without records (< v4)
     store.fail_cycle(crashed, "killed during load")
     jobs = store.pending_jobs()
     assert (jobs[0].records, jobs[1].records) == (records, {})
@@ -710,18 +713,18 @@ def test_a_crashed_cycles_jobs_are_filed_under_it_with_who_each_row_is(store: St
     results = [
         RecordResult("entra-a", Action.CREATE, sf_id(1), True, created=True),
         RecordResult("entra-b", Action.CREATE, None, False, "DUPLICATE_USERNAME", "taken"),
-        RecordResult("entra-c", Action.UPDATE, sf_id(3), False, "UNPROCESSED", "job aborted", unprocessed=True),
+        RecordResult("entra-3", Action.UPDATE, sf_id(3), False, "UNPROCESSED", "job aborted", unprocessed=True),
     ]
-    job_of = {"entra-a": "750A", "entra-b": "750A", "entra-c": "750B"}
+    job_of = {"entra-a": "750A", "entra-b": "750A", "entra-3": "750B"}
     written = store.settle_jobs(
         crashed, jobs, results, settled_by=settler, job_of=job_of, now=later, escrow_schedule_hours=SCHEDULE
     )
     logged = store.log_entries(cycle_id=crashed)
     assert logged == written and store.log_entries(cycle_id=settler) == []
     assert sorted((e.entra_id, e.user_principal_name, e.action, e.status, e.sf_id, e.error_code) for e in logged) == [
+        ("entra-3", "user3@contoso.com", Action.UPDATE, Status.WARNING, sf_id(3), "UNPROCESSED"),  # from the log
         ("entra-a", "a@contoso.com", Action.CREATE, Status.SUCCESS, sf_id(1), None),
         ("entra-b", "b@contoso.com", Action.CREATE, Status.FAILURE, None, "DUPLICATE_USERNAME"),
-        ("entra-c", None, Action.UPDATE, Status.WARNING, sf_id(3), "UNPROCESSED"),
     ]
     by_user = {e.entra_id: e.error_message for e in logged}
     assert by_user["entra-a"] == f"settled by cycle {settler} from Bulk job 750A"
@@ -729,9 +732,20 @@ def test_a_crashed_cycles_jobs_are_filed_under_it_with_who_each_row_is(store: St
     escrow = {e.entra_id: (e.attempts, e.next_attempt_at, e.last_cycle_id) for e in store.escrow_entries()}
     assert escrow == {
         "entra-b": (1, later + dt.timedelta(hours=SCHEDULE[0]), crashed),  # held until the retry time
-        "entra-c": (0, later, crashed),  # never processed: due at once
+        "entra-3": (0, later, crashed),  # never processed: due at once
     }
-    assert store.pending_jobs() == [] and len(store.snapshot()) == 0
+    assert store.pending_jobs() == [] and list(store.snapshot()["entra_id"]) == ["entra-3"]  # as it was
+
+
+def test_last_upns_name_users_the_log_has_seen(store: StateStore) -> None:
+    run_cycle(store, Plan(creates=[create(1), create(2)]), [ok(create(1), 1), ok(create(2), 2)])
+    renamed = dataclasses.replace(create(1), user_principal_name="renamed@contoso.com", action=Action.UPDATE)
+    gone = dataclasses.replace(create(2), user_principal_name=None, action=Action.DISABLE)
+    run_cycle(store, Plan(updates=[renamed], deactivations=[gone]), [ok(renamed, 1), ok(gone, 2)], now=T0 + HOUR)
+    assert store.last_upns(["entra-1", "entra-2", "entra-3"]) == {
+        "entra-1": "renamed@contoso.com",  # the latest
+        "entra-2": "user2@contoso.com",  # its deactivation was logged without one
+    }
 
 
 def test_a_version_3_database_gains_the_job_records_column(url: str) -> None:

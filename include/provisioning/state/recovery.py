@@ -59,11 +59,13 @@ def settle_rows(
     now: dt.datetime,
     schedule_hours: Sequence[float],
     prior_escrow: Mapping[str, EscrowEntry],
+    known_upns: Mapping[str, str] | None = None,
 ) -> CommitRows:
     """Log rows and escrow changes for ``results`` (one per user) of ``crashed_cycle_id``'s ``jobs``.
 
     ``job_of`` maps each result's Entra id to the job that reported it (named in the row's
-    message, with ``settled_by``, the cycle that settled it). Raises ``StateError`` as
+    message, with ``settled_by``, the cycle that settled it). ``known_upns`` names users the jobs'
+    records do not (a job recorded before schema v4), from the provisioning log. Raises ``StateError`` as
     ``build_commit`` does (e.g. a success without a Salesforce id). ``rows.snapshot`` is empty."""
     records: dict[str, JobRecord] = {}
     for job in jobs:
@@ -73,6 +75,8 @@ def settle_rows(
         record = records.get(result.entra_id)
         action = record.action if record is not None else result.action
         upn = record.user_principal_name if record is not None else None
+        if upn is None and known_upns:
+            upn = known_upns.get(result.entra_id)
         change = PlannedChange(result.entra_id, upn, action, result.sf_id, {})
         getattr(plan, _GROUP_OF.get(action, "updates")).append(change)
     rows = build_commit(

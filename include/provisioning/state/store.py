@@ -513,6 +513,8 @@ class StateStore:
         per user, across the jobs) under that cycle, escrow its failures, and forget the jobs, in
         one transaction (``recovery.settle_rows`` has the rules). Returns the log entries written."""
         ids = sorted({r.entra_id for r in results})
+        named = {e for job in jobs for e, record in job.records.items() if record.user_principal_name}
+        known_upns = self.last_upns([i for i in ids if i not in named])
         with self._engine.begin() as conn:
             rows = settle_rows(
                 crashed_cycle_id,
@@ -523,6 +525,7 @@ class StateStore:
                 now=now,
                 schedule_hours=check_schedule(escrow_schedule_hours),
                 prior_escrow=self._prior_escrow(conn, ids),
+                known_upns=known_upns,
             )
             self._write_log(conn, rows.log)
             self._write_escrow(conn, rows)
@@ -738,6 +741,21 @@ class StateStore:
         with self._engine.connect() as conn:
             rows = conn.execute(query.order_by(table.c.id.desc()).limit(limit)).mappings().all()
         return [log_entry(row) for row in reversed(rows)]
+
+    def last_upns(self, entra_ids: Sequence[str]) -> dict[str, str]:
+        """The userPrincipalName the provisioning log last recorded for each of ``entra_ids`` (a
+        user Entra has since deleted is named by id alone); ids never logged with one are absent."""
+        table = schema.provisioning_log
+        found: dict[str, str] = {}
+        with self._engine.connect() as conn:
+            for chunk in _chunks(sorted(set(entra_ids)), 1_000):
+                query = (
+                    select(table.c.entra_id, table.c.upn)
+                    .where(table.c.entra_id.in_(chunk), table.c.upn.is_not(None))
+                    .order_by(table.c.id)
+                )
+                found.update({entra_id: upn for entra_id, upn in conn.execute(query)})
+        return found
 
     def quarantine_entries(self, cycle_id: str | None = None) -> list[QuarantinedUser]:
         """Quarantined users of ``cycle_id``, or the current quarantine: the latest committed cycle's."""

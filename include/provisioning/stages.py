@@ -59,7 +59,7 @@ from include.provisioning.salesforce.profiles import resolve_profiles
 from include.provisioning.shards import Shard
 from include.provisioning.slices import AssignmentWindow
 from include.provisioning.state.job_quarantine import JobQuarantine
-from include.provisioning.state.recovery import log_from_json, log_json
+from include.provisioning.state.recovery import describe_settled, log_from_json, log_json
 from include.provisioning.validate import validate
 from include.provisioning.workspace import Workspace
 
@@ -259,11 +259,9 @@ def _recover_other_jobs(engine: Engine, cycle_id: str, now: dt.datetime) -> tupl
             escrow_schedule_hours=engine.options.escrow_schedule_hours,
         )
     jobs_count = sum(len(jobs) for jobs in by_cycle.values())
-    counts = {status: sum(1 for e in settled if e.status is status) for status in Status}
     return (
         f"{jobs_count} Bulk job(s) left by an interrupted run were settled and logged under the cycle that "
-        f"sent them ({', '.join(by_cycle)}): {counts[Status.SUCCESS]} succeeded, {counts[Status.FAILURE]} failed "
-        f"(escrowed), {counts[Status.WARNING]} not processed (sent again)"
+        f"sent them ({', '.join(by_cycle)}): {describe_settled(settled)}"
     ), settled
 
 

@@ -150,6 +150,11 @@ def test_a_crashed_cycles_bulk_job_is_filed_under_it_with_each_failure_once(
     assert [(e.cycle_id, e.user_principal_name) for e in result.recovered] == [
         (crashed.cycle_id, "alex.wilber@contoso.example")
     ]
+    (history,) = [c for c in engine.state.cycles() if c.cycle_id == crashed.cycle_id]
+    assert history.reason is not None and history.reason.endswith(
+        f"its Bulk jobs were settled by cycle {summary.cycle_id}: "
+        "3 succeeded, 1 failed (escrowed), 0 not processed (sent again)"
+    )
     names = _usernames(sandbox)
     assert len(names) == len(set(names)) and set(names) >= EXPECTED_CREATED
 

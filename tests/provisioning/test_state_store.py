@@ -735,6 +735,10 @@ def test_a_crashed_cycles_jobs_are_filed_under_it_with_who_each_row_is(store: St
         "entra-3": (0, later, crashed),  # never processed: due at once
     }
     assert store.pending_jobs() == [] and list(store.snapshot()["entra_id"]) == ["entra-3"]  # as it was
+    assert {c.cycle_id: c.reason for c in store.cycles()}[crashed] == (
+        f"killed during load; its Bulk jobs were settled by cycle {settler}: "
+        "1 succeeded, 1 failed (escrowed), 1 not processed (sent again)"
+    )
 
 
 def test_last_upns_name_users_the_log_has_seen(store: StateStore) -> None:

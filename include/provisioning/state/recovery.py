@@ -96,6 +96,15 @@ def settle_rows(
     return rows
 
 
+def describe_settled(entries: Sequence[LogEntry]) -> str:
+    """``3 succeeded, 1 failed (escrowed), 0 not processed (sent again)`` of settled log rows."""
+    done = {status: sum(1 for e in entries if e.status is status) for status in Status}
+    return (
+        f"{done[Status.SUCCESS]} succeeded, {done[Status.FAILURE]} failed (escrowed), "
+        f"{done[Status.WARNING]} not processed (sent again)"
+    )
+
+
 def log_json(entries: Sequence[LogEntry]) -> list[dict[str, Any]]:
     """Log entries as JSON values (a workspace artifact); changes are not kept."""
     return [

@@ -47,7 +47,13 @@ from include.provisioning.state.escrow import check_schedule
 from include.provisioning.state.job_quarantine import JobQuarantine
 from include.provisioning.state.lease import DEFAULT_LEASE_TTL, WRITER_LEASE, Lease, LeaseGrant
 from include.provisioning.state.owner import current_owner, owner_gone
-from include.provisioning.state.recovery import log_entry, records_from_json, records_json, settle_rows
+from include.provisioning.state.recovery import (
+    describe_settled,
+    log_entry,
+    records_from_json,
+    records_json,
+    settle_rows,
+)
 
 CHUNK = 20_000
 """Rows encoded and handed to the driver at a time (bounds memory at a million rows)."""
@@ -530,7 +536,18 @@ class StateStore:
             self._write_log(conn, rows.log)
             self._write_escrow(conn, rows)
             conn.execute(delete(schema.bulk_jobs).where(schema.bulk_jobs.c.job_id.in_([j.job_id for j in jobs])))
+            self._note_settled(conn, crashed_cycle_id, settled_by, rows.log)
         return rows.log
+
+    @staticmethod
+    def _note_settled(conn: Connection, cycle_id: str, settled_by: str, entries: Sequence[LogEntry]) -> None:
+        """Say on the crashed cycle's row what its settled jobs did, so its history reads with its
+        log rows (its counts stay 0: it never got to count its users)."""
+        cycles = schema.cycles
+        reason = conn.execute(select(cycles.c.reason).where(cycles.c.id == cycle_id)).scalar()
+        note = f"its Bulk jobs were settled by cycle {settled_by}: {describe_settled(entries)}"
+        reason = f"{reason}; {note}" if reason else note
+        conn.execute(update(cycles).where(cycles.c.id == cycle_id).values(reason=reason))
 
     # -- the commit point ----------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ export AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL="${AIRFLOW__WORKERS__MIN_HEARTBE
 export AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME="${AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME:-0.2}"
 export AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL="${AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL:-5}"
 export AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL="${AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL:-5}"
-# The engine lives in include/ at the repository root (Astro's layout): make it importable.
-export PYTHONPATH="$repo_root${PYTHONPATH:+:$PYTHONPATH}"
+# The engine lives in include/ at the repository root (Astro's layout), the DAG glue in plugins/:
+# this checkout's, ahead of whatever the virtualenv's .pth names.
+export PYTHONPATH="$repo_root:$repo_root/plugins${PYTHONPATH:+:$PYTHONPATH}"
 mkdir -p "$AIRFLOW_HOME"

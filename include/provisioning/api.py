@@ -6,6 +6,7 @@ Whole operations (for the CLI, and for tests):
     ``restart_and_sync`` — "Restart provisioning" and the full cycle it starts, under one lease;
     ``record_failure`` — count a failed run towards Entra's quarantine;
     ``provision_user`` — Entra's "provision on demand" for one user, under the lease;
+    ``plan_preview`` — a dry run's plan as a short table and a CSV;
     ``check_config`` — every configuration problem at once.
 
 Stage by stage (for an orchestrator that runs each stage as its own task):
@@ -34,6 +35,7 @@ from include.provisioning.engine import Engine
 from include.provisioning.model import CycleStatus, Mode
 from include.provisioning.on_demand import OnDemandOutcome
 from include.provisioning.on_demand import provision_user as _provision_user
+from include.provisioning.plan_preview import TABLE_LIMIT, PlanRow, csv_bytes, plan_rows, table_lines
 from include.provisioning.shards import Shard
 from include.provisioning.slices import AssignmentWindow
 from include.provisioning.stages import CycleContext, CycleResult, StageOutcome
@@ -105,6 +107,27 @@ def provision_user(engine: Engine, upn: str, *, dry_run: bool = False, holder: s
         return _provision_user(engine, upn, force=True)
     finally:
         give_lease_back(engine)
+
+
+@dataclass(frozen=True)
+class DryRunPlan:
+    """What a dry run shows a person (``plan_preview``): every planned action, the first as a table,
+    and all of them as a CSV (``plan_preview.csv_bytes``: UTF-8 with a byte-order mark)."""
+
+    rows: list[PlanRow]
+    table: list[str]
+    csv_bytes: bytes
+
+
+PLAN_CSV = "dry-run-plan.csv"
+"""The dry run's CSV in a run's workspace (the DAG); the command line names it after the cycle."""
+
+
+def plan_preview(result: CycleResult, *, limit: int = TABLE_LIMIT) -> DryRunPlan:
+    """The dry run's plan of ``result`` for people: a table of its first ``limit`` planned actions
+    (with "… and N more") and a CSV of them all, quarantined users included."""
+    rows = plan_rows(result.plan, result.quarantined)
+    return DryRunPlan(rows, table_lines(rows, limit), csv_bytes(rows))
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 The commands are fixed (acceptance checks script them):
 
-    sync [--mode auto|full|incremental] [--dry-run]
+    sync [--mode auto|full|incremental] [--dry-run [--plan-csv PATH]]
     restart-provisioning --yes
     provision-user <upn>
     validate-config
@@ -88,9 +88,27 @@ def summary_dict(summary, *, dry_run: bool = False) -> dict[str, object]:  # typ
     return data
 
 
+def _show_plan(result, path: Path | None, report_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    """A dry run's plan: the first planned actions as a table, and all of them in a CSV at
+    ``path`` (default ``<report dir>/<cycle id>-plan.csv``), whose path is printed."""
+    from include.provisioning import api
+
+    preview = api.plan_preview(result)
+    print(f"Planned changes (dry run, nothing written): {len(preview.rows):,} action(s)")
+    for line in preview.table:
+        print(f"  {line}")
+    path = path or report_dir / f"{result.summary.cycle_id}-plan.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(preview.csv_bytes)
+    print(f"Plan CSV: {path} ({len(preview.rows):,} row(s), one per planned action)")
+
+
 def _sync(args: argparse.Namespace) -> int:
     from include.provisioning import api
 
+    if args.plan_csv is not None and not args.dry_run:
+        print("error: --plan-csv goes with --dry-run (a real cycle's outcome is in its report)", file=sys.stderr)
+        return EXIT_CONFIG
     engine = _engine(args)
     result = api.sync(
         engine,
@@ -120,17 +138,12 @@ def _restart_provisioning(args: argparse.Namespace) -> int:
 
 def _cycle_outcome(args: argparse.Namespace, result, *, dry_run: bool = False) -> int:  # type: ignore[no-untyped-def]
     """Print a cycle's notes, summary and report paths; its exit status (see the module notes)."""
-    from include.provisioning.cycle import planned_change_lines
     from include.provisioning.report import format_summary, planned_dry_run
 
     for note in result.notes:
         print(f"note: {note}")
     if dry_run:
-        print("Planned changes (dry run, nothing written):")
-        for line in planned_change_lines(result.plan) or ["(none)"]:
-            print(f"  {line}")
-        for entry in result.quarantined[:50]:
-            print(f"  quarantine {entry.user_principal_name or entry.entra_id}: {'; '.join(entry.reasons)}")
+        _show_plan(result, args.plan_csv, args.report_dir)
     print(format_summary(result.summary, dry_run=dry_run, backlog=result.backlog))
     if args.summary_json:
         data = summary_dict(result.summary, dry_run=dry_run)
@@ -194,10 +207,17 @@ def _parser() -> argparse.ArgumentParser:
         help="let this cycle's deactivations through the accidental-deletion threshold (after review)",
     )
     cycle.add_argument("--summary-json", type=Path, help="also write the cycle summary as JSON here")
-    cycle.add_argument("--report-dir", type=Path, default=Path(".state/reports"), help="where failure reports go")
+    cycle.add_argument(
+        "--report-dir", type=Path, default=Path(".state/reports"), help="where failure reports (and dry-run plans) go"
+    )
     sync = sub.add_parser("sync", parents=[common, cycle], help="run one provisioning cycle")
     sync.add_argument("--mode", choices=[m.value for m in Mode], default=Mode.AUTO.value)
     sync.add_argument("--dry-run", action="store_true", help="print the planned changes; write nothing")
+    sync.add_argument(
+        "--plan-csv",
+        type=Path,
+        help="with --dry-run: write the whole plan here (default: <report dir>/<cycle id>-plan.csv)",
+    )
     sync.set_defaults(func=_sync)
     restart = sub.add_parser(
         "restart-provisioning",

@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 
 from include.provisioning.engine import Engine, Progress
-from include.provisioning.model import Mode, Plan, PlannedChange
+from include.provisioning.model import Mode
 from include.provisioning.slices import AssignmentWindow
 from include.provisioning.stages import (
     CycleError,
@@ -30,7 +30,7 @@ from include.provisioning.stages import (
 )
 from include.provisioning.workspace import MemoryWorkspace
 
-__all__ = ["CycleError", "CycleResult", "Engine", "Progress", "planned_change_lines", "run_cycle"]
+__all__ = ["CycleError", "CycleResult", "Engine", "Progress", "run_cycle"]
 
 
 def run_cycle(
@@ -73,22 +73,3 @@ def run_cycle(
         if not dry_run:
             engine.state.fail_cycle(context.cycle_id, f"{type(exc).__name__}: {exc}")
         raise
-
-
-def planned_change_lines(plan: Plan, limit: int = 50) -> list[str]:
-    """Human-readable lines of a plan, for the dry run."""
-    lines: list[str] = []
-    groups: list[tuple[str, list[PlannedChange]]] = [
-        ("create", plan.creates),
-        ("update", plan.updates),
-        ("reactivate", plan.reactivations),
-        ("deactivate", plan.deactivations),
-        ("held back", plan.held_back),
-    ]
-    for label, changes in groups:
-        for change in changes[:limit]:
-            fields = ", ".join(f"{k}: {v.old!r} -> {v.new!r}" for k, v in change.changes.items())
-            lines.append(f"{label:<10} {change.user_principal_name or change.entra_id}  {fields}")
-        if len(changes) > limit:
-            lines.append(f"{label:<10} ... and {len(changes) - limit} more")
-    return lines

@@ -251,6 +251,15 @@ class EscrowEntry:
     last_cycle_id: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class JobRecord:
+    """Who one row of a Bulk job is, kept with the job when it is submitted: what a crashed run's
+    provisioning-log row needs once a later cycle settles the job (the crashed run's plan is gone)."""
+
+    user_principal_name: str | None
+    action: Action
+
+
 @dataclass
 class PendingJob:
     """A Bulk 2.0 job recorded before its upload, so a crashed run's job is found and settled."""
@@ -263,3 +272,6 @@ class PendingJob:
     """Value of ``key_field`` in each uploaded CSV row → Entra object id."""
     state: str = "recorded"
     created_at: dt.datetime | None = None
+    records: dict[str, JobRecord] = field(default_factory=dict)
+    """Entra object id → who the row is (UPN, planned action); empty for a job recorded by a
+    version that did not keep it."""

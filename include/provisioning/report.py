@@ -757,14 +757,21 @@ def neutralize(value: object) -> str:
     return "'" + text if text.startswith(FORMULA_TRIGGERS) else text
 
 
-def csv_bytes(rows: Iterable[ReportRow]) -> bytes:
-    """Every row (never truncated), every cell quoted and neutralised, RFC 4180 line ends; UTF-8
-    with a byte-order mark so spreadsheets detect the encoding."""
+def spreadsheet_csv(columns: Sequence[str], rows: Iterable[Iterable[object]]) -> bytes:
+    """A CSV a person opens in a spreadsheet: a header of ``columns``, then every row (never
+    truncated), every cell quoted and neutralised, RFC 4180 line ends (CRLF), UTF-8 with a
+    byte-order mark (Excel reads a CSV without one in the machine's ANSI code page: "Zoë" would
+    open as "ZoÃ«"; LibreOffice, pandas and Python's ``utf-8-sig`` read the mark and drop it)."""
     buffer = io.StringIO(newline="")
     writer = csv.writer(buffer, quoting=csv.QUOTE_ALL, lineterminator="\r\n")
-    writer.writerow(CSV_COLUMNS)
-    writer.writerows([neutralize(value) for value in row.values()] for row in rows)
+    writer.writerow(columns)
+    writer.writerows([neutralize(value) for value in row] for row in rows)
     return buffer.getvalue().encode("utf-8-sig")
+
+
+def csv_bytes(rows: Iterable[ReportRow]) -> bytes:
+    """The report's CSV (:func:`spreadsheet_csv`), columns :data:`CSV_COLUMNS`."""
+    return spreadsheet_csv(CSV_COLUMNS, (row.values() for row in rows))
 
 
 def _attachment(csv_name: str, data: bytes, zip_above: int) -> tuple[str, bytes]:

@@ -40,12 +40,15 @@ from include.provisioning.model import (
     Action,
     CycleStatus,
     CycleSummary,
+    JobRecord,
     LogEntry,
     Mode,
+    PendingJob,
     Plan,
     PlannedChange,
     QuarantinedUser,
     RecordResult,
+    Status,
     Watermark,
 )
 from include.provisioning.report import EscrowBacklog, FailureReport, failure_report
@@ -57,6 +60,7 @@ from include.provisioning.shards import Shard
 from include.provisioning.slices import AssignmentWindow
 from include.provisioning.state.job_quarantine import JobQuarantine
 from include.provisioning.state.rebuild import FullObservation, held_rows
+from include.provisioning.state.recovery import describe_settled, log_from_json, log_json
 from include.provisioning.validate import validate
 from include.provisioning.workspace import Workspace
 
@@ -68,6 +72,9 @@ SHARDED_STAGES = ("validate", "transform", "load")
 GUARDING_STAGES = ("validate", "transform")
 """Stages whose rules may guard one write only (``model.Guard``); each leaves ``blocks_<stage>``,
 ``{"create": {entra id: reasons}, "update": {...}}``, for the diff to apply to that write."""
+RECOVERED = "recovered"
+"""``begin``'s artifact: the failed rows of an interrupted cycle's Bulk jobs it settled (log
+entries as JSON, filed under that cycle), for this cycle's report."""
 
 
 class CycleError(ProvisioningError, RuntimeError):
@@ -158,6 +165,9 @@ class CycleResult:
     """This cycle quarantined the job for a reason the notification address has not heard yet."""
     backlog: EscrowBacklog | None = None
     """Who waits in escrow after this cycle (looked at by it or not), and the next retry."""
+    recovered: list[LogEntry] = field(default_factory=list)
+    """Failed rows of an interrupted cycle's Bulk jobs this cycle settled (filed under that
+    cycle's id; in this cycle's report, and held in escrow rather than sent again)."""
 
 
 class _Phases:
@@ -213,20 +223,50 @@ def _choose_mode(
     return Mode.INCREMENTAL, None
 
 
-def _recover_other_jobs(engine: Engine, cycle_id: str, now: dt.datetime) -> str | None:
-    """Settle Bulk jobs an earlier, interrupted cycle left behind: what Salesforce did with them
-    goes into the provisioning log, and the full cycle that follows re-plans their users against
-    the org. Jobs of ``cycle_id`` itself are left to its own ``load`` stage to resume."""
-    pending = [job for job in engine.state.pending_jobs() if job.cycle_id != cycle_id]
-    if not pending:
-        return None
+def _keep_final(final: dict[str, tuple[RecordResult, str]], result: RecordResult, job_id: str) -> None:
+    """One result per user across a cycle's Bulk jobs: a row Salesforce processed wins over a row
+    it did not (an earlier attempt's aborted job whose rows were sent again in a later job)."""
+    known = final.get(result.entra_id)
+    if known is None or known[0].unprocessed:
+        final[result.entra_id] = (result, job_id)
+
+
+def _recover_other_jobs(engine: Engine, cycle_id: str, now: dt.datetime) -> tuple[str | None, list[LogEntry]]:
+    """Settle Bulk jobs earlier, interrupted cycles left behind: what Salesforce did with them
+    goes into the provisioning log under the cycle that sent them (``StateStore.settle_jobs``:
+    one row per user, failures escrowed), and the full cycle that follows re-plans the other
+    users against the org. Jobs of ``cycle_id`` itself are left to its own ``load`` stage to
+    resume. Returns the note for the cycle (None: nothing to settle) and the log rows written."""
+    by_cycle: dict[str, list[PendingJob]] = {}
+    for job in engine.state.pending_jobs():
+        if job.cycle_id != cycle_id:
+            by_cycle.setdefault(job.cycle_id, []).append(job)
+    if not by_cycle:
+        return None, []
     loader = BulkLoader(engine.salesforce_session(), on_job_created=lambda *args: None, progress=engine.progress)
-    for job in pending:
-        results = loader.recover(job)
-        done = sum(1 for r in results if r.ok)
-        engine.progress(f"recovered Bulk job {job.job_id} ({job.operation}): {done}/{len(results)} rows succeeded")
-        engine.state.settle_job(cycle_id, job, results, now)
-    return f"{len(pending)} Bulk job(s) left by an interrupted run were settled"
+    settled: list[LogEntry] = []
+    for crashed, jobs in by_cycle.items():
+        final: dict[str, tuple[RecordResult, str]] = {}
+        for job in jobs:
+            results = loader.recover(job, {e: r.action for e, r in job.records.items()})
+            for result in results:
+                _keep_final(final, result, job.job_id)
+            done = sum(1 for r in results if r.ok)
+            engine.progress(f"recovered Bulk job {job.job_id} ({job.operation}): {done}/{len(results)} rows succeeded")
+        settled += engine.state.settle_jobs(
+            crashed,
+            jobs,
+            [result for result, _ in final.values()],
+            settled_by=cycle_id,
+            job_of={entra_id: job_id for entra_id, (_, job_id) in final.items()},
+            now=now,
+            escrow_schedule_hours=engine.options.escrow_schedule_hours,
+        )
+    jobs_count = sum(len(jobs) for jobs in by_cycle.values())
+    return (
+        f"{jobs_count} Bulk job(s) left by an interrupted run were settled and logged under the cycle that "
+        f"sent them ({', '.join(by_cycle)}): {describe_settled(settled)}"
+    ), settled
 
 
 def begin(
@@ -269,7 +309,10 @@ def begin(
         engine.progress(f"resuming cycle {cycle_id} ({context.mode}) of {run_key}")
         return context, ws
     try:
-        forced_full = None if dry_run else _recover_other_jobs(engine, cycle_id, now)
+        forced_full, settled = (None, []) if dry_run else _recover_other_jobs(engine, cycle_id, now)
+        # Their failures go in this cycle's report (filed under the cycle that sent them); nobody
+        # else reports them, and this cycle holds those users in escrow instead of failing them again.
+        ws.write_json(RECOVERED, log_json([e for e in settled if e.status is Status.FAILURE]))
         watermark = engine.state.watermark()
         mode, why_full = _choose_mode(watermark, requested, fingerprint, forced_full)
         context = CycleContext(
@@ -698,6 +741,7 @@ def run_plan(engine: Engine, ws: Workspace) -> StageOutcome:
                 blocks_update=blocks_update,
             )
         )
+    _name_the_gone(engine, plan)
     ws.put("plan", plan, PLAN)
     ws.put("quarantine_plan", plan.quarantined, QUARANTINE)
     if org is not None and not context.partial:
@@ -748,6 +792,18 @@ def _observe(
     return FullObservation(held_rows(held, links, org))
 
 
+def _name_the_gone(engine: Engine, plan: Plan) -> None:
+    """Give a planned change without a UPN the one the provisioning log last knew: Graph's delta
+    names a deleted user by id alone, and a deactivation must not reach the log (or the report)
+    without saying who it is."""
+    nameless = [c for c in [*plan.writes(), *plan.held_back] if c.user_principal_name is None]
+    if not nameless:
+        return
+    known = engine.state.last_upns([c.entra_id for c in nameless])
+    for change in nameless:
+        change.user_principal_name = known.get(change.entra_id)
+
+
 # -- load ----------------------------------------------------------------------------------------
 
 
@@ -785,8 +841,11 @@ def bulk_rows(changes: list[PlannedChange], *, keyed: bool) -> list[dict[str, An
 def _send(engine: Engine, session: SalesforceSession, cycle_id: str, plan: Plan) -> list[RecordResult]:
     """One Bulk API 2.0 ingest job per group of ``WRITE_ORDER``, each finished before the next."""
 
+    who = {c.entra_id: JobRecord(c.user_principal_name, c.action) for c in plan.writes()}
+
     def remember(job_id: str, operation: str, key_field: str, keys: dict[str, str]) -> None:
-        engine.state.record_job(cycle_id, job_id, operation, key_field, keys)
+        records = {entra_id: who[entra_id] for entra_id in keys.values() if entra_id in who}
+        engine.state.record_job(cycle_id, job_id, operation, key_field, keys, records=records)
 
     loader = BulkLoader(session, on_job_created=remember, progress=engine.progress)
     groups = {
@@ -818,15 +877,17 @@ def _resume_jobs(engine: Engine, session: SalesforceSession, cycle_id: str, plan
     jobs of users in ``plan`` are read (another shard's load resumes its own)."""
     actions = {c.entra_id: c.action for c in plan.writes()}
     loader = BulkLoader(session, on_job_created=lambda *args: None, progress=engine.progress)
-    final: dict[str, RecordResult] = {}
+    final: dict[str, tuple[RecordResult, str]] = {}
     for job in engine.state.pending_jobs(cycle_id):
         if not any(entra_id in actions for entra_id in job.keys.values()):
             continue
         for result in loader.recover(job, actions):
             resend = result.unprocessed and result.error_code == UNPROCESSED
-            if not resend and (result.entra_id not in final or final[result.entra_id].unprocessed):
-                final[result.entra_id] = result
-    return final
+            # Another shard's row (never in this shard's jobs, but a result counted by two load
+            # tasks would be counted twice) or a row to send again is not final here.
+            if not resend and result.entra_id in actions:
+                _keep_final(final, result, job.job_id)
+    return {entra_id: result for entra_id, (result, _) in final.items()}
 
 
 def run_load(engine: Engine, ws: Workspace, *, shard: Shard | None = None) -> StageOutcome:
@@ -985,11 +1046,26 @@ def run_commit(engine: Engine, ws: Workspace) -> CycleResult:
             seen_complete=summary.mode is Mode.FULL and not context.partial,
             observed=None if stopped else _observed(ws, users, quarantined),
         )
+    recovered = log_from_json(ws.read_json(RECOVERED)) if ws.has_json(RECOVERED) else []
     report = failure_report(
-        summary, log, quarantined, plan.held_back, held_back_reason=plan.held_back_reason, dry_run=context.dry_run
+        summary,
+        [*recovered, *log],
+        quarantined,
+        plan.held_back,
+        held_back_reason=plan.held_back_reason,
+        dry_run=context.dry_run,
     )
     result = CycleResult(
-        summary, plan, quarantined, results, log, report, dry_run=context.dry_run, notes=notes, users=users
+        summary,
+        plan,
+        quarantined,
+        results,
+        log,
+        report,
+        dry_run=context.dry_run,
+        notes=notes,
+        users=users,
+        recovered=recovered,
     )
     if not context.dry_run and context.focus_upn is None:
         _judge_job(engine, result)

@@ -268,7 +268,10 @@ def _gx_writer(ws: Workspace, shard: Shard) -> Any:
 
 
 def commit_cycle(cycle: dict[str, Any], dag_id: str, run_id: str) -> dict[str, Any]:
-    """Commit the cycle (idempotent), keep the report in the run's path; XCom: the summary counts."""
+    """Commit the cycle (idempotent), keep the report in the run's path; XCom: the summary counts.
+
+    A dry run logs the planned actions' table and keeps the whole plan as ``api.PLAN_CSV`` in the
+    run's path (XCom: ``planned_actions``, ``plan_csv``)."""
     from entra_provisioning import runtime
     from entra_provisioning.notify import airflow_run_url
     from include.provisioning import api
@@ -284,13 +287,23 @@ def commit_cycle(cycle: dict[str, Any], dag_id: str, run_id: str) -> dict[str, A
             engine.state.close()
     assert isinstance(result, CycleResult)
     summary = result.summary
-    for line in format_summary(summary, backlog=result.backlog).splitlines():
+    dry_run = bool(cycle.get("dry_run"))
+    for line in format_summary(summary, dry_run=dry_run, backlog=result.backlog).splitlines():
         log.info("%s", line)
+    planned: dict[str, Any] = {}
+    if dry_run:  # the same table as the command line's, and the whole plan as a CSV artifact
+        preview = api.plan_preview(result)
+        log.info("planned changes (dry run, nothing written): %d action(s)", len(preview.rows))
+        for line in preview.table:
+            log.info("  %s", line)
+        path = ws.write_bytes(api.PLAN_CSV, preview.csv_bytes)
+        log.info("plan CSV: %s (one row per planned action)", path)
+        planned = {"planned_actions": len(preview.rows), "plan_csv": str(path)}
     steps: list[dict[str, str]] = []
     if cycle.get("user"):  # provision on demand: Entra's steps, in the log and in XCom
         from include.provisioning.on_demand import describe
 
-        for step in describe(cycle["user"], result, dry_run=bool(cycle.get("dry_run"))).steps:
+        for step in describe(cycle["user"], result, dry_run=dry_run).steps:
             log.info("[%s] %s: %s", step.status, step.name, step.detail)
             steps.append({"name": step.name, "status": step.status, "detail": step.detail})
     report = result.report.with_run_url(airflow_run_url(dag_id, run_id)) if result.report else None
@@ -322,6 +335,7 @@ def commit_cycle(cycle: dict[str, Any], dag_id: str, run_id: str) -> dict[str, A
             result.backlog.next_attempt_at.isoformat() if result.backlog and result.backlog.next_attempt_at else None
         ),
         "job_quarantine": _quarantine_xcom(result),
+        **planned,
         **({"user": cycle["user"], "steps": steps} if cycle.get("user") else {}),
     }
 

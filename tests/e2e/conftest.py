@@ -7,6 +7,8 @@ test (SQLite in a temporary folder unless a test asks for PostgreSQL).
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,7 @@ import pytest
 from include.provisioning.cycle import CycleResult, Engine, run_cycle
 from include.provisioning.model import Mode
 from include.provisioning.runtime import build_engine
-from tests.sandbox_process import SandboxProcess
+from tests.sandbox_process import REPO_ROOT, SandboxProcess
 
 VOLATILE = {"LastModifiedDate", "SystemModstamp", "LastLoginDate"}
 
@@ -62,6 +64,27 @@ def add_assigned_user(sandbox: SandboxProcess, user_id: str, upn: str, app_role_
     sandbox.graph.post("/_sandbox/users", json=user).raise_for_status()
     assignment = {"principalId": user_id, "principalType": "User", "appRoleId": app_role_id}
     sandbox.graph.post("/_sandbox/appRoleAssignments", json=assignment).raise_for_status()
+
+
+def run_cli(sandbox: SandboxProcess, state_db: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m include.provisioning *args`` against the sandbox and the SQLite store ``state_db``."""
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "include.provisioning",
+            *args,
+            "--env-file",
+            str(sandbox.env_file),
+            "--state-url",
+            f"sqlite:///{state_db}",
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
 
 
 def ingest_jobs(sandbox: SandboxProcess) -> int:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,8 +15,8 @@ import pytest
 from include.provisioning.cycle import Engine, run_cycle
 from include.provisioning.model import Action, CycleStatus, Mode, Status
 from include.provisioning.state import StateStore
-from tests.e2e.conftest import ingest_jobs, org_changes, org_users
-from tests.sandbox_process import REPO_ROOT, SandboxProcess
+from tests.e2e.conftest import ingest_jobs, org_changes, org_users, run_cli
+from tests.sandbox_process import SandboxProcess
 
 ADELE, ZOE = "00000000-0000-0000-0000-000000000001", "00000000-0000-0000-0000-000000000004"
 
@@ -87,23 +86,7 @@ def test_deactivations_above_the_threshold_are_held_back(
 
 
 def _cli(sandbox: SandboxProcess, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "include.provisioning",
-            *args,
-            "--env-file",
-            str(sandbox.env_file),
-            "--state-url",
-            f"sqlite:///{tmp_path / 'cli.db'}",
-        ],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    return run_cli(sandbox, tmp_path / "cli.db", *args)
 
 
 def test_cli_dry_run_writes_nothing_then_sync_writes_and_reports(sandbox: SandboxProcess, tmp_path: Path) -> None:
@@ -111,7 +94,7 @@ def test_cli_dry_run_writes_nothing_then_sync_writes_and_reports(sandbox: Sandbo
     dry_summary = tmp_path / "dry.json"
     dry = _cli(sandbox, tmp_path, "sync", "--dry-run", "--summary-json", str(dry_summary))
     assert dry.returncode == 0, dry.stderr
-    assert "create     adele.vance@contoso.example" in dry.stdout
+    assert "create  adele.vance@contoso.example  Username: adele.vance@contoso.example;" in dry.stdout
     assert "cycle, dry run (planned only, nothing written)" in dry.stdout
     assert "stopped" not in dry.stdout  # a dry run is not a stopped cycle (exit 3 means stopped)
     assert json.loads(dry_summary.read_text())["status"] == "dry_run"

@@ -14,6 +14,7 @@ import pytest
 from include.provisioning import api, stages
 from include.provisioning.artifacts import PLAN
 from include.provisioning.cycle import run_cycle
+from include.provisioning.model import Status
 from include.provisioning.shards import Shard
 from include.provisioning.workspace import Workspace
 from tests.e2e.generated import engine_for, org_users
@@ -92,8 +93,19 @@ def test_a_load_re_run_resumes_its_recorded_jobs_instead_of_sending_again(
     assert outcome.counts["resumed"] == outcome.counts["sent"] > 0
     assert _ingest_jobs(sandbox) == ingest_before  # no new Bulk job
     assert _org(sandbox) == created
-    summary = stages.run_commit(_engine(sandbox, state), ws).summary
+    result = stages.run_commit(_engine(sandbox, state), ws)
+    summary = result.summary
     assert summary.created > 0 and summary.status == "succeeded"
+    _each_user_logged_once(result)
+
+
+def _each_user_logged_once(result: Any) -> None:
+    """One provisioning-log row per user, and the summary's failures are the log's."""
+    logged = [e.entra_id for e in result.log]
+    assert len(logged) == len(set(logged)), "a user was logged twice"
+    failed = sum(1 for e in result.log if e.status in (Status.FAILURE, Status.WARNING))
+    waiting = sum(1 for r in result.results if not r.ok)
+    assert failed == waiting <= result.summary.escrowed
 
 
 def _ingest_jobs(sandbox: SandboxProcess) -> int:
@@ -128,6 +140,7 @@ def test_four_shards_leave_salesforce_as_one_does(generated_sandbox: SandboxProc
     result = api.run_stage(_engine(sandbox, state), "commit", ws)
 
     assert _counts(result.summary) == _counts(whole.summary)
+    _each_user_logged_once(result)
     assert _org(sandbox) == expected_org
     assert all(outcome.counts["sent"] > 0 for outcome in loads)  # every shard had work
     # Reasons that stop only a create (new users without mail) reach the diff from every shard.

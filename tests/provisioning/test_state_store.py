@@ -6,6 +6,7 @@ per test (selected through the connection's search_path), all dropped at the end
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 import socket
@@ -26,6 +27,7 @@ from include.provisioning.model import (
     CycleStatus,
     CycleSummary,
     FieldChange,
+    JobRecord,
     LogEntry,
     Mode,
     Plan,
@@ -40,6 +42,7 @@ from include.provisioning.state.commit import NO_RESULT_MESSAGE
 REPO = Path(__file__).resolve().parents[2]
 T0 = dt.datetime(2026, 11, 26, 15, 30, tzinfo=dt.UTC)
 SCHEDULE = (6.0, 12.0, 24.0)
+HOUR = dt.timedelta(hours=1)
 
 
 # -- fixtures --------------------------------------------------------------------------------
@@ -710,6 +713,88 @@ def test_bulk_jobs_are_recorded_before_upload_and_cleared_by_the_commit(store: S
         escrow_schedule_hours=SCHEDULE,
     )
     assert store.pending_jobs() == []
+
+
+def test_a_crashed_cycles_jobs_are_filed_under_it_with_who_each_row_is(store: StateStore) -> None:
+    run_cycle(store, Plan(creates=[create(3)]), [ok(create(3), 3)], now=T0 - HOUR)  # the log knows user3
+    crashed = store.start_cycle(Mode.FULL, "fp", now=T0)
+    records = {
+        "entra-a": JobRecord("a@contoso.com", Action.CREATE),
+        "entra-b": JobRecord("b@contoso.com", Action.CREATE),
+    }
+    keys = {"a@contoso.com": "entra-a", "b@contoso.com": "entra-b"}
+    store.record_job(crashed, "750A", "insert", "Username", keys, records=records)
+    store.record_job(crashed, "750B", "update", "Id", {sf_id(3): "entra-3"})  # recorded without records (< v4)
+    store.fail_cycle(crashed, "killed during load")
+    jobs = store.pending_jobs()
+    assert (jobs[0].records, jobs[1].records) == (records, {})
+    later = T0 + dt.timedelta(hours=1)
+    settler = store.start_cycle(Mode.FULL, "fp", now=later)
+    results = [
+        RecordResult("entra-a", Action.CREATE, sf_id(1), True, created=True),
+        RecordResult("entra-b", Action.CREATE, None, False, "DUPLICATE_USERNAME", "taken"),
+        RecordResult("entra-3", Action.UPDATE, sf_id(3), False, "UNPROCESSED", "job aborted", unprocessed=True),
+    ]
+    job_of = {"entra-a": "750A", "entra-b": "750A", "entra-3": "750B"}
+    written = store.settle_jobs(
+        crashed, jobs, results, settled_by=settler, job_of=job_of, now=later, escrow_schedule_hours=SCHEDULE
+    )
+    logged = store.log_entries(cycle_id=crashed)
+    assert logged == written and store.log_entries(cycle_id=settler) == []
+    assert sorted((e.entra_id, e.user_principal_name, e.action, e.status, e.sf_id, e.error_code) for e in logged) == [
+        ("entra-3", "user3@contoso.com", Action.UPDATE, Status.WARNING, sf_id(3), "UNPROCESSED"),  # from the log
+        ("entra-a", "a@contoso.com", Action.CREATE, Status.SUCCESS, sf_id(1), None),
+        ("entra-b", "b@contoso.com", Action.CREATE, Status.FAILURE, None, "DUPLICATE_USERNAME"),
+    ]
+    by_user = {e.entra_id: e.error_message for e in logged}
+    assert by_user["entra-a"] == f"settled by cycle {settler} from Bulk job 750A"
+    assert by_user["entra-b"] == f"taken (settled by cycle {settler} from Bulk job 750A)"
+    escrow = {e.entra_id: (e.attempts, e.next_attempt_at, e.last_cycle_id) for e in store.escrow_entries()}
+    assert escrow == {
+        "entra-b": (1, later + dt.timedelta(hours=SCHEDULE[0]), crashed),  # held until the retry time
+        "entra-3": (0, later, crashed),  # never processed: due at once
+    }
+    assert store.pending_jobs() == [] and list(store.snapshot()["entra_id"]) == ["entra-3"]  # as it was
+    assert {c.cycle_id: c.reason for c in store.cycles()}[crashed] == (
+        f"killed during load; its Bulk jobs were settled by cycle {settler}: "
+        "1 succeeded, 1 failed (escrowed), 1 not processed (sent again)"
+    )
+
+
+def test_last_upns_name_users_the_log_has_seen(store: StateStore) -> None:
+    run_cycle(store, Plan(creates=[create(1), create(2)]), [ok(create(1), 1), ok(create(2), 2)])
+    renamed = dataclasses.replace(create(1), user_principal_name="renamed@contoso.com", action=Action.UPDATE)
+    gone = dataclasses.replace(create(2), user_principal_name=None, action=Action.DISABLE)
+    run_cycle(store, Plan(updates=[renamed], deactivations=[gone]), [ok(renamed, 1), ok(gone, 2)], now=T0 + HOUR)
+    assert store.last_upns(["entra-1", "entra-2", "entra-3"]) == {
+        "entra-1": "renamed@contoso.com",  # the latest
+        "entra-2": "user2@contoso.com",  # its deactivation was logged without one
+    }
+
+
+def test_a_version_3_database_gains_the_job_records_column(url: str) -> None:
+    StateStore(url).close()
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("DROP TABLE bulk_jobs"))
+        conn.execute(
+            text(
+                "CREATE TABLE bulk_jobs (job_id VARCHAR(64) PRIMARY KEY, cycle_id VARCHAR(64) NOT NULL, "
+                "operation VARCHAR(32) NOT NULL, key_field VARCHAR(80) NOT NULL, keys TEXT NOT NULL, "
+                "state VARCHAR(32) NOT NULL, created_at TIMESTAMP NOT NULL)"
+            )
+        )
+        conn.execute(text("UPDATE state_schema SET version = 3"))
+    engine.dispose()
+    store = StateStore(url)
+    try:
+        cycle_id = store.start_cycle(Mode.FULL, "fp", now=T0)
+        store.record_job(
+            cycle_id, "750A", "insert", "Username", {"a@x": "e-a"}, records={"e-a": JobRecord("a@x", Action.CREATE)}
+        )
+        assert store.pending_jobs()[0].records == {"e-a": JobRecord("a@x", Action.CREATE)}
+    finally:
+        store.close()
 
 
 # -- history and reset -----------------------------------------------------------------------

@@ -92,4 +92,6 @@ def _migrate(conn: Any, found: int) -> None:
     if found < 2:
         conn.execute(text("ALTER TABLE cycles ADD COLUMN run_key VARCHAR(250)"))
         conn.execute(text("CREATE INDEX IF NOT EXISTS ix_cycles_run_key ON cycles (run_key)"))
+    if found < 4:  # who each row of a recorded Bulk job is, for a crashed run's log rows
+        conn.execute(text("ALTER TABLE bulk_jobs ADD COLUMN records TEXT"))
     conn.execute(update(schema.state_schema).where(schema.state_schema.c.id == 1).values(version=schema.SCHEMA_VERSION))

@@ -26,7 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import TypeDecorator
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """Bump with a migration in ``store._migrate`` whenever a table changes shape."""
 
 ID = String(64)
@@ -203,6 +203,7 @@ bulk_jobs = Table(
     Column("operation", String(32), nullable=False),
     Column("key_field", String(80), nullable=False),
     Column("keys", Text, nullable=False),
+    Column("records", Text, nullable=True),  # v4: {entra id: [UPN, action]} for the provisioning log
     Column("state", String(32), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
 )

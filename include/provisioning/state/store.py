@@ -29,18 +29,18 @@ from include.provisioning.model import (
     CycleStatus,
     CycleSummary,
     EscrowEntry,
+    JobRecord,
     LogEntry,
     Mode,
     PendingJob,
     Plan,
     QuarantinedUser,
     RecordResult,
-    Status,
     Watermark,
 )
 from include.provisioning.state import job_quarantine, lease, schema
 from include.provisioning.state.bulk import Bulk
-from include.provisioning.state.codec import StateError, changes_from_json, changes_json, dumps, loads, utc
+from include.provisioning.state.codec import StateError, changes_json, dumps, loads, utc
 from include.provisioning.state.commit import CommitRows, PriorSnapshot, SnapshotRow, affected_ids, build_commit
 from include.provisioning.state.database import ensure_schema, open_engine
 from include.provisioning.state.escrow import check_schedule
@@ -48,6 +48,13 @@ from include.provisioning.state.job_quarantine import JobQuarantine
 from include.provisioning.state.lease import DEFAULT_LEASE_TTL, WRITER_LEASE, Lease, LeaseGrant
 from include.provisioning.state.owner import current_owner, owner_gone
 from include.provisioning.state.rebuild import FullObservation, held_roles, not_evaluated, stale_rows
+from include.provisioning.state.recovery import (
+    describe_settled,
+    log_entry,
+    records_from_json,
+    records_json,
+    settle_rows,
+)
 
 CHUNK = 20_000
 """Rows encoded and handed to the driver at a time (bounds memory at a million rows)."""
@@ -455,9 +462,20 @@ class StateStore:
     # -- Bulk jobs (crash recovery) ------------------------------------------------------------
 
     def record_job(
-        self, cycle_id: str, job_id: str, operation: str, key_field: str, keys: dict[str, str], *, state: str = "Open"
+        self,
+        cycle_id: str,
+        job_id: str,
+        operation: str,
+        key_field: str,
+        keys: dict[str, str],
+        *,
+        state: str = "Open",
+        records: Mapping[str, JobRecord] | None = None,
     ) -> None:
-        """Remember a Bulk job BEFORE its data is uploaded, so a crash leaves a trace to settle."""
+        """Remember a Bulk job BEFORE its data is uploaded, so a crash leaves a trace to settle.
+
+        ``records`` (Entra id → UPN and action) is who each row is: what the provisioning log
+        needs if a later cycle has to settle the job."""
         now = _now()
         row = {
             "job_id": job_id,
@@ -465,6 +483,7 @@ class StateStore:
             "operation": operation,
             "key_field": key_field,
             "keys": dumps(keys, what=f"Bulk job {job_id} keys"),
+            "records": dumps(records_json(records or {}), what=f"Bulk job {job_id} records"),
             "state": state,
             "created_at": now,
         }
@@ -496,6 +515,7 @@ class StateStore:
                 keys=loads(row["keys"]) or {},
                 state=row["state"],
                 created_at=row["created_at"],
+                records=records_from_json(loads(row["records"]) if row["records"] else None),
             )
             for row in rows
         ]
@@ -504,28 +524,50 @@ class StateStore:
         with self._engine.begin() as conn:
             conn.execute(delete(schema.bulk_jobs).where(schema.bulk_jobs.c.job_id == job_id))
 
-    def settle_job(self, cycle_id: str, job: PendingJob, results: Sequence[RecordResult], now: dt.datetime) -> None:
-        """Log what Salesforce did with an interrupted run's Bulk job and forget the job, in one
-        transaction. Snapshot and escrow are left to the full cycle that follows a recovery."""
-        note = f"settled from interrupted cycle {job.cycle_id}, Bulk job {job.job_id}"
-        entries = [
-            LogEntry(
-                cycle_id=cycle_id,
-                action=result.action,
-                status=Status.SUCCESS if result.ok else (Status.WARNING if result.unprocessed else Status.FAILURE),
-                entra_id=result.entra_id,
-                user_principal_name=None,
-                sf_id=result.sf_id,
-                changes={},
-                error_code=result.error_code,
-                error_message=f"{result.error_message} ({note})" if result.error_message else note,
-                at=utc(now),
-            )
-            for result in results
-        ]
+    def settle_jobs(
+        self,
+        crashed_cycle_id: str,
+        jobs: Sequence[PendingJob],
+        results: Sequence[RecordResult],
+        *,
+        settled_by: str,
+        job_of: Mapping[str, str],
+        now: dt.datetime,
+        escrow_schedule_hours: Sequence[float],
+    ) -> list[LogEntry]:
+        """File what Salesforce did with an interrupted cycle's Bulk ``jobs`` (``results``: one
+        per user, across the jobs) under that cycle, escrow its failures, and forget the jobs, in
+        one transaction (``recovery.settle_rows`` has the rules). Returns the log entries written."""
+        ids = sorted({r.entra_id for r in results})
+        named = {e for job in jobs for e, record in job.records.items() if record.user_principal_name}
+        known_upns = self.last_upns([i for i in ids if i not in named])
         with self._engine.begin() as conn:
-            self._write_log(conn, entries)
-            conn.execute(delete(schema.bulk_jobs).where(schema.bulk_jobs.c.job_id == job.job_id))
+            rows = settle_rows(
+                crashed_cycle_id,
+                jobs,
+                results,
+                settled_by=settled_by,
+                job_of=job_of,
+                now=now,
+                schedule_hours=check_schedule(escrow_schedule_hours),
+                prior_escrow=self._prior_escrow(conn, ids),
+                known_upns=known_upns,
+            )
+            self._write_log(conn, rows.log)
+            self._write_escrow(conn, rows)
+            conn.execute(delete(schema.bulk_jobs).where(schema.bulk_jobs.c.job_id.in_([j.job_id for j in jobs])))
+            self._note_settled(conn, crashed_cycle_id, settled_by, rows.log)
+        return rows.log
+
+    @staticmethod
+    def _note_settled(conn: Connection, cycle_id: str, settled_by: str, entries: Sequence[LogEntry]) -> None:
+        """Say on the crashed cycle's row what its settled jobs did, so its history reads with its
+        log rows (its counts stay 0: it never got to count its users)."""
+        cycles = schema.cycles
+        reason = conn.execute(select(cycles.c.reason).where(cycles.c.id == cycle_id)).scalar()
+        note = f"its Bulk jobs were settled by cycle {settled_by}: {describe_settled(entries)}"
+        reason = f"{reason}; {note}" if reason else note
+        conn.execute(update(cycles).where(cycles.c.id == cycle_id).values(reason=reason))
 
     # -- the commit point ----------------------------------------------------------------------
 
@@ -776,21 +818,22 @@ class StateStore:
             query = query.where(table.c.entra_id == entra_id)
         with self._engine.connect() as conn:
             rows = conn.execute(query.order_by(table.c.id.desc()).limit(limit)).mappings().all()
-        return [
-            LogEntry(
-                cycle_id=row["cycle_id"],
-                action=Action(row["action"]),
-                status=Status(row["status"]),
-                entra_id=row["entra_id"],
-                user_principal_name=row["upn"],
-                sf_id=row["sf_id"],
-                changes=changes_from_json(row["changes"]),
-                error_code=row["error_code"],
-                error_message=row["error_message"],
-                at=row["at"],
-            )
-            for row in reversed(rows)
-        ]
+        return [log_entry(row) for row in reversed(rows)]
+
+    def last_upns(self, entra_ids: Sequence[str]) -> dict[str, str]:
+        """The userPrincipalName the provisioning log last recorded for each of ``entra_ids`` (a
+        user Entra has since deleted is named by id alone); ids never logged with one are absent."""
+        table = schema.provisioning_log
+        found: dict[str, str] = {}
+        with self._engine.connect() as conn:
+            for chunk in _chunks(sorted(set(entra_ids)), 1_000):
+                query = (
+                    select(table.c.entra_id, table.c.upn)
+                    .where(table.c.entra_id.in_(chunk), table.c.upn.is_not(None))
+                    .order_by(table.c.id)
+                )
+                found.update({entra_id: upn for entra_id, upn in conn.execute(query)})
+        return found
 
     def quarantine_entries(self, cycle_id: str | None = None) -> list[QuarantinedUser]:
         """Quarantined users of ``cycle_id``, or the current quarantine: the latest committed cycle's."""

@@ -1,0 +1,122 @@
+"""What a dry run shows: a short table of the plan, and the whole plan as a CSV a person can open.
+
+One line of sixteen fields per user is unreadable at 100,000 users, so the terminal (or task log)
+gets the counts (the summary) and the first :data:`TABLE_LIMIT` planned actions, in the order the
+load would send them (``stages.WRITE_ORDER``: deactivations, creates, updates and reactivations),
+then the held-back deactivations and the quarantined users, each group by UPN, with a
+"… and N more" line; the CSV holds every planned action, one row each.
+
+The CSV is the failure report's dialect (``report.spreadsheet_csv``): every cell quoted and
+neutralised against spreadsheet formula injection (a cell starting with ``=``, ``+``, ``-``,
+``@``, tab or carriage return gets a leading apostrophe), CRLF line ends (RFC 4180), and UTF-8
+with a byte-order mark, so Excel does not read "Zoë Müller" in the ANSI code page.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from include.provisioning.model import Action, Plan, PlannedChange, QuarantinedUser
+from include.provisioning.report import HELD_BACK_DEFAULT, spreadsheet_csv
+
+TABLE_LIMIT = 20
+"""Planned actions the table lists one by one (the CSV has them all)."""
+USER_LIMIT = 60
+"""Characters of a UPN in the table (the CSV has every value whole)."""
+WHAT_LIMIT = 100
+"""Characters of the changes (or the reason) in the table."""
+CSV_COLUMNS = ("action", "user_principal_name", "entra_id", "salesforce_id", "changes", "reason")
+ARROW = "→"
+
+
+@dataclass(frozen=True, slots=True)
+class PlanRow:
+    """One planned action; the fields are the CSV's columns, in order."""
+
+    action: str
+    user_principal_name: str | None
+    entra_id: str
+    salesforce_id: str | None
+    changes: str
+    """``Field: old → new`` for each field sent, joined with "; " (empty when nothing is sent)."""
+    reason: str | None = None
+    """Why a deactivation is held back, or why a user is quarantined."""
+
+
+def _value(value: object) -> str:
+    return "(empty)" if value is None or value == "" else str(value)
+
+
+def describe_changes(change: PlannedChange) -> str:
+    """``LastName: Smith → Jones; Title: (empty) → Manager`` for each field sent, in the mapping's
+    order; a create has no old values, so it reads ``Username: a@b.example; LastName: Jones``."""
+    if change.action is Action.CREATE:
+        return "; ".join(f"{name}: {_value(c.new)}" for name, c in change.changes.items())
+    return "; ".join(f"{name}: {_value(c.old)} {ARROW} {_value(c.new)}" for name, c in change.changes.items())
+
+
+def _by_upn(change: PlannedChange) -> tuple[str, str]:
+    return ((change.user_principal_name or "").lower(), change.entra_id)
+
+
+def plan_rows(plan: Plan, quarantined: Iterable[QuarantinedUser] = ()) -> list[PlanRow]:
+    """Every planned action: writes in the load's order, then held back, then quarantined; each
+    group sorted by UPN. Unchanged users are not actions and are left out."""
+    writes: list[tuple[str, list[PlannedChange]]] = [
+        ("deactivate", plan.deactivations),
+        ("create", plan.creates),
+        ("update", plan.updates),
+        ("reactivate", plan.reactivations),
+    ]
+    rows = [
+        PlanRow(label, c.user_principal_name, c.entra_id, c.sf_id, describe_changes(c))
+        for label, changes in writes
+        for c in sorted(changes, key=_by_upn)
+    ]
+    held_back_reason = plan.held_back_reason or HELD_BACK_DEFAULT
+    rows += [
+        PlanRow("held back", c.user_principal_name, c.entra_id, c.sf_id, describe_changes(c), held_back_reason)
+        for c in sorted(plan.held_back, key=_by_upn)
+    ]
+    everyone = [*plan.quarantined, *quarantined]
+    unique = {q.entra_id: q for q in everyone}.values()
+    rows += [
+        PlanRow(str(Action.QUARANTINE).lower(), q.user_principal_name, q.entra_id, None, "", "; ".join(q.reasons))
+        for q in sorted(unique, key=lambda q: ((q.user_principal_name or "").lower(), q.entra_id))
+    ]
+    return rows
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def table_lines(rows: Sequence[PlanRow], limit: int = TABLE_LIMIT) -> list[str]:
+    """The first ``limit`` rows as an aligned table (action, user, changes or reason), then
+    "… and N more" when the plan has more; "(no changes planned)" for an empty plan."""
+    if not rows:
+        return ["(no changes planned)"]
+    cells = [
+        (
+            r.action,
+            _clip(r.user_principal_name or r.entra_id, USER_LIMIT),
+            _clip(r.changes or r.reason or "", WHAT_LIMIT),
+        )
+        for r in rows[:limit]
+    ]
+    header = ("action", "user", "changes")
+    action_width = max(len(header[0]), *(len(c[0]) for c in cells))
+    user_width = max(len(header[1]), *(len(c[1]) for c in cells))
+    lines = [
+        f"{action:<{action_width}}  {user:<{user_width}}  {what}".rstrip()
+        for action, user, what in [header, ("-" * action_width, "-" * user_width, "-" * len(header[2])), *cells]
+    ]
+    if len(rows) > limit:
+        lines.append(f"… and {len(rows) - limit:,} more (every planned action is in the CSV)")
+    return lines
+
+
+def csv_bytes(rows: Iterable[PlanRow]) -> bytes:
+    """Every row, columns :data:`CSV_COLUMNS`, in the report's spreadsheet dialect."""
+    return spreadsheet_csv(CSV_COLUMNS, ((getattr(row, name) for name in CSV_COLUMNS) for row in rows))

@@ -1,0 +1,146 @@
+"""What settling a crashed run's Bulk jobs writes, worked out without touching the database.
+
+A cycle that dies after submitting Bulk API 2.0 jobs leaves their records (``bulk_jobs``); the
+next cycle reads what Salesforce did with them (``BulkLoader.recover``) and files the rows here.
+They belong to the cycle that sent them, so each provisioning-log row carries the crashed cycle's
+id and the user it is about (UPN and action as recorded when the job was submitted, the
+Salesforce id from the results), and they are settled by the commit's own rules
+(``commit.build_commit``): a failure is escrowed with its attempt counted, so the cycle that
+follows holds the user until the retry time instead of sending the same record again and
+logging the same failure a second time; a row Salesforce never processed is due at once. The
+snapshot is left alone: the full cycle that follows a recovery reads the org and records what it
+finds there.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from include.provisioning.model import (
+    Action,
+    EscrowEntry,
+    JobRecord,
+    LogEntry,
+    PendingJob,
+    Plan,
+    PlannedChange,
+    RecordResult,
+    Status,
+)
+from include.provisioning.state.codec import changes_from_json, utc
+from include.provisioning.state.commit import CommitRows, build_commit
+
+_GROUP_OF = {
+    Action.CREATE: "creates",
+    Action.DISABLE: "deactivations",
+    Action.REACTIVATE: "reactivations",
+}
+
+
+def records_json(records: Mapping[str, JobRecord]) -> dict[str, list[str | None]]:
+    """``{entra id: [UPN, action]}``, as ``bulk_jobs.records`` keeps it."""
+    return {entra_id: [r.user_principal_name, str(r.action)] for entra_id, r in records.items()}
+
+
+def records_from_json(value: Any) -> dict[str, JobRecord]:
+    """The inverse of :func:`records_json`; a job recorded before schema v4 has none (``{}``)."""
+    return {str(k): JobRecord(v[0], Action(v[1])) for k, v in (value or {}).items()}
+
+
+def settle_rows(
+    crashed_cycle_id: str,
+    jobs: Sequence[PendingJob],
+    results: Sequence[RecordResult],
+    *,
+    settled_by: str,
+    job_of: Mapping[str, str],
+    now: dt.datetime,
+    schedule_hours: Sequence[float],
+    prior_escrow: Mapping[str, EscrowEntry],
+    known_upns: Mapping[str, str] | None = None,
+) -> CommitRows:
+    """Log rows and escrow changes for ``results`` (one per user) of ``crashed_cycle_id``'s ``jobs``.
+
+    ``job_of`` maps each result's Entra id to the job that reported it (named in the row's
+    message, with ``settled_by``, the cycle that settled it). ``known_upns`` names users the jobs'
+    records do not (a job recorded before schema v4), from the provisioning log. Raises ``StateError`` as
+    ``build_commit`` does (e.g. a success without a Salesforce id). ``rows.snapshot`` is empty."""
+    records: dict[str, JobRecord] = {}
+    for job in jobs:
+        records.update(job.records)
+    plan = Plan()
+    for result in results:
+        record = records.get(result.entra_id)
+        action = record.action if record is not None else result.action
+        upn = record.user_principal_name if record is not None else None
+        if upn is None and known_upns:
+            upn = known_upns.get(result.entra_id)
+        change = PlannedChange(result.entra_id, upn, action, result.sf_id, {})
+        getattr(plan, _GROUP_OF.get(action, "updates")).append(change)
+    rows = build_commit(
+        crashed_cycle_id,
+        plan=plan,
+        results=results,
+        quarantined=[],
+        now=utc(now),
+        schedule_hours=schedule_hours,
+        prior_snapshot={},
+        prior_escrow=prior_escrow,
+    )
+    rows.snapshot = []
+    for entry in rows.log:
+        note = f"settled by cycle {settled_by} from Bulk job {job_of.get(entry.entra_id, '?')}"
+        entry.error_message = f"{entry.error_message} ({note})" if entry.error_message else note
+    return rows
+
+
+def describe_settled(entries: Sequence[LogEntry]) -> str:
+    """``3 succeeded, 1 failed (escrowed), 0 not processed (sent again)`` of settled log rows."""
+    done = {status: sum(1 for e in entries if e.status is status) for status in Status}
+    return (
+        f"{done[Status.SUCCESS]} succeeded, {done[Status.FAILURE]} failed (escrowed), "
+        f"{done[Status.WARNING]} not processed (sent again)"
+    )
+
+
+def log_json(entries: Sequence[LogEntry]) -> list[dict[str, Any]]:
+    """Log entries as JSON values (a workspace artifact); changes are not kept."""
+    return [
+        {
+            "cycle_id": e.cycle_id,
+            "action": str(e.action),
+            "status": str(e.status),
+            "entra_id": e.entra_id,
+            "upn": e.user_principal_name,
+            "sf_id": e.sf_id,
+            "error_code": e.error_code,
+            "error_message": e.error_message,
+            "at": e.at.isoformat(),
+        }
+        for e in entries
+    ]
+
+
+def log_entry(row: Mapping[str, Any]) -> LogEntry:
+    """A log entry from a ``provisioning_log`` row or a :func:`log_json` value (``changes``, the
+    JSON text of the changes, may be absent; ``at`` a datetime or its ISO text)."""
+    at = row["at"]
+    return LogEntry(
+        cycle_id=row["cycle_id"],
+        action=Action(row["action"]),
+        status=Status(row["status"]),
+        entra_id=row["entra_id"],
+        user_principal_name=row["upn"],
+        sf_id=row["sf_id"],
+        changes=changes_from_json(row.get("changes")),
+        error_code=row["error_code"],
+        error_message=row["error_message"],
+        at=dt.datetime.fromisoformat(at) if isinstance(at, str) else at,
+    )
+
+
+def log_from_json(values: Sequence[Mapping[str, Any]]) -> list[LogEntry]:
+    """The inverse of :func:`log_json`."""
+    return [log_entry(v) for v in values]

@@ -55,7 +55,7 @@ ENV AIRFLOW_HOME=/opt/airflow \
     AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME=0.2 \
     AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL=5 \
     AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL=5 \
-    PYTHONPATH=/opt/airflow
+    PYTHONPATH=/opt/airflow:/opt/airflow/plugins
 
 USER airflow
 CMD ["airflow", "version"]

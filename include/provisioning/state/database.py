@@ -92,4 +92,11 @@ def _migrate(conn: Any, found: int) -> None:
     if found < 2:
         conn.execute(text("ALTER TABLE cycles ADD COLUMN run_key VARCHAR(250)"))
         conn.execute(text("CREATE INDEX IF NOT EXISTS ix_cycles_run_key ON cycles (run_key)"))
+    if found < 4:
+        conn.execute(text("ALTER TABLE cycles ADD COLUMN stage VARCHAR(16)"))
+        # The single-column log indexes became (column, id) pairs for keyset paging.
+        conn.execute(text("DROP INDEX IF EXISTS ix_provisioning_log_cycle_id"))
+        conn.execute(text("DROP INDEX IF EXISTS ix_provisioning_log_entra_id"))
+        for index in schema.LOG_INDEXES:
+            index.create(conn)  # each for its dialect (``ddl_if``); a version 3 database has none of them
     conn.execute(update(schema.state_schema).where(schema.state_schema.c.id == 1).values(version=schema.SCHEMA_VERSION))

@@ -24,9 +24,10 @@ from sqlalchemy import (
     Table,
     Text,
 )
+from sqlalchemy.sql import column, func
 from sqlalchemy.types import TypeDecorator
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """Bump with a migration in ``store._migrate`` whenever a table changes shape."""
 
 ID = String(64)
@@ -92,6 +93,9 @@ cycles = Table(
     # Who asked for the cycle, e.g. ``airflow:<dag_id>:<run_id>`` or ``cli``: a cleared Airflow
     # task resumes its run's uncommitted cycle instead of starting another (schema version 2).
     Column("run_key", String(250), nullable=True, index=True),
+    # The stage the cycle last entered (``stages.STAGES``), so a monitor can show how far a running
+    # cycle got; the stages' timings arrive only with the commit (schema version 4).
+    Column("stage", String(16), nullable=True),
 )
 
 leases = Table(
@@ -177,6 +181,19 @@ quarantine = Table(
     Column("reasons", Text, nullable=False),
 )
 
+LOG_INDEXES = (
+    Index("ix_provisioning_log_cycle_id_id", "cycle_id", "id"),
+    Index("ix_provisioning_log_entra_id_id", "entra_id", "id"),
+    Index("ix_provisioning_log_sf_id_id", "sf_id", "id"),
+    Index("ix_provisioning_log_status_id", "status", "id"),
+    Index("ix_provisioning_log_at_id", "at", "id"),
+    # SQLite compares text bytewise; PostgreSQL by the database's collation, under which a prefix
+    # range is not "starts with": its index (and the search, ``log_query.upn_key``) use "C".
+    Index("ix_provisioning_log_upn_lower", func.lower(column("upn"))).ddl_if(dialect="sqlite"),
+    Index("ix_provisioning_log_upn_lower_c", func.lower(column("upn")).collate("C")).ddl_if(dialect="postgresql"),
+)
+"""The log's indexes, named so ``database._migrate`` can create them in an older database."""
+
 provisioning_log = Table(
     "provisioning_log",
     metadata,
@@ -191,8 +208,10 @@ provisioning_log = Table(
     Column("error_code", Text, nullable=True),
     Column("error_message", Text, nullable=True),
     Column("at", UTCDateTime, nullable=False),
-    Index("ix_provisioning_log_cycle_id", "cycle_id"),
-    Index("ix_provisioning_log_entra_id", "entra_id"),
+    # Keyset paging of the log (newest first, ``id < last seen``) under a filter (schema version 4):
+    # each filter's column followed by ``id``, so PostgreSQL reads one page of the index in order
+    # (SQLite's indexes end in the rowid anyway). The UPN is searched case-insensitively by prefix.
+    *LOG_INDEXES,
 )
 
 bulk_jobs = Table(

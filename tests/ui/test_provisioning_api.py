@@ -227,3 +227,15 @@ def test_a_store_this_page_cannot_read_answers_503(api: TestClient, engine: Engi
     answer = api.get("/api/overview")
     reader.close()
     assert answer.status_code == 503 and "schema version 3" in answer.json()["detail"]
+
+
+def test_a_missing_sqlite_store_answers_503_and_is_not_created(api: TestClient, tmp_path: Path) -> None:
+    from entra_provisioning.ui import app as ui
+    from entra_provisioning.ui.queries import StateReader
+
+    missing = tmp_path / "nowhere" / "provisioning.db"
+    reader = StateReader(f"sqlite:///{missing}")
+    ui.app.dependency_overrides[ui.state_reader] = lambda: reader
+    answer = api.get("/api/log")
+    assert answer.status_code == 503 and "no provisioning cycle has run" in answer.json()["detail"]
+    assert not missing.parent.exists()

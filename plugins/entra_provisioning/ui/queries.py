@@ -14,9 +14,11 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy.engine import make_url
 
 from entra_provisioning.ui import log_query
 from include.provisioning.model import Action, CycleStatus
@@ -88,16 +90,28 @@ class StateReader:
     """Read-only access to one state store (``url``: a SQLAlchemy URL, as the engine takes)."""
 
     def __init__(self, url: str) -> None:
-        self._engine: Engine = open_engine(url)
+        self._url = make_url(url)
+        self._engine: Engine | None = None
         self._version_checked = False
 
     def close(self) -> None:
-        self._engine.dispose()
+        if self._engine is not None:
+            self._engine.dispose()
+
+    def _opened(self) -> Engine:
+        if self._engine is None:
+            # Connecting to a SQLite file that is not there would create it: say so instead.
+            database = self._url.database or ""
+            a_file = database and not database.startswith(("file:", ":memory:"))
+            if self._url.get_backend_name() == "sqlite" and a_file and not Path(database).expanduser().exists():
+                raise StateNotReadyError(f"no state store at {database} yet: no provisioning cycle has run")
+            self._engine = open_engine(self._url.render_as_string(hide_password=False))
+        return self._engine
 
     @contextmanager
     def connect(self) -> Iterator[Connection]:
         """A connection, after the one-time schema check; raises ``StateNotReadyError``."""
-        with self._engine.connect() as conn:
+        with self._opened().connect() as conn:
             if not self._version_checked:
                 self._check_version(conn)
             yield conn

@@ -179,12 +179,13 @@ def test_the_csv_export_streams_the_filtered_rows_with_formulas_neutralised(
     answer = api.get("/api/log.csv")
     assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/csv")
     assert "attachment" in answer.headers["content-disposition"]
-    rows = list(csv.DictReader(io.StringIO(answer.text)))
+    rows = list(csv.DictReader(io.StringIO(answer.content.decode("utf-8-sig"))))
     assert [int(row["id"]) for row in rows] == _log_ids(engine)
     formula = [row for row in rows if row["entra_id"] == "00000000-0000-0000-0000-0000000000f1"]
     assert formula and all(row["user_principal_name"] == "'" + FORMULA_UPN for row in formula)
     assert not any(cell.startswith(("=", "+", "-", "@")) for row in rows for cell in row.values())
-    failed = list(csv.DictReader(io.StringIO(api.get("/api/log.csv", params={"status": "Failure"}).text)))
+    failed_csv = api.get("/api/log.csv", params={"status": "Failure"}).content.decode("utf-8-sig")
+    failed = list(csv.DictReader(io.StringIO(failed_csv)))
     assert [(row["entra_id"], row["status"]) for row in failed] == [(ALEX, Status.FAILURE.value)]
 
 
@@ -239,3 +240,12 @@ def test_a_missing_sqlite_store_answers_503_and_is_not_created(api: TestClient, 
     answer = api.get("/api/log")
     assert answer.status_code == 503 and "no provisioning cycle has run" in answer.json()["detail"]
     assert not missing.parent.exists()
+
+
+def test_actions_refuse_what_the_dag_would_refuse_before_asking_airflow(api: TestClient) -> None:
+    assert api.post("/api/actions/delete_everything", json={}).status_code == 404
+    for user in (None, "", "not an address"):
+        answer = api.post("/api/actions/provision_user", json={"user": user})
+        assert answer.status_code == 422 and "userPrincipalName" in answer.text
+    form = api.post("/api/actions/reset_quarantine", data={"user": "x"})  # a cross-site form's body
+    assert form.status_code == 415

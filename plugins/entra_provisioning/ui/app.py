@@ -187,14 +187,17 @@ class ActionBody(BaseModel):
     user: str | None = None
 
 
-@app.post("/api/actions/{name}", dependencies=[*READ, Depends(can_trigger_runs)])
-async def run_action(request: Request, name: str, body: ActionBody) -> dict[str, Any]:
-    """Trigger the DAG run of action ``name`` (``actions.ACTIONS``) as the signed-in user.
-
-    JSON bodies only (415 otherwise): a cross-site form cannot send one without the browser asking
-    first, so the cookie alone cannot trigger a run (cross-site request forgery)."""
+def json_only(request: Request) -> None:
+    """415 unless the body is JSON: a cross-site form cannot send JSON without the browser asking
+    first, so the UI's cookie alone cannot trigger a run (cross-site request forgery). A dependency,
+    so it answers before the body is validated."""
     if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
         raise HTTPException(415, "send the action as application/json")
+
+
+@app.post("/api/actions/{name}", dependencies=[*READ, Depends(can_trigger_runs), Depends(json_only)])
+async def run_action(request: Request, name: str, body: ActionBody) -> dict[str, Any]:
+    """Trigger the DAG run of action ``name`` (``actions.ACTIONS``) as the signed-in user."""
     return await actions.trigger(request, name, body.user)
 
 

@@ -187,6 +187,14 @@ LOG_INDEXES = (
     Index("ix_provisioning_log_sf_id_id", "sf_id", "id"),
     Index("ix_provisioning_log_status_id", "status", "id"),
     Index("ix_provisioning_log_at_id", "at", "id"),
+    # Only failed rows carry an error code: a partial index costs a successful row nothing.
+    Index(
+        "ix_provisioning_log_error_code_id",
+        "error_code",
+        "id",
+        sqlite_where=column("error_code").is_not(None),
+        postgresql_where=column("error_code").is_not(None),
+    ),
     # SQLite compares text bytewise; PostgreSQL by the database's collation, under which a prefix
     # range is not "starts with": its index (and the search, ``log_query.upn_key``) use "C".
     Index("ix_provisioning_log_upn_lower", func.lower(column("upn"))).ddl_if(dialect="sqlite"),

@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 
 from include.provisioning import stages
-from include.provisioning.cycle import CycleResult, Engine
+from include.provisioning.cycle import CycleResult, Engine, run_cycle
 from include.provisioning.model import CycleStatus, Mode, Status
 from include.provisioning.workspace import MemoryWorkspace
 from tests.e2e.conftest import add_assigned_user
@@ -249,3 +249,22 @@ def test_actions_refuse_what_the_dag_would_refuse_before_asking_airflow(api: Tes
         assert answer.status_code == 422 and "userPrincipalName" in answer.text
     form = api.post("/api/actions/reset_quarantine", data={"user": "x"})  # a cross-site form's body
     assert form.status_code == 415
+
+
+def test_held_back_deactivations_are_listed_and_their_steps_wait_for_approval(
+    api: TestClient, engine: Engine, make_engine: Callable[..., Engine], sandbox: SandboxProcess
+) -> None:
+    strict = make_engine(state_url=engine.state.url, AIRFLOW_VAR_PROVISIONING_DELETION_THRESHOLD_COUNT="1")
+    try:
+        run_cycle(strict)
+        for assignment in ("asg-1", "asg-4"):
+            sandbox.graph.delete(f"/_sandbox/appRoleAssignments/{assignment}").raise_for_status()
+        result = run_cycle(strict)
+    finally:
+        strict.state.close()
+    held = api.get("/api/overview").json()["held_back"]
+    assert held["cycle_id"] == result.summary.cycle_id and held["count"] == result.summary.held_back == 2
+    staged = {entry.entra_id for entry in result.log if entry.action.value == "StagedDelete"}
+    assert {row["entra_id"] for row in held["items"]} == staged
+    details = api.get(f"/api/log/{held['items'][0]['id']}").json()
+    assert details["steps"][-1]["status"] == "Skipped" and details["steps"][-1]["name"] == "action"

@@ -189,7 +189,7 @@ class StateReader:
                 "last_committed": cycle_row(committed, now) if committed is not None else None,
                 "job_quarantine": _job_quarantine(job_quarantine.read(conn), now),
                 "quarantined_users": _quarantined(conn, committed_id),
-                "held_back": _held_back(conn, committed_id),
+                "held_back": _held_back(conn, committed),
                 "escrow": _escrow(conn, now),
                 "delta_link": _delta_link(conn, now),
             }
@@ -220,18 +220,16 @@ def _quarantined(conn: Connection, cycle_id: str | None) -> dict[str, Any]:
     return {"cycle_id": cycle_id, "count": int(count), "items": items}
 
 
-def _held_back(conn: Connection, cycle_id: str | None) -> dict[str, Any]:
+def _held_back(conn: Connection, cycle: Any | None) -> dict[str, Any]:
     """The deactivations the last committed cycle held back (log action ``StagedDelete``): they
-    wait for a run with ``approve_deactivations``."""
-    if cycle_id is None:
+    wait for a run with ``approve_deactivations``. The count is the cycle's own; the log is read
+    only when there is something to list (a full cycle's rows are many)."""
+    if cycle is None:
         return {"cycle_id": None, "count": 0, "items": []}
-    log_filter = log_query.LogFilter(cycle_id=cycle_id, action=Action.STAGED_DELETE.value)
-    log = log_query.LOG
-    count = conn.execute(
-        select(func.count()).select_from(log).where(*log_filter.conditions(conn.dialect.name))
-    ).scalar_one()
-    items = log_query.page(conn, log_filter, limit=LISTED)["rows"]
-    return {"cycle_id": cycle_id, "count": int(count), "items": items}
+    count = int(cycle["held_back"])
+    log_filter = log_query.LogFilter(cycle_id=cycle["id"], action=Action.STAGED_DELETE.value)
+    items = log_query.page(conn, log_filter, limit=LISTED)["rows"] if count else []
+    return {"cycle_id": cycle["id"], "count": count, "items": items}
 
 
 def _escrow(conn: Connection, now: dt.datetime) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from include.provisioning import stages
 from include.provisioning.cycle import CycleResult, Engine, run_cycle
 from include.provisioning.model import CycleStatus, Mode, Status
 from include.provisioning.workspace import MemoryWorkspace
+from tests.airflow.server import free_port
 from tests.e2e.conftest import add_assigned_user
 from tests.sandbox_process import SandboxProcess
 
@@ -268,3 +269,15 @@ def test_held_back_deactivations_are_listed_and_their_steps_wait_for_approval(
     assert {row["entra_id"] for row in held["items"]} == staged
     details = api.get(f"/api/log/{held['items'][0]['id']}").json()
     assert details["steps"][-1]["status"] == "Skipped" and details["steps"][-1]["name"] == "action"
+
+
+def test_a_state_store_that_does_not_answer_is_a_503_without_its_address(api: TestClient) -> None:
+    from entra_provisioning.ui import app as ui
+    from entra_provisioning.ui.queries import StateReader
+
+    port = free_port()  # nothing listens there
+    reader = StateReader(f"postgresql+psycopg2://provisioning:s3cret@127.0.0.1:{port}/state")
+    ui.app.dependency_overrides[ui.state_reader] = lambda: reader
+    answer = api.get("/api/overview")
+    assert answer.status_code == 503 and "does not answer" in answer.text
+    assert "s3cret" not in answer.text and str(port) not in answer.text

@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 
 from entra_provisioning.ui import log_query
 from include.provisioning.model import Action, CycleStatus
@@ -110,8 +111,13 @@ class StateReader:
 
     @contextmanager
     def connect(self) -> Iterator[Connection]:
-        """A connection, after the one-time schema check; raises ``StateNotReadyError``."""
-        with self._opened().connect() as conn:
+        """A connection, after the one-time schema check; raises ``StateNotReadyError`` (also when
+        the database does not answer: the message names the error's kind, never the URL)."""
+        try:
+            opened = self._opened().connect()
+        except OperationalError as exc:
+            raise StateNotReadyError(f"the state store does not answer ({type(exc.orig).__name__})") from exc
+        with opened as conn:
             if not self._version_checked:
                 self._check_version(conn)
             yield conn

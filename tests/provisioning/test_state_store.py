@@ -189,20 +189,20 @@ def test_reopening_keeps_data_and_a_newer_schema_is_refused(open_store: Callable
         StateStore(url)
 
 
-def test_a_version_3_database_gains_the_stage_column_and_the_log_paging_indexes(
+def test_a_version_4_database_gains_the_stage_column_and_the_log_paging_indexes(
     open_store: Callable[..., StateStore], url: str
 ) -> None:
     first = open_store()
     cycle_id, _ = run_cycle(first, Plan(creates=[create(1)]), [ok(create(1), 1)])
     first.close()
     engine = create_engine(url)
-    with engine.begin() as conn:  # back to version 3's shape: no stage, single-column log indexes
+    with engine.begin() as conn:  # back to version 4's shape: no stage, single-column log indexes
         for name in _log_index_names(conn):
             conn.execute(text(f"DROP INDEX {name}"))
         conn.execute(text("CREATE INDEX ix_provisioning_log_cycle_id ON provisioning_log (cycle_id)"))
         conn.execute(text("CREATE INDEX ix_provisioning_log_entra_id ON provisioning_log (entra_id)"))
         conn.execute(text("ALTER TABLE cycles DROP COLUMN stage"))
-        conn.execute(text("UPDATE state_schema SET version = 3"))
+        conn.execute(text("UPDATE state_schema SET version = 4"))
     again = open_store()
     again.enter_stage(cycle_id, "load")
     with engine.connect() as conn:

@@ -92,7 +92,7 @@ def _migrate(conn: Any, found: int) -> None:
     if found < 2:
         conn.execute(text("ALTER TABLE cycles ADD COLUMN run_key VARCHAR(250)"))
         conn.execute(text("CREATE INDEX IF NOT EXISTS ix_cycles_run_key ON cycles (run_key)"))
-    if found < 4:
+    if found < 5:  # issue 9: the stage a running cycle reached, and the log's keyset-paging indexes
         conn.execute(text("ALTER TABLE cycles ADD COLUMN stage VARCHAR(16)"))
         # The single-column log indexes became (column, id) pairs for keyset paging.
         conn.execute(text("DROP INDEX IF EXISTS ix_provisioning_log_cycle_id"))

@@ -27,7 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.sql import column, func, literal_column
 from sqlalchemy.types import TypeDecorator
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 """Bump with a migration in ``store._migrate`` whenever a table changes shape."""
 
 ID = String(64)
@@ -94,7 +94,7 @@ cycles = Table(
     # task resumes its run's uncommitted cycle instead of starting another (schema version 2).
     Column("run_key", String(250), nullable=True, index=True),
     # The stage the cycle last entered (``stages.STAGES``), so a monitor can show how far a running
-    # cycle got; the stages' timings arrive only with the commit (schema version 4).
+    # cycle got; the stages' timings arrive only with the commit (schema version 5).
     Column("stage", String(16), nullable=True),
 )
 
@@ -223,7 +223,7 @@ provisioning_log = Table(
     Column("error_code", Text, nullable=True),
     Column("error_message", Text, nullable=True),
     Column("at", UTCDateTime, nullable=False),
-    # Keyset paging of the log (newest first, ``id < last seen``) under a filter (schema version 4):
+    # Keyset paging of the log (newest first, ``id < last seen``) under a filter (schema version 5):
     # each filter's column followed by ``id``, so PostgreSQL reads one page of the index in order
     # (SQLite's indexes end in the rowid anyway). The UPN is searched case-insensitively by prefix.
     *LOG_INDEXES,

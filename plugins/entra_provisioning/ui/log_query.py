@@ -3,7 +3,7 @@
 Pages are newest first and keyed by the row id: a page asks for rows with ``id < before``, so a
 page costs the same on the millionth row as on the first and a row written between two pages
 neither repeats nor disappears (no ``OFFSET``). The filters have ``(column, id)`` indexes in the
-state store's schema (``schema.LOG_INDEXES``, version 4); a success is found in id order (most rows
+state store's schema (``schema.LOG_INDEXES``, version 5); a success is found in id order (most rows
 are successes), action and time range walk the id order too.
 
 The search box takes one text and decides what it is from its shape, so each search uses one index:

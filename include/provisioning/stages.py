@@ -197,6 +197,15 @@ def _context(ws: Workspace) -> CycleContext:
     return CycleContext.from_json(ws.read_json("context"))
 
 
+def _enter(engine: Engine, ws: Workspace, stage: str) -> CycleContext:
+    """The cycle's context, after recording in the state store that the cycle reached ``stage``
+    (what a monitor shows of a running cycle; a dry run writes nothing there)."""
+    context = _context(ws)
+    if not context.dry_run:
+        engine.state.enter_stage(context.cycle_id, stage)
+    return context
+
+
 def _session_requests(session: SalesforceSession | None, before: dict[str, int]) -> dict[str, int]:
     """This stage's Salesforce requests by kind (the session may be shared by several stages)."""
     if session is None:
@@ -407,7 +416,7 @@ def run_extract(engine: Engine, ws: Workspace) -> StageOutcome:
     Writes ``users`` (USERS frame after scoping, before escrow holds), ``quarantine_extract``
     (users whose app roles cannot be resolved) and ``extract.json`` (mode as done, delta link to
     save, escrow-waiting ids, the number of users that must end in an outcome, requests)."""
-    context = _context(ws)
+    context = _enter(engine, ws, "extract")
     engine.check_lease()
     phase = _Phases(engine.progress)
     notes: list[str] = []
@@ -578,7 +587,7 @@ def run_validate(
 
 
 def _validate(engine: Engine, ws: Workspace, shard: Shard, write_docs: Callable[[Any], None] | None) -> StageOutcome:
-    context = _context(ws)
+    context = _enter(engine, ws, "validate")
     engine.check_lease()
     phase = _Phases(engine.progress)
     users = shard.take(_held_users(ws))
@@ -625,7 +634,7 @@ def run_transform(engine: Engine, ws: Workspace, *, shard: Shard | None = None) 
 
 
 def _transform(engine: Engine, ws: Workspace, shard: Shard) -> StageOutcome:
-    context = _context(ws)
+    context = _enter(engine, ws, "transform")
     stopped = _stopped(ws)
     if stopped:
         return StageOutcome("transform", context.cycle_id, status="skipped", reason=stopped)
@@ -682,7 +691,7 @@ def run_plan(engine: Engine, ws: Workspace) -> StageOutcome:
     ``quarantine_plan`` (conflicts the diff holds out). With ``approve_deactivations`` the
     accidental-deletion threshold does not hold this cycle's deactivations back. A dry run stops
     here (``plan_status.json``)."""
-    context = _context(ws)
+    context = _enter(engine, ws, "plan")
     stopped = _validation_stop(ws)  # not _stopped(): a dry run's re-plan is fine
     if stopped:
         return StageOutcome("plan", context.cycle_id, status="skipped", reason=stopped)
@@ -900,7 +909,7 @@ def run_load(engine: Engine, ws: Workspace, *, shard: Shard | None = None) -> St
 
 
 def _load(engine: Engine, ws: Workspace, shard: Shard) -> StageOutcome:
-    context = _context(ws)
+    context = _enter(engine, ws, "load")
     stopped = _stopped(ws)
     if stopped:
         return StageOutcome("load", context.cycle_id, status="skipped", reason=stopped)
@@ -989,7 +998,7 @@ def run_commit(engine: Engine, ws: Workspace) -> CycleResult:
 
     Idempotent: a cycle already committed is returned as stored. Raises ``CycleError`` when the
     counts do not add up (a bug; nothing is committed then)."""
-    context = _context(ws)
+    context = _enter(engine, ws, "commit")
     if not context.dry_run and engine.state.is_committed(context.cycle_id):
         stored = engine.state.cycle(context.cycle_id)
         assert stored is not None

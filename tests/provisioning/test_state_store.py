@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import Connection, create_engine, text
 
 from include.provisioning.model import (
     Action,
@@ -36,7 +36,7 @@ from include.provisioning.model import (
     RecordResult,
     Status,
 )
-from include.provisioning.state import StateError, StateStore, bulk
+from include.provisioning.state import StateError, StateStore, bulk, schema
 from include.provisioning.state.commit import NO_RESULT_MESSAGE
 
 REPO = Path(__file__).resolve().parents[2]
@@ -190,6 +190,46 @@ def test_reopening_keeps_data_and_a_newer_schema_is_refused(open_store: Callable
     engine.dispose()
     with pytest.raises(StateError, match="schema version 99, newer than this code"):
         StateStore(url)
+
+
+def test_a_version_4_database_gains_the_stage_column_and_the_log_paging_indexes(
+    open_store: Callable[..., StateStore], url: str
+) -> None:
+    first = open_store()
+    cycle_id, _ = run_cycle(first, Plan(creates=[create(1)]), [ok(create(1), 1)])
+    first.close()
+    engine = create_engine(url)
+    with engine.begin() as conn:  # back to version 4's shape: no stage, single-column log indexes
+        for name in _log_index_names(conn):
+            conn.execute(text(f"DROP INDEX {name}"))
+        conn.execute(text("CREATE INDEX ix_provisioning_log_cycle_id ON provisioning_log (cycle_id)"))
+        conn.execute(text("CREATE INDEX ix_provisioning_log_entra_id ON provisioning_log (entra_id)"))
+        conn.execute(text("ALTER TABLE cycles DROP COLUMN stage"))
+        conn.execute(text("UPDATE state_schema SET version = 4"))
+    again = open_store()
+    again.enter_stage(cycle_id, "load")
+    with engine.connect() as conn:
+        version = conn.execute(text("SELECT version FROM state_schema")).scalar()
+        stage = conn.execute(text("SELECT stage FROM cycles")).scalar()
+        indexes = _log_index_names(conn)
+    engine.dispose()
+    upn_index = "ix_provisioning_log_upn_lower" if url.startswith("sqlite") else "ix_provisioning_log_upn_lower_c"
+    wanted = {index.name for index in schema.LOG_INDEXES if not str(index.name).startswith("ix_provisioning_log_upn")}
+    assert (version, stage) == (schema.SCHEMA_VERSION, "load")
+    assert indexes == {*wanted, upn_index}  # the old single-column ones are gone
+    assert [c.cycle_id for c in again.cycles()] == [cycle_id]
+
+
+def _log_index_names(conn: Connection) -> set[str]:
+    """The provisioning log's own indexes (read from the catalogue: SQLAlchemy does not reflect
+    SQLite's expression indexes)."""
+    if conn.dialect.name == "sqlite":
+        query = "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'provisioning_log'"
+    else:
+        query = (
+            "SELECT indexname FROM pg_indexes WHERE tablename = 'provisioning_log' AND schemaname = current_schema()"
+        )
+    return {name for (name,) in conn.execute(text(query)) if name.startswith("ix_")}
 
 
 def test_unsupported_url_is_a_clear_error() -> None:

@@ -94,4 +94,11 @@ def _migrate(conn: Any, found: int) -> None:
         conn.execute(text("CREATE INDEX IF NOT EXISTS ix_cycles_run_key ON cycles (run_key)"))
     if found < 4:  # who each row of a recorded Bulk job is, for a crashed run's log rows
         conn.execute(text("ALTER TABLE bulk_jobs ADD COLUMN records TEXT"))
+    if found < 5:  # issue 9: the stage a running cycle reached, and the log's keyset-paging indexes
+        conn.execute(text("ALTER TABLE cycles ADD COLUMN stage VARCHAR(16)"))
+        # The single-column log indexes became (column, id) pairs for keyset paging.
+        conn.execute(text("DROP INDEX IF EXISTS ix_provisioning_log_cycle_id"))
+        conn.execute(text("DROP INDEX IF EXISTS ix_provisioning_log_entra_id"))
+        for index in schema.LOG_INDEXES:
+            index.create(conn)  # each for its dialect (``ddl_if``); a version 3 database has none of them
     conn.execute(update(schema.state_schema).where(schema.state_schema.c.id == 1).values(version=schema.SCHEMA_VERSION))

@@ -24,9 +24,10 @@ from sqlalchemy import (
     Table,
     Text,
 )
+from sqlalchemy.sql import column, func, literal_column
 from sqlalchemy.types import TypeDecorator
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 """Bump with a migration in ``store._migrate`` whenever a table changes shape."""
 
 ID = String(64)
@@ -92,6 +93,9 @@ cycles = Table(
     # Who asked for the cycle, e.g. ``airflow:<dag_id>:<run_id>`` or ``cli``: a cleared Airflow
     # task resumes its run's uncommitted cycle instead of starting another (schema version 2).
     Column("run_key", String(250), nullable=True, index=True),
+    # The stage the cycle last entered (``stages.STAGES``), so a monitor can show how far a running
+    # cycle got; the stages' timings arrive only with the commit (schema version 5).
+    Column("stage", String(16), nullable=True),
 )
 
 leases = Table(
@@ -177,6 +181,34 @@ quarantine = Table(
     Column("reasons", Text, nullable=False),
 )
 
+LOG_INDEXES = (
+    Index("ix_provisioning_log_cycle_id_id", "cycle_id", "id"),
+    Index("ix_provisioning_log_entra_id_id", "entra_id", "id"),
+    Index("ix_provisioning_log_sf_id_id", "sf_id", "id"),
+    # Partial indexes: successful rows, most of a large log, pay nothing for them. Successes are
+    # found in id order at once; the rarer statuses and error codes through these. A query uses them
+    # by repeating the index's condition literally (``log_query.UNSUCCESSFUL``: SQLite's rule).
+    Index(
+        "ix_provisioning_log_status_id",
+        "status",
+        "id",
+        sqlite_where=column("status") != literal_column("'Success'"),
+        postgresql_where=column("status") != literal_column("'Success'"),
+    ),
+    Index(
+        "ix_provisioning_log_error_code_id",
+        "error_code",
+        "id",
+        sqlite_where=column("error_code").is_not(None),
+        postgresql_where=column("error_code").is_not(None),
+    ),
+    # SQLite compares text bytewise; PostgreSQL by the database's collation, under which a prefix
+    # range is not "starts with": its index (and the search, ``log_query.upn_key``) use "C".
+    Index("ix_provisioning_log_upn_lower", func.lower(column("upn"))).ddl_if(dialect="sqlite"),
+    Index("ix_provisioning_log_upn_lower_c", func.lower(column("upn")).collate("C")).ddl_if(dialect="postgresql"),
+)
+"""The log's indexes, named so ``database._migrate`` can create them in an older database."""
+
 provisioning_log = Table(
     "provisioning_log",
     metadata,
@@ -191,8 +223,10 @@ provisioning_log = Table(
     Column("error_code", Text, nullable=True),
     Column("error_message", Text, nullable=True),
     Column("at", UTCDateTime, nullable=False),
-    Index("ix_provisioning_log_cycle_id", "cycle_id"),
-    Index("ix_provisioning_log_entra_id", "entra_id"),
+    # Keyset paging of the log (newest first, ``id < last seen``) under a filter (schema version 5):
+    # each filter's column followed by ``id``, so PostgreSQL reads one page of the index in order
+    # (SQLite's indexes end in the rowid anyway). The UPN is searched case-insensitively by prefix.
+    *LOG_INDEXES,
 )
 
 bulk_jobs = Table(

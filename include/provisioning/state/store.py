@@ -339,6 +339,16 @@ class StateStore:
                 update(schema.cycles).where(schema.cycles.c.id == cycle_id).values(heartbeat_at=utc(now or _now()))
             )
 
+    def enter_stage(self, cycle_id: str, stage: str, now: dt.datetime | None = None) -> None:
+        """Record that ``cycle_id`` entered ``stage`` (``stages.STAGES``), which is also a sign of
+        life: what a monitor shows of a running cycle. An unknown cycle id changes nothing."""
+        with self._engine.begin() as conn:
+            conn.execute(
+                update(schema.cycles)
+                .where(schema.cycles.c.id == cycle_id)
+                .values(stage=stage, heartbeat_at=utc(now or _now()))
+            )
+
     def fail_cycle(self, cycle_id: str, reason: str, summary: CycleSummary | None = None) -> None:
         """Close a cycle that did not commit (failed, or stopped on purpose); state is untouched."""
         status = CycleStatus.FAILED

@@ -1,0 +1,198 @@
+"""The provisioning log, searched, filtered and paged by key (read-only).
+
+Pages are newest first and keyed by the row id: a page asks for rows with ``id < before``, so a
+page costs the same on the millionth row as on the first and a row written between two pages
+neither repeats nor disappears (no ``OFFSET``). The filters have ``(column, id)`` indexes in the
+state store's schema (``schema.LOG_INDEXES``, version 5); a success is found in id order (most rows
+are successes), action and time range walk the id order too.
+
+The search box takes one text and decides what it is from its shape, so each search uses one index:
+an Entra object id (a GUID), a Salesforce user id (15 or 18 letters and digits, ``005`` prefix, as
+Salesforce's key prefix for User), or else the start of a userPrincipalName, case-insensitive
+(the UPN is the name the log records; the engine keeps no display name in it).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, Connection, Select, and_, func, literal_column, or_, select
+
+from include.provisioning.model import Action, Status
+from include.provisioning.state import schema
+from include.provisioning.state.codec import loads, utc
+
+LOG = schema.provisioning_log
+MAX_PAGE = 500
+"""The most rows one page may ask for."""
+EXPORT_BATCH = 5_000
+"""Rows read at a time while streaming an export (bounds memory at a million rows)."""
+
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_SALESFORCE_USER_ID = re.compile(r"^005[0-9A-Za-z]{12}([0-9A-Za-z]{3})?$")
+UNSUCCESSFUL = LOG.c.status != literal_column(f"'{Status.SUCCESS.value}'")
+"""The condition of the partial ``(status, id)`` index, written as the index has it: SQLite uses a
+partial index only for a query that repeats its condition with the same literal (no parameter)."""
+_UPN_PREFIX_END = "\U0010ffff"  # the largest code point: every text starting with the prefix sorts below it
+
+
+@dataclass(frozen=True)
+class LogFilter:
+    """What the log view and the export select. Every field is optional; given ones all apply.
+
+    ``search``: see the module docstring. ``since``/``until``: the row's ``at`` (UTC), ``since``
+    inclusive and ``until`` exclusive. ``action``/``status``: the log's values (``model.Action``,
+    ``model.Status``); an unknown value raises ``ValueError`` naming the allowed ones."""
+
+    search: str | None = None
+    cycle_id: str | None = None
+    action: str | None = None
+    status: str | None = None
+    error_code: str | None = None
+    since: dt.datetime | None = None
+    until: dt.datetime | None = None
+
+    def __post_init__(self) -> None:
+        if self.action is not None and self.action not in {a.value for a in Action}:
+            raise ValueError(f"action {self.action!r} is not one of {', '.join(a.value for a in Action)}")
+        if self.status is not None and self.status not in {s.value for s in Status}:
+            raise ValueError(f"status {self.status!r} is not one of {', '.join(s.value for s in Status)}")
+
+    def conditions(self, dialect: str) -> list[ColumnElement[bool]]:
+        """SQL conditions for ``dialect`` ("sqlite" or "postgresql")."""
+        found: list[ColumnElement[bool]] = []
+        search = (self.search or "").strip()
+        if search:
+            found.append(_search_condition(search, dialect))
+        for column, value in (
+            (LOG.c.cycle_id, self.cycle_id),
+            (LOG.c.action, self.action),
+            (LOG.c.status, self.status),
+            (LOG.c.error_code, self.error_code),
+        ):
+            if value:
+                found.append(column == value)
+        if self.status and self.status != Status.SUCCESS.value:
+            found.append(UNSUCCESSFUL)  # lets the status filter use its partial index
+        if self.since is not None:
+            found.append(LOG.c.at >= utc(self.since))
+        if self.until is not None:
+            found.append(LOG.c.at < utc(self.until))
+        return found
+
+
+def search_kind(search: str) -> str:
+    """What the search text is taken for: ``entra_id``, ``sf_id`` or ``upn`` (a prefix)."""
+    if _GUID.match(search):
+        return "entra_id"
+    if _SALESFORCE_USER_ID.match(search):
+        return "sf_id"
+    return "upn"
+
+
+def upn_key(dialect: str) -> ColumnElement[str]:
+    """The lower-cased UPN as its index holds it: PostgreSQL's under collation "C", so that a
+    range of it is a prefix whatever the database's collation (``schema.LOG_INDEXES``)."""
+    lowered = func.lower(LOG.c.upn)
+    return lowered.collate("C") if dialect == "postgresql" else lowered
+
+
+def _search_condition(search: str, dialect: str) -> ColumnElement[bool]:
+    kind = search_kind(search)
+    if kind == "entra_id":
+        return LOG.c.entra_id == search.lower()  # Graph writes object ids in lower case
+    if kind == "sf_id":
+        if len(search) == 18:
+            return or_(LOG.c.sf_id == search, LOG.c.sf_id == search[:15])
+        # A 15-character id matches its 18-character form (the same id plus a case checksum).
+        in_range = and_(LOG.c.sf_id >= search, LOG.c.sf_id <= search + "ZZZ")
+        return or_(LOG.c.sf_id == search, and_(in_range, func.substr(LOG.c.sf_id, 1, 15) == search))
+    prefix = search.lower()
+    key = upn_key(dialect)
+    return and_(key >= prefix, key < prefix + _UPN_PREFIX_END)
+
+
+def _select(log_filter: LogFilter, dialect: str, before: int | None) -> Select[Any]:
+    query = select(LOG).where(*log_filter.conditions(dialect))
+    if before is not None:
+        query = query.where(_key_below(log_filter, dialect, before))
+    return query.order_by(LOG.c.id.desc())
+
+
+def _key_below(log_filter: LogFilter, dialect: str, before: int) -> ColumnElement[bool]:
+    """``id < before``. For a range search on SQLite written ``id + 0 < before``: with the range's
+    bounds as parameters SQLite cannot tell how few rows it selects and would rather walk the whole
+    table in id order (saving a sort) than read the range's index, unless the id term is no index
+    term at all (the SQLite query planner's documented way to rule one out)."""
+    search = (log_filter.search or "").strip()
+    ranged = search and (search_kind(search) == "upn" or (search_kind(search) == "sf_id" and len(search) == 15))
+    return (LOG.c.id + 0 < before) if dialect == "sqlite" and ranged else (LOG.c.id < before)
+
+
+def page(
+    conn: Connection, log_filter: LogFilter, *, before: int | None = None, limit: int = 50, full: bool = False
+) -> dict[str, Any]:
+    """One page, newest first: ``{"rows": [row...], "next_before": id | None}``; pass
+    ``next_before`` as ``before`` for the next page (None: this was the last). ``limit`` is
+    clamped to 1..``MAX_PAGE``. Rows are ``summary_row`` dicts (``full_row`` with ``full``)."""
+    limit = max(1, min(int(limit), MAX_PAGE))
+    rows = conn.execute(_select(log_filter, conn.dialect.name, before).limit(limit + 1)).mappings().all()
+    more = len(rows) > limit
+    shape = full_row if full else summary_row
+    shown = [shape(row) for row in rows[:limit]]
+    return {"rows": shown, "next_before": shown[-1]["id"] if more else None}
+
+
+def export_rows(connect: Any, log_filter: LogFilter) -> Iterator[dict[str, Any]]:
+    """Every row the filter selects, newest first, as ``full_row`` dicts, read ``EXPORT_BATCH``
+    at a time by key; ``connect()`` gives a connection context (one per batch, so a long export
+    holds no read transaction open between batches)."""
+    before: int | None = None
+    while True:
+        with connect() as conn:
+            query = _select(log_filter, conn.dialect.name, before).limit(EXPORT_BATCH)
+            rows = conn.execute(query).mappings().all()
+        for row in rows:
+            yield full_row(row)
+        if len(rows) < EXPORT_BATCH:
+            return
+        before = rows[-1]["id"]
+
+
+def one_row(conn: Connection, row_id: int) -> dict[str, Any] | None:
+    """The log row ``row_id`` as ``full_row``, or None."""
+    row = conn.execute(select(LOG).where(LOG.c.id == row_id)).mappings().first()
+    return None if row is None else full_row(row)
+
+
+def summary_row(row: Any) -> dict[str, Any]:
+    """A list row: ``id``, ``at`` (ISO 8601 UTC), ``cycle_id``, ``action``, ``status``,
+    ``entra_id``, ``user_principal_name``, ``sf_id``, ``error_code``, ``error_message`` and
+    ``changed`` (the names of the changed properties)."""
+    return {
+        "id": row["id"],
+        "at": row["at"].isoformat(),
+        "cycle_id": row["cycle_id"],
+        "action": row["action"],
+        "status": row["status"],
+        "entra_id": row["entra_id"],
+        "user_principal_name": row["upn"],
+        "sf_id": row["sf_id"],
+        "error_code": row["error_code"],
+        "error_message": row["error_message"],
+        "changed": sorted((loads(row["changes"]) or {}).keys()),
+    }
+
+
+def full_row(row: Any) -> dict[str, Any]:
+    """``summary_row`` with ``changes``: ``[{"property", "old", "new"}]`` in property order
+    (``old`` is None for a create; ``new`` None is a clear)."""
+    changes = loads(row["changes"]) or {}
+    return {
+        **summary_row(row),
+        "changes": [{"property": name, "old": pair[0], "new": pair[1]} for name, pair in sorted(changes.items())],
+    }

@@ -199,13 +199,8 @@ def test_a_version_4_database_gains_the_stage_column_and_the_log_paging_indexes(
     cycle_id, _ = run_cycle(first, Plan(creates=[create(1)]), [ok(create(1), 1)])
     first.close()
     engine = create_engine(url)
-    with engine.begin() as conn:  # back to version 4's shape: no stage, single-column log indexes
-        for name in _log_index_names(conn):
-            conn.execute(text(f"DROP INDEX {name}"))
-        conn.execute(text("CREATE INDEX ix_provisioning_log_cycle_id ON provisioning_log (cycle_id)"))
-        conn.execute(text("CREATE INDEX ix_provisioning_log_entra_id ON provisioning_log (entra_id)"))
-        conn.execute(text("ALTER TABLE cycles DROP COLUMN stage"))
-        conn.execute(text("UPDATE state_schema SET version = 4"))
+    with engine.begin() as conn:
+        _back_to_version_4(conn)
     again = open_store()
     again.enter_stage(cycle_id, "load")
     with engine.connect() as conn:
@@ -218,6 +213,16 @@ def test_a_version_4_database_gains_the_stage_column_and_the_log_paging_indexes(
     assert (version, stage) == (schema.SCHEMA_VERSION, "load")
     assert indexes == {*wanted, upn_index}  # the old single-column ones are gone
     assert [c.cycle_id for c in again.cycles()] == [cycle_id]
+
+
+def _back_to_version_4(conn: Connection) -> None:
+    """Give a current database version 4's shape: no ``cycles.stage``, single-column log indexes."""
+    for name in _log_index_names(conn):
+        conn.execute(text(f"DROP INDEX {name}"))
+    conn.execute(text("CREATE INDEX ix_provisioning_log_cycle_id ON provisioning_log (cycle_id)"))
+    conn.execute(text("CREATE INDEX ix_provisioning_log_entra_id ON provisioning_log (entra_id)"))
+    conn.execute(text("ALTER TABLE cycles DROP COLUMN stage"))
+    conn.execute(text("UPDATE state_schema SET version = 4"))
 
 
 def _log_index_names(conn: Connection) -> set[str]:
@@ -815,7 +820,8 @@ def test_last_upns_name_users_the_log_has_seen(store: StateStore) -> None:
 def test_a_version_3_database_gains_the_job_records_column(url: str) -> None:
     StateStore(url).close()
     engine = create_engine(url)
-    with engine.begin() as conn:
+    with engine.begin() as conn:  # version 3: version 4's shape without bulk_jobs.records
+        _back_to_version_4(conn)
         conn.execute(text("DROP TABLE bulk_jobs"))
         conn.execute(
             text(

@@ -29,15 +29,6 @@ CITED_DOCUMENT = re.compile(r"(?<![\w/.-])([\w./-]*\w\.md)\b")
 OUTSIDE_FOLDER = re.compile(r"(?<![\w/.$-])((?:shared|reference)/[\w./-]*)")
 CLIMBING_PATH = re.compile(r"(?<![\w/.-])((?:\.\./)+[\w./-]*)")
 
-PENDING = {
-    ("include/provisioning/stages.py", "DESIGN.md"),
-    ("include/provisioning/graph/client.py", "reference/graph.md"),
-    ("include/provisioning/graph/client.py", "json-batching.md"),
-}
-"""References in files that other changes in progress own; each must still be there (so an entry
-goes as soon as its file is fixed) and none may be added."""
-
-
 def tracked_files() -> list[str]:
     try:
         listed = subprocess.run(
@@ -84,8 +75,7 @@ def test_no_tracked_file_references_a_path_outside_the_repository() -> None:
         except (UnicodeDecodeError, OSError):
             continue  # binary, or deleted in the work tree
         found.update((name, reference) for reference in dangling_references(name, text, known))
-    assert sorted(found - PENDING) == []
-    assert sorted(PENDING - found) == [], "fixed: remove these entries from PENDING"
+    assert sorted(found) == []
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""The stages of one cycle, each runnable on its own (DESIGN.md "One cycle").
+"""The stages of one cycle, each runnable on its own (README.md "The sync engine").
 
 ``begin`` opens (or resumes) a cycle; ``extract`` → ``validate`` → ``transform`` → ``plan`` →
 ``load`` → ``commit`` each read what earlier stages left in the cycle's :class:`Workspace` and

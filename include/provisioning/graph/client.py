@@ -4,7 +4,7 @@ Every request goes through msgraph-sdk's own pipeline (azure-identity credential
 bearer-token provider, ``GraphRequestAdapter`` over ``GraphClientFactory``'s middleware with
 its ``RetryHandler``), so authentication, CAE claims challenges and throttling retries are the
 SDK's. What comes back is read as raw bytes and parsed with orjson: typed models cost about
-6 ms per user (reference/graph.md), which would dominate a 100,000-user cycle.
+6 ms per user (docs/external-apis.md, Microsoft Graph), which would dominate a 100,000-user cycle.
 
 On top of the SDK this module adds what the SDK leaves out: a bounded retry of 500/502 and of
 transport errors, one token renewal on a 401 (a token revoked or expired on the server while
@@ -223,7 +223,7 @@ class GraphReply:
         body = item.get("body")
         text = ""
         if isinstance(body, str):
-            # json-batching.md: a body that is not JSON comes base64-encoded.
+            # Graph's JSON batching (docs/external-apis.md): a body that is not JSON comes base64-encoded.
             try:
                 body = orjson.loads(base64.b64decode(body, validate=True))
             except (binascii.Error, ValueError):

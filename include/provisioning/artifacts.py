@@ -16,7 +16,7 @@ import pandas as pd
 
 from include.provisioning.gc_pause import collector_paused
 from include.provisioning.model import Action, Plan, PlannedChange, QuarantinedUser, RecordResult
-from include.provisioning.state.codec import changes_from_json, changes_json, dumps
+from include.provisioning.state.codec import ChangesDecoder, changes_json, dumps, json_bytes
 
 PLAN_GROUPS = ("creates", "updates", "deactivations", "reactivations", "held_back", "unchanged")
 PLAN_COLUMNS = ["group", "entra_id", "upn", "action", "sf_id", "match_value", "changes", "desired", "roles"]
@@ -36,11 +36,65 @@ def _text(value: Any) -> str | None:
     return None if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
 
 
+def _texts(values: pd.Series) -> list[str | None]:
+    """``_text`` of every value; a string column (what Parquet gives back) in one step."""
+    if isinstance(values.dtype, pd.StringDtype):  # only text and missing values
+        return values.to_numpy(dtype=object, na_value=None).tolist()
+    return [_text(v) for v in values.tolist()]
+
+
+_ACTIONS = {action.value: action for action in Action}
+DECODE_BATCH = 20_000
+"""Rows turned into Python objects at a time: the texts of one batch are freed before the next."""
+
+
+def _action(value: Any) -> Action:
+    return _ACTIONS.get(value) or Action(value)
+
+
 class PlanCodec:
     """``Plan`` ↔ one row per planned change (``group`` names the plan's list); the held-back
-    reason and the diff's quarantined users ride in the frame's ``attrs`` (Parquet metadata)."""
+    reason and the diff's quarantined users ride in the frame's ``attrs`` (Parquet metadata).
+
+    A first sync's plan holds a million changes: it is encoded in one pass over them, and decoded
+    a batch of rows at a time, column by column."""
 
     def encode(self, plan: Plan) -> pd.DataFrame:
+        with collector_paused():
+            try:
+                rows = self._rows(plan)
+            except TypeError:  # a value JSON cannot hold: the checked path says whose
+                rows = self._rows_checked(plan)
+        frame = pd.DataFrame(rows, columns=PLAN_COLUMNS, dtype=object)
+        frame.attrs["meta"] = {
+            "held_back_reason": plan.held_back_reason,
+            "quarantined": [_quarantined_dict(q) for q in plan.quarantined],
+        }
+        return frame
+
+    @staticmethod
+    def _rows(plan: Plan) -> list[tuple[Any, ...]]:
+        # One pass over the changes (a million objects), each value's JSON made as soon as it is
+        # built, so only the texts stay alive.
+        return [
+            (
+                group,
+                c.entra_id,
+                c.user_principal_name,
+                c.action.value,
+                c.sf_id,
+                c.match_value,
+                json_bytes({name: (f.old, f.new) for name, f in c.changes.items()}).decode(),
+                json_bytes(c.desired).decode(),
+                json_bytes(c.roles if type(c.roles) is list else list(c.roles)).decode(),
+            )
+            for group in PLAN_GROUPS
+            for c in getattr(plan, group)
+        ]
+
+    @staticmethod
+    def _rows_checked(plan: Plan) -> list[tuple[Any, ...]]:
+        """``_rows`` with every value checked on its own: the error names the user."""
         rows: list[tuple[Any, ...]] = []
         for group in PLAN_GROUPS:
             for change in getattr(plan, group):
@@ -58,12 +112,7 @@ class PlanCodec:
                         dumps(list(change.roles), what=what),
                     )
                 )
-        frame = pd.DataFrame(rows, columns=PLAN_COLUMNS, dtype=object)
-        frame.attrs["meta"] = {
-            "held_back_reason": plan.held_back_reason,
-            "quarantined": [_quarantined_dict(q) for q in plan.quarantined],
-        }
-        return frame
+        return rows
 
     def decode(self, frame: pd.DataFrame) -> Plan:
         meta = frame.attrs.get("meta", {})
@@ -71,26 +120,33 @@ class PlanCodec:
             held_back_reason=meta.get("held_back_reason"),
             quarantined=[_quarantined_from(d) for d in meta.get("quarantined", [])],
         )
-        columns = [frame[c].tolist() for c in PLAN_COLUMNS]  # plain lists: far faster to iterate
+        columns = [frame[c] for c in PLAN_COLUMNS]
+        changes = ChangesDecoder()
         with collector_paused():
-            self._fill(plan, columns)
+            for start in range(0, len(frame), DECODE_BATCH):
+                self._fill(plan, [column.iloc[start : start + DECODE_BATCH] for column in columns], changes)
         return plan
 
     @staticmethod
-    def _fill(plan: Plan, columns: list[list[Any]]) -> None:
-        for group, entra_id, upn, action, sf_id, match_value, changes, desired, roles in zip(*columns, strict=True):
-            getattr(plan, group).append(
-                PlannedChange(
-                    entra_id=entra_id,
-                    user_principal_name=_text(upn),
-                    action=Action(action),
-                    sf_id=_text(sf_id),
-                    changes=changes_from_json(changes),
-                    match_value=_text(match_value),
-                    desired=orjson.loads(desired),
-                    roles=orjson.loads(roles),
-                )
-            )
+    def _fill(plan: Plan, columns: list[pd.Series], decode_changes: ChangesDecoder) -> None:
+        group, entra_id, upn, action, sf_id, match_value, changes, desired, roles = columns
+        built = map(
+            PlannedChange,
+            entra_id.tolist(),
+            _texts(upn),
+            list(map(_action, action.tolist())),
+            _texts(sf_id),
+            decode_changes(changes.tolist()),
+            _texts(match_value),
+            list(map(orjson.loads, desired.tolist())),
+            list(map(orjson.loads, roles.tolist())),
+        )
+        appends: dict[str, Any] = {}
+        for name, change in zip(group.tolist(), built, strict=True):
+            append = appends.get(name)
+            if append is None:
+                append = appends[name] = getattr(plan, name).append
+            append(change)
 
 
 class ResultsCodec:
@@ -105,25 +161,20 @@ class ResultsCodec:
         return frame.astype({"ok": bool, "unprocessed": bool, "created": bool}) if len(frame) else frame
 
     def decode(self, frame: pd.DataFrame) -> list[RecordResult]:
-        columns = [frame[c].tolist() for c in RESULT_COLUMNS]
         with collector_paused():
-            return self._build(columns)
-
-    @staticmethod
-    def _build(columns: list[list[Any]]) -> list[RecordResult]:
-        return [
-            RecordResult(
-                entra_id,
-                Action(action),
-                _text(sf_id),
-                bool(ok),
-                _text(code),
-                _text(message),
-                bool(unprocessed),
-                bool(created),
+            return list(
+                map(
+                    RecordResult,
+                    frame["entra_id"].tolist(),
+                    list(map(_action, frame["action"].tolist())),
+                    _texts(frame["sf_id"]),
+                    list(map(bool, frame["ok"].tolist())),
+                    _texts(frame["error_code"]),
+                    _texts(frame["error_message"]),
+                    list(map(bool, frame["unprocessed"].tolist())),
+                    list(map(bool, frame["created"].tolist())),
+                )
             )
-            for entra_id, action, sf_id, ok, code, message, unprocessed, created in zip(*columns, strict=True)
-        ]
 
 
 class QuarantineCodec:
@@ -134,10 +185,14 @@ class QuarantineCodec:
         return pd.DataFrame(rows, columns=["entra_id", "upn", "reasons"], dtype=object)
 
     def decode(self, frame: pd.DataFrame) -> list[QuarantinedUser]:
-        return [
-            QuarantinedUser(entra_id, _text(upn), orjson.loads(reasons))
-            for entra_id, upn, reasons in zip(frame["entra_id"], frame["upn"], frame["reasons"], strict=True)
-        ]
+        return list(
+            map(
+                QuarantinedUser,
+                frame["entra_id"].tolist(),
+                _texts(frame["upn"]),
+                list(map(orjson.loads, frame["reasons"].tolist())),
+            )
+        )
 
 
 def _quarantined_dict(user: QuarantinedUser) -> dict[str, Any]:

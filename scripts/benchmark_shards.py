@@ -98,7 +98,12 @@ def _child(args: argparse.Namespace) -> int:
     from include.sandbox.core.envfile import read_env_file
 
     env = {**os.environ, **read_env_file(args.env_file)}
-    engine = build_engine(env, state_url=args.state_url)
+    started = time.monotonic()
+    engine = build_engine(
+        env,
+        state_url=args.state_url,
+        progress=lambda text: print(f"{time.monotonic() - started:8.2f}s {_rss_mib():6,} MiB  {text}", flush=True),
+    )
     engine.lease_holder = RUN_KEY
     cycle_file = args.run_dir / "cycle.json"
     try:
@@ -137,6 +142,11 @@ def _keep_peak_rss(args: argparse.Namespace) -> None:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
             _peak_file(args.run_dir, _task_name(args.stage, args.index)).write_text(str(int(line.split()[1]) * 1024))
+
+
+def _rss_mib() -> int:
+    """This process's resident set now (each progress line shows it: where a task's peak is)."""
+    return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 2**20
 
 
 def _task_name(stage: str, index: int | None) -> str:

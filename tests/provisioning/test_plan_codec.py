@@ -4,6 +4,8 @@ types included (``True``, ``1`` and ``1.0`` compare equal, so equality alone wou
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +13,7 @@ import orjson
 import pandas as pd
 import pytest
 
-from include.provisioning import artifacts
+from include.provisioning import artifacts, stages
 from include.provisioning.artifacts import PLAN, QUARANTINE, RESULTS
 from include.provisioning.model import (
     NULL_MARKER,
@@ -22,7 +24,16 @@ from include.provisioning.model import (
     QuarantinedUser,
     RecordResult,
 )
-from include.provisioning.state.codec import ChangesDecoder, StateError, changes_from_json, changes_json
+from include.provisioning.shards import Shard
+from include.provisioning.state.codec import (
+    ChangesDecoder,
+    JsonChanges,
+    JsonObject,
+    StateError,
+    changes_from_json,
+    changes_json,
+    dumps,
+)
 from include.provisioning.workspace import Workspace
 
 TRICKY: dict[str, Any] = {
@@ -298,3 +309,75 @@ def test_results_round_trip_with_their_types(tmp_path: Path) -> None:
         (bool, bool, bool, Action.DISABLE),
     ]
     assert back[1].sf_id is None and back[0].error_code is None
+
+
+def _many_users_plan(users: int) -> Plan:
+    """``_tricky_plan``'s users, repeated under new ids: every group, spread over every shard."""
+    plan = Plan(held_back_reason=_tricky_plan().held_back_reason)
+    for n in range(users // 7):
+        for group in artifacts.PLAN_GROUPS:
+            for change in getattr(_tricky_plan(), group):
+                getattr(plan, group).append(dataclasses.replace(change, entra_id=f"{change.entra_id}-{n}"))
+    plan.quarantined = [QuarantinedUser("q1", "q@x", ["two creates with one Username"])]
+    return plan
+
+
+@pytest.mark.parametrize("count", [2, 4])
+def test_a_shards_plan_cut_from_the_columns_is_the_file_its_restricted_plan_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, count: int
+) -> None:
+    """What each load task reads: the plan stage writes the whole plan in row groups and cuts
+    each shard's part from the encoded batches; the part holds the same rows as encoding the
+    plan restricted to the shard's users (the way the plan stage wrote it before), and decodes
+    to the same plan."""
+    monkeypatch.setattr(artifacts, "ENCODE_BATCH", 30)  # several row groups
+    plan = _many_users_plan(140)
+    ws = Workspace(tmp_path)
+    parts = {f"new.{s.index}": functools.partial(PLAN.writes_of, shard=s) for s in Shard.all(count)}
+    ws.put("plan", plan, PLAN, parts=parts)
+    assert ws.get("plan", PLAN) == plan
+    assert _typed_plan(ws.get("plan", PLAN)) == _typed_plan(plan)
+    ids = [c.entra_id for c in plan.writes()]
+    sent = 0
+    for shard in Shard.all(count):
+        owned = {entra_id for entra_id, mine in zip(ids, shard.owns(ids), strict=True) if mine}
+        ws.put(f"old.{shard.index}", stages._restrict(plan, owned), PLAN)
+        new, old = ws.read_frame(f"new.{shard.index}"), ws.read_frame(f"old.{shard.index}")
+        pd.testing.assert_frame_equal(new, old)
+        assert new.attrs == old.attrs
+        part = ws.get(f"new.{shard.index}", PLAN)
+        assert part == stages._restrict(plan, owned) and part.writes()
+        assert _typed_plan(part) == _typed_plan(stages._restrict(plan, owned))
+        sent += len(part.writes())
+    assert sent == len(ids)
+
+
+def test_an_empty_plan_keeps_its_meta_through_a_file(tmp_path: Path) -> None:
+    plan = Plan(held_back_reason="held", quarantined=[QuarantinedUser("q1", None, ["why"])])
+    ws = Workspace(tmp_path)
+    ws.put("plan", plan, PLAN, parts={"part": functools.partial(PLAN.writes_of, shard=Shard(0, 2))})
+    assert ws.get("plan", PLAN) == plan
+    assert ws.get("part", PLAN) == Plan()
+    assert list(ws.read_frame("plan").columns) == artifacts.PLAN_COLUMNS
+
+
+def test_the_commits_plan_keeps_values_as_the_json_text_the_state_store_writes(tmp_path: Path) -> None:
+    """``STORED_PLAN``: the same plan, each change's values kept as the file's text, which is
+    exactly what the state store would encode them to (so the commit stores it as it is)."""
+    plan = _tricky_plan()
+    ws = Workspace(tmp_path)
+    ws.put("plan", plan, PLAN)
+    stored = ws.get("plan", artifacts.STORED_PLAN)
+    assert stored == plan and plan == stored
+    for kept, original in zip(stored.writes(), plan.writes(), strict=True):
+        assert type(kept.changes) is JsonChanges and type(kept.desired) is JsonObject
+        assert kept.changes.text == changes_json(original.changes, what="x")
+        assert changes_json(kept.changes, what="x") is kept.changes.text
+        assert kept.desired.text == dumps(original.desired, what="x")
+        assert dict(kept.desired.items()) == original.desired and len(kept.desired) == len(original.desired)
+        assert kept.changes.value() == original.changes and list(kept.changes) == list(original.changes)
+    create = stored.creates[0]
+    assert create.desired.get("IsActive") is True and create.desired["Phone"] is None
+    assert create.desired.get("Missing", "default") == "default"
+    assert type(stored.creates[1].desired.get("IsActive")) is int
+    assert bool(stored.held_back[0].changes) is False and bool(create.changes) is True

@@ -9,11 +9,13 @@ backslashes, a lone ``\\.`` or ``\\N``, commas and non-ASCII text.
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import create_engine
 
+from include.provisioning.artifacts import PLAN, STORED_PLAN
 from include.provisioning.model import (
     Action,
     CycleStatus,
@@ -26,6 +28,8 @@ from include.provisioning.model import (
     RecordResult,
 )
 from include.provisioning.state import StateStore, bulk
+from include.provisioning.state.codec import JsonObject
+from include.provisioning.workspace import Workspace
 
 T0 = dt.datetime(2026, 11, 26, 15, 30, tzinfo=dt.UTC)
 T1 = T0 + dt.timedelta(hours=7, microseconds=250)
@@ -47,7 +51,26 @@ def _user(n: int, action: Action, *, sf: str | None = None, upn: str | None = No
     )
 
 
-def _commit(store: StateStore, now: dt.datetime, plan: Plan, results: list[RecordResult], **kwargs: Any) -> str:
+def _stored(plan: Plan, tmp_path: Path) -> Plan:
+    """The plan as the commit stage reads it from the plan stage's file (``STORED_PLAN``: the
+    values stay the JSON text the file holds)."""
+    ws = Workspace(tmp_path / f"plan-{id(plan)}")
+    ws.put("plan", plan, PLAN)
+    stored = ws.get("plan", STORED_PLAN)
+    assert stored == plan and all(type(c.desired) is JsonObject for c in stored.writes())
+    return stored
+
+
+def _commit(
+    store: StateStore,
+    now: dt.datetime,
+    plan: Plan,
+    results: list[RecordResult],
+    stored_in: Path | None = None,
+    **kwargs: Any,
+) -> str:
+    if stored_in is not None:
+        plan = _stored(plan, stored_in)
     cycle_id = store.start_cycle(Mode.FULL, "fp", now=now)
     store.commit_cycle(
         CycleSummary(cycle_id, Mode.FULL, CycleStatus.SUCCEEDED, now, finished_at=now),
@@ -71,7 +94,7 @@ def _rows(url: str, sql: str) -> list[tuple[Any, ...]]:
         engine.dispose()
 
 
-def _two_cycles(store: StateStore) -> tuple[str, str]:
+def _two_cycles(store: StateStore, stored_in: Path | None = None) -> tuple[str, str]:
     odd = _user(1, Action.CREATE, upn=ODD, Title=ODD, Note="", Score=1.5, Rank=3)
     odd.match_value = ""
     plain = _user(2, Action.CREATE, upn="")
@@ -85,8 +108,9 @@ def _two_cycles(store: StateStore) -> tuple[str, str]:
     first = _commit(
         store,
         T0,
-        Plan(creates=[odd, plain, failing, never], held_back=[held], unchanged=[matched, unmatched]),
-        [
+        stored_in=stored_in,
+        plan=Plan(creates=[odd, plain, failing, never], held_back=[held], unchanged=[matched, unmatched]),
+        results=[
             RecordResult("entra-1", Action.CREATE, "005000000000000001", True),
             RecordResult("entra-2", Action.CREATE, "005000000000000002", True),
             RecordResult("entra-3", Action.CREATE, None, False, "DUPLICATE_USERNAME", ODD),
@@ -111,8 +135,9 @@ def _two_cycles(store: StateStore) -> tuple[str, str]:
     second = _commit(
         store,
         T1,
-        Plan(creates=[retried], updates=[renamed], deactivations=[disabled], unchanged=[never]),
-        [
+        stored_in=stored_in,
+        plan=Plan(creates=[retried], updates=[renamed], deactivations=[disabled], unchanged=[never]),
+        results=[
             RecordResult("entra-1", Action.UPDATE, "005000000000000001", True),
             RecordResult("entra-2", Action.DISABLE, None, False, None, None, unprocessed=True),
             RecordResult("entra-3", Action.CREATE, None, False, "UNABLE_TO_LOCK_ROW", "locked"),
@@ -122,16 +147,24 @@ def _two_cycles(store: StateStore) -> tuple[str, str]:
     return first, second
 
 
-@pytest.mark.parametrize("page", [None, 2])
+@pytest.mark.parametrize(("page", "through_file"), [(None, False), (2, False), (None, True)])
 def test_a_commit_stores_exactly_these_rows(
-    store: StateStore, url: str, monkeypatch: pytest.MonkeyPatch, page: int | None
+    store: StateStore,
+    url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    *,
+    page: int | None,
+    through_file: bool,
 ) -> None:
+    """``through_file``: the plans as the commit stage reads them from the plan stage's file
+    (their values kept as JSON text) store the very same rows."""
     if page is not None:  # every batch boundary crossed, and SQLite's multi-row INSERTs split 2 + 1
         monkeypatch.setattr(bulk, "PAGE", page)
         monkeypatch.setattr(bulk, "PG_PAGE", page)
         monkeypatch.setattr(bulk, "SQLITE_VARIABLES", 10 * page)
         monkeypatch.setattr("include.provisioning.state.store.CHUNK", page + 1)
-    first, second = _two_cycles(store)
+    first, second = _two_cycles(store, tmp_path if through_file else None)
     sqlite = store.dialect == "sqlite"
 
     def at(value: dt.datetime) -> Any:

@@ -11,7 +11,7 @@ import datetime as dt
 import decimal
 import functools
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import orjson
@@ -62,10 +62,60 @@ def loads(text: str | bytes | None) -> Any:
     return None if text is None else orjson.loads(text)
 
 
-def changes_json(changes: dict[str, FieldChange], *, what: str) -> str:
+def changes_json(changes: Mapping[str, FieldChange], *, what: str) -> str:
     """``{field: [old, new]}``, the provisioning log's shape for changed properties."""
+    if type(changes) is JsonChanges:  # already this very text
+        return changes.text
     # Tuples: orjson writes them as arrays, and they are cheaper to build than lists.
     return dumps({name: (change.old, change.new) for name, change in changes.items()}, what=what)
+
+
+class JsonObject(Mapping[str, Any]):
+    """A JSON object kept as the text ``dumps`` made of it, read-only, decoded again on each
+    access (nothing decoded is kept): the commit holds a million users' desired values only to
+    store them again as that same text, and reads one field of each.
+
+    Equal to a mapping with the same items, like a dict."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def value(self) -> dict[str, Any]:
+        """The decoded object (a new dict each time)."""
+        return orjson.loads(self.text)
+
+    def __getitem__(self, key: str) -> Any:
+        return self.value()[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.value().get(key, default)
+
+    def items(self) -> Any:
+        return self.value().items()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.value())
+
+    def __len__(self) -> int:
+        return len(self.value())
+
+    def __bool__(self) -> bool:
+        return self.text != "{}"
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.text})"
+
+
+class JsonChanges(JsonObject):
+    """``{field: FieldChange}`` kept as the log's ``{field: [old, new]}`` text (``changes_json``
+    gives it back as it is)."""
+
+    __slots__ = ()
+
+    def value(self) -> dict[str, FieldChange]:
+        return changes_from_json(self.text)
 
 
 def changes_from_json(text: str | None) -> dict[str, FieldChange]:

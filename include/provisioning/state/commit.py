@@ -43,7 +43,7 @@ from include.provisioning.model import (
     Status,
 )
 from include.provisioning.state import codec
-from include.provisioning.state.codec import StateError, dumps, loads, plain, to_bool
+from include.provisioning.state.codec import JsonObject, StateError, dumps, loads, plain, to_bool
 from include.provisioning.state.escrow import give_up_note, next_attempt_at
 
 UNPROCESSED_CODE = "UNPROCESSED"
@@ -88,7 +88,9 @@ class SnapshotWrite(NamedTuple):
     def encoded(self) -> SnapshotRow:
         """The row as stored; raises ``StateError`` naming the user for a value JSON cannot hold."""
         try:
-            fields, roles = _json(self.fields).decode(), _json(list(self.roles)).decode()
+            # The plan's desired values as the plan file held them: that text already.
+            fields = self.fields.text if type(self.fields) is JsonObject else _json(self.fields).decode()
+            roles = _json(list(self.roles)).decode()
         except TypeError:  # dumps raises the same error, naming the user
             what = f"snapshot of user {self.entra_id}"
             fields, roles = dumps(self.fields, what=what), dumps(list(self.roles), what=what)

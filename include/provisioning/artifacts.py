@@ -97,11 +97,14 @@ class PlanCodec:
         meta = self._meta(plan)
         pairs = ((group, change) for group in PLAN_GROUPS for change in getattr(plan, group))
         first = True
-        while batch := list(islice(pairs, ENCODE_BATCH)):
-            yield self._frame(batch, meta)
-            first = False
-        if first:
-            yield self._frame([], meta)
+        # Paused across the batches too (and so while the caller writes each): with a million
+        # changes alive, every collection the batches' rows triggered rescanned all of them.
+        with collector_paused():
+            while batch := list(islice(pairs, ENCODE_BATCH)):
+                yield self._frame(batch, meta)
+                first = False
+            if first:
+                yield self._frame([], meta)
 
     def _frame(self, batch: list[tuple[str, PlannedChange]], meta: dict[str, Any]) -> pd.DataFrame:
         with collector_paused():

@@ -1,32 +1,45 @@
-"""Benchmark: the initial sync through Airflow with 1 and with 4 shards, per task instance.
+"""Benchmark: the initial sync with 1 and with 4 shards, one process per task instance.
 
     .venv/bin/python scripts/benchmark_shards.py [--sizes 100000,1000000] [--shards 1,4] [--seed 1]
-        [--cache .bench] [--json PATH] [--keep] [--airflow-env AIRFLOW__SECTION__KEY=VALUE ...]
+        [--cache /tmp/provisioning-bench] [--parallelism 4] [--json PATH] [--keep]
 
 Targets (issue 7): a 1,000,000-user initial sync within 150 s on this 2-core machine, and no task
 above 2 GiB with 4 shards. This is a benchmark that prints what it measured, not a test: nothing
-is asserted. At 1,000,000 users it takes about half an hour (the tenant is generated once into the
-cache; the sandbox takes a minute to load it); run nothing else heavy meanwhile.
+is asserted. At 1,000,000 users a run takes about ten minutes per shard count; the tenant is
+generated once into the cache (``--cache``, default under /tmp) and the sandbox takes a minute or
+two to load it. Run nothing else heavy meanwhile.
 
-For each size: generate (or reuse) the tenant, start the sandbox and one ``airflow standalone``
-(LocalExecutor; the project's configuration, ``[core] parallelism`` 4, so the four shards of a
-mapped stage run at once), then for each shard count: reset the sandbox to the fixtures
-(``PUT /_sandbox/state``), start from an empty state store, and trigger one run of the provisioning
-DAG with ``{"shards": N}`` (an initial, full cycle). Wall time is from the trigger until the run is
-seen ``success``. Each task instance's peak RSS is its task child's (the process that runs the
-task's code, sampled every 0.2 s with its kernel high-water mark; ``benchmark_airflow.py`` explains
-the sampling), so mapped shards are measured one by one.
+How it runs: the stages are run the way the provisioning DAG's tasks run them, one fresh Python
+process per task instance (``begin``, ``extract``, ``validate[i]``, ``transform[i]``, ``plan``,
+``load[i]``, ``commit``, ``end``), each building its own engine, reading the previous stages' Parquet
+files from the run's workspace and holding the writer lease under the run's key; the shards of a
+mapped stage run at once, at most ``--parallelism`` together (the project's Airflow ``[core]
+parallelism`` is 4). Airflow's scheduler, API server and task supervisor are left out: driving
+``airflow standalone`` at 1,000,000 users made the REST API answer too slowly to poll on this
+machine, and what issue 7 budgets is the engine's work per task. ``notify`` (e-mail only) is not
+run. ``benchmark_airflow.py`` measures what Airflow itself adds. A failed task instance is retried
+as the DAG retries it (``RETRIES``), with its log's tail printed; each attempt is a row.
+
+For each size: generate (or reuse) the tenant, start the sandbox, then for each shard count reset
+the sandbox to the fixtures (``PUT /_sandbox/state``), start from an empty SQLite state store, and
+run the cycle. Per task instance: wall seconds, CPU seconds (user + system, the kernel's ``wait4``
+accounting of that process) and peak RSS (the kernel's high-water mark ``VmHWM``, which the task
+process writes down as it ends: exact, no sampling). Wall time of
+the cycle is from starting ``begin`` to the end of ``end``. The 1-minute load average before each
+cycle is printed: other work on the machine stretches wall time, not CPU seconds or RSS.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
+import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -34,32 +47,28 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from include.sandbox.process import SandboxProcess  # noqa: E402
 from scripts.benchlib import Report, cached_fixtures, sizes_arg  # noqa: E402
-from scripts.benchmark_airflow import (  # noqa: E402
-    DAG_ID,
-    RUN_TIMEOUT,
-    SAMPLE_SECONDS,
-    AirflowBench,
-    _load,
-    _mib,
-    _outcome,
-    _parse_time,
-    _reset_sandbox,
-    _table,
-)
+from scripts.benchmark_airflow import _load, _mib, _outcome, _reset_sandbox, _table  # noqa: E402
 
 TARGET_SECONDS_1M = 150.0
 TARGET_TASK_RSS = 2 * 2**30
+RUN_KEY = "benchmark:shards"
+"""The run key (and lease holder) of every benchmarked cycle, as ``runtime.run_key`` makes one."""
+RETRIES = 3
+"""Attempts after a failed one, as the provisioning DAG's ``default_args`` ``retries`` (without
+its 30 s+ delay); every stage is safe to re-run (``load`` resumes its recorded Bulk jobs)."""
 
 
 @dataclass
 class TaskInstance:
     task: str
     """``extract``, ``load[2]`` (a mapped instance), ..."""
-    state: str
-    seconds: float | None
-    peak_rss: int | None
+    exit_code: int
+    seconds: float
+    cpu_seconds: float
+    """User + system CPU of the process (``wait4``)."""
+    peak_rss: int
+    """The kernel's high-water mark of the process's RSS (``VmHWM``), in bytes; 0 if it died first."""
 
 
 @dataclass
@@ -73,72 +82,165 @@ class ShardRun:
     tasks: list[TaskInstance] = field(default_factory=list)
 
     def max_task(self) -> TaskInstance | None:
-        measured = [t for t in self.tasks if t.peak_rss]
-        return max(measured, key=lambda t: t.peak_rss or 0) if measured else None
+        return max(self.tasks, key=lambda t: t.peak_rss) if self.tasks else None
+
+    def cpu_seconds(self) -> float:
+        return sum(t.cpu_seconds for t in self.tasks)
 
 
-def _fresh_state(bench: AirflowBench) -> None:
-    """Remove the state store the server's ``provisioning_state`` connection names (SQLite)."""
-    conn = json.loads(bench.server.env["AIRFLOW_CONN_PROVISIONING_STATE"])
-    path = conn["extra"]["sqlite_path"]
-    for suffix in ("", "-wal", "-shm"):
-        Path(path + suffix).unlink(missing_ok=True)
+# -- one task instance (the child process) -------------------------------------------------------
 
 
-def _run(bench: AirflowBench, users: int, shards: int) -> ShardRun:
-    run_id = f"bench_shards{shards}_{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}"
-    load = _load()
-    started = time.perf_counter()
-    body = {"dag_run_id": run_id, "logical_date": dt.datetime.now(dt.UTC).isoformat(), "conf": {"shards": shards}}
-    answer = bench.server.api("POST", f"/api/v2/dags/{DAG_ID}/dagRuns", json=body)
-    if answer.status_code not in (200, 201):
-        raise RuntimeError(f"trigger answered {answer.status_code}: {answer.text[:500]}")
-    base = f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}"
-    while (run := bench.server.api("GET", base).json())["state"] not in ("success", "failed"):
-        if time.perf_counter() - started > RUN_TIMEOUT:
-            raise RuntimeError(f"run {run_id} still {run['state']} after {RUN_TIMEOUT:.0f}s")
-        time.sleep(SAMPLE_SECONDS)
-    wall = time.perf_counter() - started
-    time.sleep(2 * SAMPLE_SECONDS)  # let the sampler see the last task child go
-    assert bench.sampler is not None
-    children = bench.sampler.task_children()
-    tis = bench.server.api("GET", f"{base}/taskInstances", params={"limit": 200}).json()["task_instances"]
-    rows = []
-    for ti in sorted(tis, key=lambda t: (t.get("start_date") or "9999", t["task_id"], t.get("map_index", -1))):
-        index = ti.get("map_index", -1)
-        child = children.get(ti["id"])
-        start, end = _parse_time(ti.get("start_date")), _parse_time(ti.get("end_date"))
-        rows.append(
-            TaskInstance(
-                task=ti["task_id"] + (f"[{index}]" if index >= 0 else ""),
-                state=ti.get("state") or "?",
-                seconds=(end - start).total_seconds() if start and end else None,
-                peak_rss=child.peak if child else None,
+def _child(args: argparse.Namespace) -> int:
+    """Run one stage of the cycle whose files are under ``args.run_dir``, as a DAG task would."""
+    from include.provisioning import api
+    from include.provisioning.runtime import build_engine
+    from include.provisioning.shards import Shard
+    from include.provisioning.workspace import Workspace
+    from include.sandbox.core.envfile import read_env_file
+
+    env = {**os.environ, **read_env_file(args.env_file)}
+    started = time.monotonic()
+    engine = build_engine(
+        env,
+        state_url=args.state_url,
+        progress=lambda text: print(f"{time.monotonic() - started:8.2f}s {_rss_mib():6,} MiB  {text}", flush=True),
+    )
+    engine.lease_holder = RUN_KEY
+    cycle_file = args.run_dir / "cycle.json"
+    try:
+        if args.stage == "begin":
+            context, ws = api.open_cycle(
+                engine,
+                lambda cycle_id: Workspace(args.run_dir / cycle_id),
+                holder=RUN_KEY,
+                run_key=RUN_KEY,
+                shards=args.count,
             )
-        )
-    summary = bench.commit_summary(run_id)
-    return ShardRun(users, shards, wall, run["state"], _outcome(summary) if summary else run["state"], load, rows)
+            cycle_file.write_text(json.dumps({"cycle_id": context.cycle_id, "workspace": str(ws.root)}))
+            return 0
+        cycle = json.loads(cycle_file.read_text())
+        if args.stage == "end":
+            print(api.close_cycle(engine, holder=RUN_KEY, cycle_id=cycle["cycle_id"], reason="benchmark ended"))
+            return 0
+        ws = Workspace(Path(cycle["workspace"]))
+        shard = Shard(args.index, args.count) if args.index is not None else None
+        outcome = api.run_stage(engine, args.stage, ws, **({"shard": shard} if shard is not None else {}))
+        if args.stage == "commit":
+            from include.provisioning.cli import summary_dict
+
+            summary = summary_dict(outcome.summary)  # type: ignore[union-attr]
+            (args.run_dir / "summary.json").write_text(json.dumps(summary))
+        return 0
+    finally:
+        engine.state.close()
+        _keep_peak_rss(args)
+
+
+def _keep_peak_rss(args: argparse.Namespace) -> None:
+    """Write this process's kernel high-water mark (``VmHWM``) next to its log. Its own, not
+    ``wait4``'s ``ru_maxrss``: that one starts from the RSS of the process that spawned it (the
+    driver holds the fixtures), so small tasks would all read as large as the driver."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            _peak_file(args.run_dir, _task_name(args.stage, args.index)).write_text(str(int(line.split()[1]) * 1024))
+
+
+def _rss_mib() -> int:
+    """This process's resident set now (each progress line shows it: where a task's peak is)."""
+    return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 2**20
+
+
+def _task_name(stage: str, index: int | None) -> str:
+    return stage if index is None else f"{stage}[{index}]"
+
+
+def _peak_file(run_dir: Path, name: str) -> Path:
+    return run_dir / f"{name}.peak_rss"
+
+
+# -- the driver ----------------------------------------------------------------------------------
+
+
+def _task(stage: str, run_dir: Path, env_file: Path, state_url: str, count: int, *, index: int | None) -> TaskInstance:
+    command = [sys.executable, str(Path(__file__).resolve()), "--stage", stage, "--run-dir", str(run_dir)]
+    command += ["--env-file", str(env_file), "--state-url", state_url, "--count", str(count)]
+    name = _task_name(stage, index)
+    if index is not None:
+        command += ["--index", str(index)]
+    with (run_dir / f"{name}.log").open("ab") as log:
+        started = time.perf_counter()
+        child = subprocess.Popen(command, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(child.pid, 0)
+        seconds = time.perf_counter() - started
+    child.returncode = os.waitstatus_to_exitcode(status)
+    cpu = usage.ru_utime + usage.ru_stime
+    peak = _peak_file(run_dir, name)
+    return TaskInstance(name, child.returncode, seconds, cpu, int(peak.read_text()) if peak.exists() else 0)
+
+
+def _cycle(users: int, shards: int, env_file: Path, workdir: Path, parallelism: int) -> ShardRun:
+    run_dir = workdir / f"shards{shards}"
+    run_dir.mkdir()
+    state_url = f"sqlite:///{run_dir / 'state.db'}"
+    load = _load()
+    tasks: list[TaskInstance] = []
+    started = time.perf_counter()
+
+    def step(stage: str, sharded: bool = False) -> bool:
+        indices: list[int | None] = list(range(shards)) if sharded else [None]
+        with ThreadPoolExecutor(max_workers=min(parallelism, len(indices))) as pool:
+            done = list(pool.map(lambda i: attempts(stage, i), indices))
+        return all(t.exit_code == 0 for t in done)
+
+    def attempts(stage: str, index: int | None) -> TaskInstance:
+        """A task instance with the DAG's retries: each failed attempt's log tail is printed, and
+        every attempt is a row of the table (its time and memory count)."""
+        for attempt in range(1 + RETRIES):
+            task = _task(stage, run_dir, env_file, state_url, shards, index=index)
+            if attempt:
+                task.task += f" try {attempt + 1}"
+            tasks.append(task)
+            print(
+                f"    {task.task:<14} {task.seconds:7.1f} s  {task.cpu_seconds:7.1f} CPU-s  {_mib(task.peak_rss):>10}"
+                f"  exit {task.exit_code}",
+                flush=True,
+            )
+            if task.exit_code == 0:
+                break
+            tail = (run_dir / f"{_task_name(stage, index)}.log").read_text(errors="replace").splitlines()[-12:]
+            print("\n".join(f"      | {line}" for line in tail), flush=True)
+        return task
+
+    order = [("begin", False), ("extract", False), ("validate", True), ("transform", True), ("plan", False)]
+    order += [("load", True), ("commit", False)]
+    ok = all(step(stage, sharded) for stage, sharded in order)  # stops at the first failed stage
+    step("end")
+    wall = time.perf_counter() - started
+    summary_file = run_dir / "summary.json"
+    outcome = _outcome(json.loads(summary_file.read_text())) if summary_file.exists() else "no summary"
+    return ShardRun(users, shards, wall, "success" if ok else "failed", outcome, load, tasks)
 
 
 def _size(users: int, shard_counts: list[int], args: argparse.Namespace, report: Report) -> list[ShardRun]:
+    from include.sandbox.process import SandboxProcess
+
     fixtures = cached_fixtures(users, args.seed, args.cache, report, via_cli=True)
     workdir = Path(tempfile.mkdtemp(prefix=f"bench-shards-{users}-"))
-    sandbox = SandboxProcess(fixtures / "tenant.json", fixtures / "org.json", workdir, startup_timeout=900)
+    started = time.perf_counter()
+    sandbox = SandboxProcess(fixtures / "tenant.json", fixtures / "org.json", workdir, startup_timeout=1800)
+    report.add(f"{users:,} sandbox up", time.perf_counter() - started, "fixtures loaded")
     runs: list[ShardRun] = []
     try:
-        bench = AirflowBench(workdir / "airflow", sandbox, dict(args.airflow_env))
-        try:
-            report.add(f"{users:,} airflow standalone up", bench.start(), "healthy, DAG parsed, unpaused")
-            for shards in shard_counts:
+        for position, shards in enumerate(shard_counts):
+            if position:  # the first cycle starts from the fixtures the sandbox loaded
                 report.add(f"{users:,} sandbox reset", _reset_sandbox(sandbox, fixtures), "to the fixtures")
-                _fresh_state(bench)
-                run = _run(bench, users, shards)
-                top = run.max_task()
-                top_text = f"{_mib(top.peak_rss)} ({top.task})" if top else "-"
-                report.add(f"{users:,} {shards} shard(s)", run.wall, run.outcome, f"max task {top_text}")
-                runs.append(run)
-        finally:
-            bench.stop()
+            print(f"  {users:,} users, {shards} shard(s):", flush=True)
+            run = _cycle(users, shards, sandbox.env_file, workdir, args.parallelism)
+            top = run.max_task()
+            top_text = f"{_mib(top.peak_rss)} ({top.task})" if top else "-"
+            report.add(f"{users:,} {shards} shard(s)", run.wall, run.outcome, f"max task {top_text}")
+            runs.append(run)
     finally:
         sandbox.stop()
         if args.keep:
@@ -149,7 +251,7 @@ def _size(users: int, shard_counts: list[int], args: argparse.Namespace, report:
 
 
 def _print(runs: list[ShardRun]) -> None:
-    print("\nInitial sync through Airflow (LocalExecutor), one run per row")
+    print("\nInitial sync, one process per task instance (as the DAG's tasks), one run per row")
     rows = []
     for run in runs:
         top = run.max_task()
@@ -157,7 +259,7 @@ def _print(runs: list[ShardRun]) -> None:
         if run.users >= 1_000_000:
             target = "met" if run.wall <= TARGET_SECONDS_1M else f"missed (target {TARGET_SECONDS_1M:.0f} s)"
         rss_target = ""
-        if run.shards >= 4 and top is not None and top.peak_rss:
+        if run.shards >= 4 and top is not None:
             rss_target = "met" if top.peak_rss <= TARGET_TASK_RSS else "missed (target 2 GiB)"
         rows.append(
             (
@@ -165,6 +267,7 @@ def _print(runs: list[ShardRun]) -> None:
                 str(run.shards),
                 run.state,
                 f"{run.wall:.1f}",
+                f"{run.cpu_seconds():.0f}",
                 target,
                 _mib(top.peak_rss) if top else "-",
                 top.task if top else "-",
@@ -172,39 +275,43 @@ def _print(runs: list[ShardRun]) -> None:
                 run.load,
             )
         )
-    _table(
-        ("users", "shards", "state", "wall s", "150 s", "max task RSS", "task", "2 GiB", "load avg before"),
-        rows,
-        right={0, 1, 3, 5},
-    )
+    headers = ("users", "shards", "state", "wall s", "CPU-s", "150 s", "max task RSS", "task", "2 GiB", "load avg")
+    _table(headers, rows, right={0, 1, 3, 4, 6})
     for run in runs:
         print(f"\n{run.users:,} users, {run.shards} shard(s): {run.outcome}")
         _table(
-            ("task instance", "state", "seconds", "peak RSS"),
+            ("task instance", "exit", "wall s", "CPU-s", "peak RSS"),
             [
-                (t.task, t.state, f"{t.seconds:.1f}" if t.seconds is not None else "-", _mib(t.peak_rss))
+                (t.task, str(t.exit_code), f"{t.seconds:.1f}", f"{t.cpu_seconds:.1f}", _mib(t.peak_rss))
                 for t in run.tasks
             ],
-            right={2, 3},
+            right={1, 2, 3, 4},
         )
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=sizes_arg, default="100000,1000000", help="comma-separated tenant sizes")
     parser.add_argument("--shards", default="1,4", help="comma-separated shard counts")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--cache", type=Path, default=REPO_ROOT / ".bench")
+    parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "provisioning-bench")
+    parser.add_argument("--parallelism", type=int, default=4, help="shards of a mapped stage run at once")
     parser.add_argument("--json", type=Path, help="also write every measurement here")
-    parser.add_argument("--keep", action="store_true", help="keep the work directories (logs, AIRFLOW_HOME)")
-    parser.add_argument(
-        "--airflow-env",
-        nargs="*",
-        default=[],
-        type=lambda s: tuple(s.split("=", 1)),
-        help="extra AIRFLOW__SECTION__KEY=VALUE settings for the server",
-    )
-    args = parser.parse_args(argv)
+    parser.add_argument("--keep", action="store_true", help="keep the work directories (task logs, state)")
+    # The child's arguments (one task instance); not for use by hand.
+    parser.add_argument("--stage", help=argparse.SUPPRESS)
+    parser.add_argument("--run-dir", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--env-file", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--state-url", help=argparse.SUPPRESS)
+    parser.add_argument("--count", type=int, default=1, help=argparse.SUPPRESS)
+    parser.add_argument("--index", type=int, help=argparse.SUPPRESS)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.stage:
+        return _child(args)
     report = Report()
     runs: list[ShardRun] = []
     counts = [int(n) for n in args.shards.split(",")]

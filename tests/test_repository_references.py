@@ -29,6 +29,7 @@ CITED_DOCUMENT = re.compile(r"(?<![\w/.-])([\w./-]*\w\.md)\b")
 OUTSIDE_FOLDER = re.compile(r"(?<![\w/.$-])((?:shared|reference)/[\w./-]*)")
 CLIMBING_PATH = re.compile(r"(?<![\w/.-])((?:\.\./)+[\w./-]*)")
 
+
 def tracked_files() -> list[str]:
     try:
         listed = subprocess.run(

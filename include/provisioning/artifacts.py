@@ -10,16 +10,29 @@ back as None: the loader sends it as Bulk's ``#N/A``.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Iterator, Mapping
+from itertools import islice
 from typing import Any
 
 import orjson
 import pandas as pd
+import pyarrow as pa
 
 from include.provisioning.gc_pause import collector_paused
 from include.provisioning.model import Action, Plan, PlannedChange, QuarantinedUser, RecordResult
-from include.provisioning.state.codec import changes_from_json, changes_json, dumps
+from include.provisioning.shards import Shard
+from include.provisioning.state.codec import (
+    ChangesDecoder,
+    JsonChanges,
+    JsonObject,
+    changes_json,
+    dumps,
+    json_bytes,
+)
 
 PLAN_GROUPS = ("creates", "updates", "deactivations", "reactivations", "held_back", "unchanged")
+WRITE_GROUPS = ("creates", "updates", "deactivations", "reactivations")
+"""The groups ``Plan.writes()`` sends, in its order."""
 PLAN_COLUMNS = ["group", "entra_id", "upn", "action", "sf_id", "match_value", "changes", "desired", "roles"]
 RESULT_COLUMNS = [
     "entra_id",
@@ -37,61 +50,170 @@ def _text(value: Any) -> str | None:
     return None if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
 
 
+def _texts(values: pd.Series) -> list[str | None]:
+    """``_text`` of every value; a string column (what Parquet gives back) in one step."""
+    if isinstance(values.dtype, pd.StringDtype):  # only text and missing values
+        return values.to_numpy(dtype=object, na_value=None).tolist()
+    return [_text(v) for v in values.tolist()]
+
+
+_ACTIONS = {action.value: action for action in Action}
+DECODE_BATCH = 20_000
+"""Rows turned into Python objects at a time: the texts of one batch are freed before the next."""
+ENCODE_BATCH = 50_000
+"""Changes turned into rows of JSON text at a time (one Parquet row group each in a file)."""
+
+
+def _action(value: Any) -> Action:
+    return _ACTIONS.get(value) or Action(value)
+
+
 class PlanCodec:
     """``Plan`` ↔ one row per planned change (``group`` names the plan's list); the held-back
-    reason and the diff's quarantined users ride in the frame's ``attrs`` (Parquet metadata)."""
+    reason and the diff's quarantined users ride in the frame's ``attrs`` (Parquet metadata).
+
+    ``stored_values``: decode each change's ``changes`` and ``desired`` as ``JsonChanges`` and
+    ``JsonObject`` (their JSON text, decoded on access) instead of dicts. The commit stores them
+    as that same text (log and snapshot), so a million users' values never become objects there.
+
+    A first sync's plan holds a million changes: it is encoded in one pass over them, and decoded
+    a batch of rows at a time, column by column."""
+
+    def __init__(self, *, stored_values: bool = False) -> None:
+        self.stored_values = stored_values
+
+    schema = pa.schema([(name, pa.string()) for name in PLAN_COLUMNS])
+    """Every column is text (JSON for values): a batch whose column is all null keeps the type."""
 
     def encode(self, plan: Plan) -> pd.DataFrame:
-        rows: list[tuple[Any, ...]] = []
-        for group in PLAN_GROUPS:
-            for change in getattr(plan, group):
-                what = f"planned change of {change.entra_id}"
-                rows.append(
-                    (
-                        group,
-                        change.entra_id,
-                        change.user_principal_name,
-                        change.action.value,
-                        change.sf_id,
-                        change.match_value,
-                        changes_json(change.changes, what=what),
-                        dumps(change.desired, what=what),
-                        dumps(list(change.roles), what=what),
-                    )
-                )
+        batches = list(self.encode_batches(plan))
+        frame = pd.concat(batches, ignore_index=True) if len(batches) > 1 else batches[0]
+        frame.attrs["meta"] = self._meta(plan)
+        return frame
+
+    def encode_batches(self, plan: Plan) -> Iterator[pd.DataFrame]:
+        """``encode`` a batch of ``ENCODE_BATCH`` changes at a time (at least one frame, each with
+        the plan's ``attrs``): a file workspace writes each as a Parquet row group, so the JSON
+        texts of a million changes never sit in memory at once."""
+        meta = self._meta(plan)
+        pairs = ((group, change) for group in PLAN_GROUPS for change in getattr(plan, group))
+        first = True
+        # Paused across the batches too (and so while the caller writes each): with a million
+        # changes alive, every collection the batches' rows triggered rescanned all of them.
+        with collector_paused():
+            while batch := list(islice(pairs, ENCODE_BATCH)):
+                yield self._frame(batch, meta)
+                first = False
+            if first:
+                yield self._frame([], meta)
+
+    def _frame(self, batch: list[tuple[str, PlannedChange]], meta: dict[str, Any]) -> pd.DataFrame:
+        with collector_paused():
+            try:
+                rows = self._rows(batch)
+            except TypeError:  # a value JSON cannot hold: the checked path says whose
+                rows = self._rows_checked(batch)
         frame = pd.DataFrame(rows, columns=PLAN_COLUMNS, dtype=object)
-        frame.attrs["meta"] = {
+        frame.attrs["meta"] = meta
+        return frame
+
+    @staticmethod
+    def _meta(plan: Plan) -> dict[str, Any]:
+        return {
             "held_back_reason": plan.held_back_reason,
             "quarantined": [_quarantined_dict(q) for q in plan.quarantined],
         }
-        return frame
+
+    @staticmethod
+    def _rows(batch: list[tuple[str, PlannedChange]]) -> list[tuple[Any, ...]]:
+        # Each value's JSON made as soon as it is built, so only the texts stay alive.
+        return [
+            (
+                group,
+                c.entra_id,
+                c.user_principal_name,
+                c.action.value,
+                c.sf_id,
+                c.match_value,
+                json_bytes({name: (f.old, f.new) for name, f in c.changes.items()}).decode(),
+                json_bytes(c.desired).decode(),
+                json_bytes(c.roles if type(c.roles) is list else list(c.roles)).decode(),
+            )
+            for group, c in batch
+        ]
+
+    @staticmethod
+    def _rows_checked(batch: list[tuple[str, PlannedChange]]) -> list[tuple[Any, ...]]:
+        """``_rows`` with every value checked on its own: the error names the user."""
+        rows: list[tuple[Any, ...]] = []
+        for group, change in batch:
+            what = f"planned change of {change.entra_id}"
+            rows.append(
+                (
+                    group,
+                    change.entra_id,
+                    change.user_principal_name,
+                    change.action.value,
+                    change.sf_id,
+                    change.match_value,
+                    changes_json(change.changes, what=what),
+                    dumps(change.desired, what=what),
+                    dumps(list(change.roles), what=what),
+                )
+            )
+        return rows
+
+    @staticmethod
+    def writes_of(frame: pd.DataFrame, shard: Shard) -> pd.DataFrame:
+        """The rows of an encoded plan that ``shard``'s load sends (its users' creates, updates,
+        deactivations and reactivations, in the plan's order), as ``encode`` would give them for
+        that part of the plan: taken from the columns, no ``PlannedChange`` is rebuilt. Held-back
+        and unchanged users, the held-back reason and the quarantined users stay with the whole plan."""
+        writes = frame[frame["group"].isin(WRITE_GROUPS)]
+        part = shard.take(writes, "entra_id").reset_index(drop=True)
+        part.attrs["meta"] = {"held_back_reason": None, "quarantined": []}
+        return part
 
     def decode(self, frame: pd.DataFrame) -> Plan:
-        meta = frame.attrs.get("meta", {})
+        batches = (frame.iloc[start : start + DECODE_BATCH] for start in range(0, len(frame), DECODE_BATCH))
+        return self.decode_batches(batches, frame.attrs)
+
+    def decode_batches(self, frames: Iterable[pd.DataFrame], attrs: Mapping[str, Any]) -> Plan:
+        """``decode`` of a plan's rows given a batch at a time (a file's row groups), with the
+        whole plan's ``attrs``: only one batch's texts are in memory beside the plan."""
+        meta = attrs.get("meta", {})
         plan = Plan(
             held_back_reason=meta.get("held_back_reason"),
             quarantined=[_quarantined_from(d) for d in meta.get("quarantined", [])],
         )
-        columns = [frame[c].tolist() for c in PLAN_COLUMNS]  # plain lists: far faster to iterate
+        changes = ChangesDecoder()
         with collector_paused():
-            self._fill(plan, columns)
+            for frame in frames:
+                self._fill(plan, [frame[c] for c in PLAN_COLUMNS], changes, stored_values=self.stored_values)
         return plan
 
     @staticmethod
-    def _fill(plan: Plan, columns: list[list[Any]]) -> None:
-        for group, entra_id, upn, action, sf_id, match_value, changes, desired, roles in zip(*columns, strict=True):
-            getattr(plan, group).append(
-                PlannedChange(
-                    entra_id=entra_id,
-                    user_principal_name=_text(upn),
-                    action=Action(action),
-                    sf_id=_text(sf_id),
-                    changes=changes_from_json(changes),
-                    match_value=_text(match_value),
-                    desired=orjson.loads(desired),
-                    roles=orjson.loads(roles),
-                )
-            )
+    def _fill(
+        plan: Plan, columns: list[pd.Series], decode_changes: ChangesDecoder, *, stored_values: bool = False
+    ) -> None:
+        group, entra_id, upn, action, sf_id, match_value, changes, desired, roles = columns
+        built = map(
+            PlannedChange,
+            entra_id.tolist(),
+            _texts(upn),
+            list(map(_action, action.tolist())),
+            _texts(sf_id),
+            list(map(JsonChanges, changes.tolist())) if stored_values else decode_changes(changes.tolist()),
+            _texts(match_value),
+            list(map(JsonObject, desired.tolist())) if stored_values else list(map(orjson.loads, desired.tolist())),
+            list(map(orjson.loads, roles.tolist())),
+        )
+        appends: dict[str, Any] = {}
+        for name, change in zip(group.tolist(), built, strict=True):
+            append = appends.get(name)
+            if append is None:
+                append = appends[name] = getattr(plan, name).append
+            append(change)
 
 
 class ResultsCodec:
@@ -106,25 +228,20 @@ class ResultsCodec:
         return frame.astype({"ok": bool, "unprocessed": bool, "created": bool}) if len(frame) else frame
 
     def decode(self, frame: pd.DataFrame) -> list[RecordResult]:
-        columns = [frame[c].tolist() for c in RESULT_COLUMNS]
         with collector_paused():
-            return self._build(columns)
-
-    @staticmethod
-    def _build(columns: list[list[Any]]) -> list[RecordResult]:
-        return [
-            RecordResult(
-                entra_id,
-                Action(action),
-                _text(sf_id),
-                bool(ok),
-                _text(code),
-                _text(message),
-                bool(unprocessed),
-                bool(created),
+            return list(
+                map(
+                    RecordResult,
+                    frame["entra_id"].tolist(),
+                    list(map(_action, frame["action"].tolist())),
+                    _texts(frame["sf_id"]),
+                    list(map(bool, frame["ok"].tolist())),
+                    _texts(frame["error_code"]),
+                    _texts(frame["error_message"]),
+                    list(map(bool, frame["unprocessed"].tolist())),
+                    list(map(bool, frame["created"].tolist())),
+                )
             )
-            for entra_id, action, sf_id, ok, code, message, unprocessed, created in zip(*columns, strict=True)
-        ]
 
 
 class QuarantineCodec:
@@ -135,10 +252,14 @@ class QuarantineCodec:
         return pd.DataFrame(rows, columns=["entra_id", "upn", "reasons"], dtype=object)
 
     def decode(self, frame: pd.DataFrame) -> list[QuarantinedUser]:
-        return [
-            QuarantinedUser(entra_id, _text(upn), orjson.loads(reasons))
-            for entra_id, upn, reasons in zip(frame["entra_id"], frame["upn"], frame["reasons"], strict=True)
-        ]
+        return list(
+            map(
+                QuarantinedUser,
+                frame["entra_id"].tolist(),
+                _texts(frame["upn"]),
+                list(map(orjson.loads, frame["reasons"].tolist())),
+            )
+        )
 
 
 def _quarantined_dict(user: QuarantinedUser) -> dict[str, Any]:
@@ -150,5 +271,7 @@ def _quarantined_from(data: dict[str, Any]) -> QuarantinedUser:
 
 
 PLAN = PlanCodec()
+STORED_PLAN = PlanCodec(stored_values=True)
+"""The plan as the commit reads it (``PlanCodec``'s ``stored_values``)."""
 RESULTS = ResultsCodec()
 QUARANTINE = QuarantineCodec()

@@ -20,8 +20,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import functools
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,7 +30,7 @@ from typing import Any
 import pandas as pd
 
 from include.provisioning import quarantine_rules
-from include.provisioning.artifacts import PLAN, QUARANTINE, RESULTS
+from include.provisioning.artifacts import PLAN, QUARANTINE, RESULTS, STORED_PLAN
 from include.provisioning.diff import UNIQUE_FIELDS, DiffInput, plan_changes
 from include.provisioning.engine import Engine
 from include.provisioning.errors import ProvisioningError
@@ -158,7 +159,8 @@ class CycleResult:
     dry_run: bool = False
     notes: list[str] = field(default_factory=list)
     users: pd.DataFrame | None = None
-    """The USERS frame the cycle worked on (after scoping)."""
+    """The USERS frame the cycle worked on (after scoping); None from ``run_commit`` for a cycle
+    not focused on one user (a million users' frame, which nothing reads)."""
     job_quarantine: JobQuarantine | None = None
     """The job's quarantine after this cycle (None: not evaluated, e.g. a dry run)."""
     quarantine_notice: bool = False
@@ -494,9 +496,9 @@ def _quarantined_so_far(ws: Workspace, upto: str) -> list[QuarantinedUser]:
     return list(merged.values())
 
 
-def _held_users(ws: Workspace) -> pd.DataFrame:
-    """USERS frame without the users waiting for their escrow retry."""
-    users = ws.read_frame("users")
+def _held_users(ws: Workspace, columns: Sequence[str] | None = None) -> pd.DataFrame:
+    """USERS frame (``columns`` of it, when given) without the users waiting for their escrow retry."""
+    users = ws.read_frame("users", columns)
     waiting = ws.read_json("extract")["escrow_waiting"]
     return users[~users["id"].isin(waiting)] if waiting else users
 
@@ -684,6 +686,10 @@ def _guarded_blocks(ws: Workspace) -> tuple[dict[str, list[str]], dict[str, list
     return merged["create"], merged["update"]
 
 
+DIFF_USER_COLUMNS = ("id", "userPrincipalName", "appRoleAssignments", "IsSoftDeleted")
+"""The USERS columns the diff reads (``diff._People``); the others stay in the file."""
+
+
 def run_plan(engine: Engine, ws: Workspace) -> StageOutcome:
     """Diff the desired users against the org (full) or the snapshot (incremental).
 
@@ -699,7 +705,7 @@ def run_plan(engine: Engine, ws: Workspace) -> StageOutcome:
     phase = _Phases(engine.progress)
     extracted = ws.read_json("extract")
     mode = Mode(extracted["mode"])
-    users = _held_users(ws)
+    users = _held_users(ws, DIFF_USER_COLUMNS)
     mapped = _read_shards(ws, "transform", "mapped")
     quarantined_ids = {q.entra_id for q in _quarantined_so_far(ws, "plan")}
     blocks_create, blocks_update = _guarded_blocks(ws)
@@ -751,15 +757,13 @@ def run_plan(engine: Engine, ws: Workspace) -> StageOutcome:
             )
         )
     _name_the_gone(engine, plan)
-    ws.put("plan", plan, PLAN)
-    ws.put("quarantine_plan", plan.quarantined, QUARANTINE)
     if org is not None and not context.partial:
         ws.write_json("observed", _observe(ws, plan, snapshot, org, quarantined_ids).to_json())
-    if context.shards > 1:  # each load task reads its own part
-        ids = [c.entra_id for c in plan.writes()]
-        for shard in context.all_shards():
-            owned = {entra_id for entra_id, mine in zip(ids, shard.owns(ids), strict=True) if mine}
-            ws.put(shard.name("plan"), _restrict(plan, owned), PLAN)
+    del users, mapped, org, snapshot  # the diff's inputs: a million users' frames, not needed to write the plan
+    # Each load task reads its own part, cut from the encoded plan's columns.
+    parts = {s.name("plan"): functools.partial(PLAN.writes_of, shard=s) for s in context.all_shards() if not s.whole}
+    ws.put("plan", plan, PLAN, parts=parts)
+    ws.put("quarantine_plan", plan.quarantined, QUARANTINE)
     stopped = "dry run: nothing was written" if context.dry_run else None
     ws.write_json(
         "plan_status",
@@ -975,6 +979,10 @@ def _results(ws: Workspace, context: CycleContext) -> list[RecordResult]:
     return results
 
 
+SEEN_COLUMNS = ("id", "appRoleAssignments")
+"""The USERS columns ``_seen`` reads."""
+
+
 def _seen(users: pd.DataFrame) -> dict[str, list[str]]:
     """Roles of every user this cycle evaluated; the store keeps those left without a link."""
     if users.empty:
@@ -982,13 +990,15 @@ def _seen(users: pd.DataFrame) -> dict[str, list[str]]:
     return {str(k): list(v) for k, v in zip(users["id"], users["appRoleAssignments"], strict=True)}
 
 
-def _observed(ws: Workspace, users: pd.DataFrame, quarantined: list[QuarantinedUser]) -> FullObservation | None:
-    """What a complete full cycle observed (the plan stage's links, every user it extracted), or
-    None for any other cycle (see ``_observe``)."""
+def _observed(
+    ws: Workspace, seen: Mapping[str, Sequence[str]], quarantined: list[QuarantinedUser]
+) -> FullObservation | None:
+    """What a complete full cycle observed (the plan stage's links, every user it extracted:
+    ``seen``'s keys and the quarantined), or None for any other cycle (see ``_observe``)."""
     if not ws.has_json("observed"):
         return None
     observed = FullObservation.from_json(ws.read_json("observed"))
-    evaluated = frozenset(str(i) for i in users["id"]) | {q.entra_id for q in quarantined}
+    evaluated = frozenset(seen) | {q.entra_id for q in quarantined}
     return dataclasses.replace(observed, evaluated=evaluated)
 
 
@@ -1006,10 +1016,17 @@ def run_commit(engine: Engine, ws: Workspace) -> CycleResult:
         return CycleResult(stored, Plan(), [], [], [], None, notes=["already committed"])
     engine.check_lease()
     extracted = ws.read_json("extract")
-    users = ws.read_frame("users")
+    # A focused cycle's result describes its user (on_demand); a whole cycle's needs only who was
+    # seen with which roles (a million users' other columns would take a gigabyte here).
+    frame = ws.read_frame("users", None if context.focus_upn is not None else SEEN_COLUMNS)
+    seen = _seen(frame)
+    users = frame if context.focus_upn is not None else None
+    del frame
     stopped = _stopped(ws)
     validation_stop = _validation_stop(ws)
-    plan = ws.get("plan", PLAN) if ws.has_frame("plan") and not validation_stop else Plan()
+    # The plan's values as their JSON text: stored again as they are (a million users' dicts
+    # would take gigabytes here).
+    plan = ws.get("plan", STORED_PLAN) if ws.has_frame("plan") and not validation_stop else Plan()
     results = [] if stopped else _results(ws, context)
     quarantined = _quarantined_so_far(ws, "")  # every stage's entries
     summary = CycleSummary(
@@ -1051,9 +1068,9 @@ def run_commit(engine: Engine, ws: Workspace) -> CycleResult:
             now=context.now,
             escrow_schedule_hours=engine.options.escrow_schedule_hours,
             advance_watermark=not stopped and not context.partial,
-            seen=_seen(users),
+            seen=seen,
             seen_complete=summary.mode is Mode.FULL and not context.partial,
-            observed=None if stopped else _observed(ws, users, quarantined),
+            observed=None if stopped else _observed(ws, seen, quarantined),
         )
     recovered = log_from_json(ws.read_json(RECOVERED)) if ws.has_json(RECOVERED) else []
     report = failure_report(

@@ -12,6 +12,7 @@ satisfy :class:`Workspace`, so the stages cannot tell them apart.
 from __future__ import annotations
 
 import io
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import orjson
@@ -25,6 +26,15 @@ __all__ = ["MemoryWorkspace", "MissingArtifactError", "Workspace"]
 
 ATTRS_KEY = b"provisioning.attrs"
 """Parquet schema metadata key holding a frame's ``attrs`` (JSON)."""
+
+
+BATCH_ROWS = 20_000
+"""Rows a ``BatchFrameCodec`` decodes at a time from a file."""
+
+
+def _attrs_metadata(frame: pd.DataFrame) -> dict[bytes, bytes]:
+    """Parquet schema metadata holding the frame's ``attrs`` (none when it has none)."""
+    return {ATTRS_KEY: orjson.dumps(frame.attrs, default=_json_default)} if frame.attrs else {}
 
 
 @runtime_checkable
@@ -52,6 +62,25 @@ class FrameCodec(Protocol):
     def decode(self, frame: pd.DataFrame) -> Any: ...
 
 
+@runtime_checkable
+class BatchFrameCodec(FrameCodec, Protocol):
+    """A codec for objects too large to hold encoded at once (a million users' plan): a file
+    workspace writes each batch as a Parquet row group and reads them back one at a time."""
+
+    schema: pa.Schema
+    """Of every batch (a batch whose column is all null must keep the column's type)."""
+
+    def encode_batches(self, value: Any) -> Iterator[pd.DataFrame]:
+        """At least one frame; each carries the whole value's ``attrs``."""
+        ...
+
+    def decode_batches(self, frames: Iterable[pd.DataFrame], attrs: Mapping[str, Any]) -> Any: ...
+
+
+FramePart = Callable[[pd.DataFrame], pd.DataFrame]
+"""Cuts a part (a shard's rows) out of an encoded frame, in the codec's layout."""
+
+
 class Workspace:
     """Files of one cycle under ``root``: ``<name>.parquet`` frames, ``<name>.json`` documents."""
 
@@ -76,27 +105,62 @@ class Workspace:
         """Parquet through ``open()`` so object storage works; written whole, then visible."""
         table = pa.Table.from_pandas(frame, preserve_index=False)
         if frame.attrs:  # small metadata a codec attached (e.g. the plan's held-back reason)
-            extra = {ATTRS_KEY: orjson.dumps(frame.attrs, default=_json_default)}
-            table = table.replace_schema_metadata({**(table.schema.metadata or {}), **extra})
+            table = table.replace_schema_metadata({**(table.schema.metadata or {}), **_attrs_metadata(frame)})
         buffer = io.BytesIO()
         pq.write_table(table, buffer, compression="zstd")
         self._write(f"{name}.parquet", buffer.getvalue())
 
-    def read_frame(self, name: str) -> pd.DataFrame:
-        data = self._read(f"{name}.parquet")
-        table = pq.read_table(io.BytesIO(data))
+    def read_frame(self, name: str, columns: Sequence[str] | None = None) -> pd.DataFrame:
+        """The frame ``name``; only those of ``columns`` it has, when given (Parquet reads just those)."""
+        data = io.BytesIO(self._read(f"{name}.parquet"))
+        if columns is not None:
+            present = set(pq.read_schema(data).names)
+            columns = [c for c in columns if c in present]
+        table = pq.read_table(data, columns=columns)
         frame = table.to_pandas()
         attrs = (table.schema.metadata or {}).get(ATTRS_KEY)
         if attrs:
             frame.attrs.update(orjson.loads(attrs))
         return frame
 
-    def put(self, name: str, value: Any, codec: FrameCodec) -> None:
-        """Store an object (a plan, results) as Parquet through ``codec``."""
-        self.write_frame(name, codec.encode(value))
+    def put(self, name: str, value: Any, codec: FrameCodec, *, parts: Mapping[str, FramePart] | None = None) -> None:
+        """Store an object (a plan, results) as Parquet through ``codec``; each of ``parts``
+        (artifact name → cut) is stored too, cut from the encoded frame (so ``get`` of a part
+        decodes to the part of the object, and the object is encoded once)."""
+        if isinstance(codec, BatchFrameCodec):
+            self._put_batches(name, codec, value, parts or {})
+            return
+        frame = codec.encode(value)
+        self.write_frame(name, frame)
+        for part, cut in (parts or {}).items():
+            self.write_frame(part, cut(frame))
+
+    def _put_batches(self, name: str, codec: BatchFrameCodec, value: Any, parts: Mapping[str, FramePart]) -> None:
+        cuts: dict[str, FramePart | None] = {name: None, **parts}
+        buffers = {each: io.BytesIO() for each in cuts}
+        writers: dict[str, pq.ParquetWriter] = {}
+        try:
+            for batch in codec.encode_batches(value):
+                for each, cut in cuts.items():
+                    frame = batch if cut is None else cut(batch)
+                    if each not in writers:  # the attrs (schema metadata) of the first batch: every batch's
+                        schema = codec.schema.with_metadata(_attrs_metadata(frame))
+                        writers[each] = pq.ParquetWriter(buffers[each], schema, compression="zstd")
+                    table = pa.Table.from_pandas(frame, schema=codec.schema, preserve_index=False)
+                    writers[each].write_table(table)
+        finally:
+            for writer in writers.values():
+                writer.close()
+        for each, buffer in buffers.items():
+            self._write(f"{each}.parquet", buffer.getvalue())
 
     def get(self, name: str, codec: FrameCodec) -> Any:
-        return codec.decode(self.read_frame(name))
+        if not isinstance(codec, BatchFrameCodec):
+            return codec.decode(self.read_frame(name))
+        parquet = pq.ParquetFile(io.BytesIO(self._read(f"{name}.parquet")))
+        attrs = (parquet.schema_arrow.metadata or {}).get(ATTRS_KEY)
+        batches = (batch.to_pandas() for batch in parquet.iter_batches(batch_size=BATCH_ROWS))
+        return codec.decode_batches(batches, orjson.loads(attrs) if attrs else {})
 
     def write_json(self, name: str, document: Any) -> None:
         self._write(f"{name}.json", orjson.dumps(document, default=_json_default, option=orjson.OPT_INDENT_2))
@@ -150,11 +214,16 @@ class MemoryWorkspace(Workspace):
     def write_frame(self, name: str, frame: pd.DataFrame) -> None:
         self._items[f"{name}.parquet"] = frame
 
-    def read_frame(self, name: str) -> pd.DataFrame:
-        return self._get(f"{name}.parquet")
+    def read_frame(self, name: str, columns: Sequence[str] | None = None) -> pd.DataFrame:
+        frame = self._get(f"{name}.parquet")
+        return frame if columns is None else frame[[c for c in columns if c in frame]]
 
-    def put(self, name: str, value: Any, codec: FrameCodec) -> None:
+    def put(self, name: str, value: Any, codec: FrameCodec, *, parts: Mapping[str, FramePart] | None = None) -> None:
         self._items[f"{name}.parquet"] = value
+        if parts:  # objects are kept as they are: each part is the decoded cut
+            frame = codec.encode(value)
+            for part, cut in parts.items():
+                self._items[f"{part}.parquet"] = codec.decode(cut(frame))
 
     def get(self, name: str, codec: FrameCodec) -> Any:
         return self._get(f"{name}.parquet")

@@ -3,6 +3,7 @@ results and quarantined users round-trip exactly through files and through memor
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import pandas as pd
@@ -19,6 +20,7 @@ from include.provisioning.model import (
     QuarantinedUser,
     RecordResult,
 )
+from include.provisioning.shards import Shard
 from include.provisioning.workspace import MemoryWorkspace, Workspace
 
 
@@ -96,6 +98,28 @@ def test_users_frames_keep_lists_nulls_and_booleans(ws: Workspace) -> None:
     assert [list(v) for v in back["appRoleAssignments"]] == [["Standard User"], []]
     assert list(back["IsSoftDeleted"]) == [False, True]
     assert back["userPrincipalName"].isna().tolist() == [False, True]
+
+
+def test_a_frame_is_read_with_only_the_columns_asked_for_that_it_has(ws: Workspace) -> None:
+    users = pd.DataFrame({"id": ["e1", "e2"], "appRoleAssignments": [["Standard User"], []], "mail": ["a@x", None]})
+    ws.write_frame("users", users)
+    back = ws.read_frame("users", ["appRoleAssignments", "id", "notThere"])
+    assert list(back.columns) == ["appRoleAssignments", "id"]
+    assert list(back["id"]) == ["e1", "e2"] and [list(v) for v in back["appRoleAssignments"]] == [["Standard User"], []]
+
+
+def test_the_plans_shard_parts_are_stored_with_it(ws: Workspace) -> None:
+    """``put(parts=...)``: each part is what its cut of the encoded plan decodes to, in a file
+    workspace and in memory alike (the command line keeps objects)."""
+    plan = _plan()
+    shards = Shard.all(2)
+    ws.put("plan", plan, PLAN, parts={s.name("plan"): functools.partial(PLAN.writes_of, shard=s) for s in shards})
+    assert ws.get("plan", PLAN) == plan
+    parts = [ws.get(s.name("plan"), PLAN) for s in shards]
+    assert sorted(c.entra_id for part in parts for c in part.writes()) == sorted(c.entra_id for c in plan.writes())
+    for shard, part in zip(shards, parts, strict=True):
+        assert all(shard.owns([c.entra_id]) == [True] for c in part.writes())
+        assert part.held_back == [] and part.unchanged == [] and part.quarantined == []
 
 
 def test_a_missing_input_names_what_is_missing(ws: Workspace) -> None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -50,10 +51,7 @@ class UnsendableValueError(RecordError, ValueError):
 def ordered_columns(rows: Iterable[Mapping[str, Any]], key_field: str) -> list[str]:
     """The union of the fields in ``rows`` (names starting with ``_`` are the caller's own),
     sorted, with ``key_field`` first: the same request always gives the same header."""
-    names: set[str] = set()
-    for row in rows:
-        names.update(row.keys())
-    names = {n for n in names if not n.startswith("_")}
+    names = {n for n in set(chain.from_iterable(rows)) if not n.startswith("_")}
     names.discard(key_field)
     return [key_field, *sorted(names)]
 
@@ -88,6 +86,82 @@ def format_value(value: Any, *, update: bool) -> str:
     if text == NULL_MARKER:
         raise UnsendableValueError("", "the value '#N/A' cannot be sent: Bulk API 2.0 reads it as null")
     return text
+
+
+class _NotSent:
+    def __repr__(self) -> str:
+        return "NOT_SENT"
+
+
+NOT_SENT: Any = _NotSent()
+"""A cell of a field the row does not have: empty in an insert and in an update alike."""
+
+
+def format_column(values: Sequence[Any], *, update: bool) -> tuple[list[str], list[int]]:
+    """``format_value`` of every value of one column (``NOT_SENT`` gives ""): the cells, and
+    the positions of the values that cannot be sent (their cells are "")."""
+    if set(map(type, values)) == {str}:
+        return _format_texts(list(values), update)
+    text_cells, text_unsendable = _format_texts([value for value in values if type(value) is str], update)
+    texts = iter(text_cells)
+    known = {NOT_SENT: "", None: NULL_MARKER if update else "", True: "true", False: "false"}
+    cells: list[str] = []
+    unsendable: list[int] = []
+    for at, value in enumerate(values):
+        if type(value) is str:
+            cells.append(next(texts))
+        elif value is NOT_SENT or value is None or value is True or value is False:
+            cells.append(known[value])
+        else:
+            cells.append(_cell(value, update, at, unsendable))
+    if text_unsendable:
+        text_at = [at for at, value in enumerate(values) if type(value) is str]
+        unsendable = sorted([*unsendable, *(text_at[i] for i in text_unsendable)])
+    return cells, unsendable
+
+
+_PIECE = 128
+"""Texts checked together when a column holds a text that needs quoting: the other pieces of
+the column are still taken as they are."""
+
+
+def _format_texts(texts: list[str], update: bool) -> tuple[list[str], list[int]]:
+    """``format_column`` of texts (``str`` only): a column of texts that need no quoting (most
+    columns: names, addresses, codes) is checked at once, in C, and its texts are its cells."""
+    if _plain_texts(texts):
+        return texts, []
+    if len(texts) > _PIECE:
+        cells: list[str] = []
+        unsendable: list[int] = []
+        for start in range(0, len(texts), _PIECE):
+            piece, refused = _format_texts(texts[start : start + _PIECE], update)
+            cells += piece
+            unsendable += [start + at for at in refused]
+        return cells, unsendable
+    unsendable = []
+    return [_cell(text, update, at, unsendable) for at, text in enumerate(texts)], unsendable
+
+
+def _cell(value: Any, update: bool, at: int, unsendable: list[int]) -> str:
+    """``format_value``, or "" with ``at`` added to ``unsendable``."""
+    try:
+        return format_value(value, update=update)
+    except UnsendableValueError:
+        unsendable.append(at)
+        return ""
+
+
+def _plain_texts(texts: list[str]) -> bool:
+    """Whether every text is its own cell: none is empty, starts or ends with white space,
+    holds a comma, a double quote or a line break, or contains ``#N/A`` (those take
+    ``format_value``, which also refuses the literal ``#N/A``)."""
+    if not all(texts):  # an empty text
+        return False
+    # White space at either end: strip() hands back the very text when it has none to strip.
+    if list(map(str.strip, texts)) != texts:
+        return False
+    joined = "".join(texts)
+    return not ('"' in joined or "," in joined or "\n" in joined or "\r" in joined or NULL_MARKER in joined)
 
 
 def line_ending_of(values: Sequence[str], columns: Sequence[str] | None = None) -> str:

@@ -28,7 +28,7 @@ import io
 import logging
 import re
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 import requests
@@ -48,10 +48,12 @@ from include.provisioning.salesforce.csv_out import (
     LF,
     MAX_JOB_BYTES,
     NEWLINES,
+    NOT_SENT,
     CsvChunk,
     UnsendableValueError,
     chunk_rows,
     encode_header,
+    format_column,
     format_value,
     is_null,
     line_ending_of,
@@ -121,11 +123,24 @@ class PendingJobLike(Protocol):
 
 def normalise_key(key_field: str, value: str) -> str:
     """How Salesforce compares key values: usernames ignore case, Ids compare on 15 characters."""
-    if key_field.lower() == "id":
-        return value[:15]
-    if key_field.lower() == "username":
-        return value.lower()
+    return key_normaliser(key_field)(value)
+
+
+def _id_prefix(value: str) -> str:
+    return value[:15]
+
+
+def _same(value: str) -> str:
     return value
+
+
+def key_normaliser(key_field: str) -> Callable[[str], str]:
+    """``normalise_key`` for one key field, chosen once for the many values of a job."""
+    if key_field.lower() == "id":
+        return _id_prefix
+    if key_field.lower() == "username":
+        return str.lower
+    return _same
 
 
 _JOB_ERROR_CODE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*:")
@@ -155,6 +170,8 @@ def job_error_code(message: str | None) -> str:
 
 
 def _is_blank(value: Any) -> bool:
+    if type(value) is str:  # the common case, without pandas' isna
+        return value == ""
     return is_null(value) or (isinstance(value, str) and value == "")
 
 
@@ -172,11 +189,20 @@ def _unsendable_reason(row: Mapping[str, Any], columns: list[str], update: bool,
 
 
 @dataclass
-class _Row:
-    index: int
-    key: str
-    entra_id: str
-    line: bytes
+class _Lines:
+    """The rows of one line ending that are to be sent, in order: index in the request, key
+    value, entra id and encoded CSV line of each."""
+
+    indices: list[int] = field(default_factory=list)
+    keys: list[str] = field(default_factory=list)
+    entra_ids: list[str] = field(default_factory=list)
+    lines: list[bytes] = field(default_factory=list)
+
+    def add(self, index: int, key: str, entra_id: str, line: bytes) -> None:
+        self.indices.append(index)
+        self.keys.append(key)
+        self.entra_ids.append(entra_id)
+        self.lines.append(line)
 
 
 class BulkLoader:
@@ -215,11 +241,11 @@ class BulkLoader:
         results: dict[int, RecordResult] = {}
         groups = self._prepare(request, results)
         columns = ordered_columns(request.rows, request.key_field)
-        for line_ending, rows in groups.items():
-            if not rows:
+        for line_ending, group in groups.items():
+            if not group.indices:
                 continue
-            indices = iter(row.index for row in rows)
-            cells = ((row.key, row.entra_id, row.line) for row in rows)
+            indices = iter(group.indices)
+            cells = zip(group.keys, group.entra_ids, group.lines, strict=True)
             for chunk in chunk_rows(columns, cells, line_ending, self.max_job_bytes):
                 for result in self._run_chunk(request, chunk, attempt=1):
                     results[next(indices)] = result
@@ -228,15 +254,25 @@ class BulkLoader:
             raise AssertionError(f"rows {missing[:10]} of the {request.operation} request got no result")
         return [results[i] for i in range(len(request.rows))]
 
-    def _prepare(self, request: LoadRequest, results: dict[int, RecordResult]) -> dict[str, list[_Row]]:
-        """Format every row; refuse those that cannot be sent or joined back (into ``results``)."""
+    def _prepare(self, request: LoadRequest, results: dict[int, RecordResult]) -> dict[str, _Lines]:
+        """Format every row; refuse those that cannot be sent or joined back (into ``results``).
+
+        The values are formatted a column at a time (``format_column``), then checked and
+        encoded a row at a time, in the request's order."""
         key_field = request.key_field
         update = request.operation == "update"
         columns = ordered_columns(request.rows, key_field)
         header_size = {ending: len(encode_header(columns, ending)) for ending in NEWLINES}
-        groups: dict[str, list[_Row]] = {ending: [] for ending in NEWLINES}
+        groups: dict[str, _Lines] = {ending: _Lines() for ending in NEWLINES}
+        unsendable: set[int] = set()
+        cells: list[list[str]] = []
+        for column in columns:
+            formatted, bad = format_column([row.get(column, NOT_SENT) for row in request.rows], update=update)
+            cells.append(formatted)
+            unsendable.update(bad)
+        normalise = key_normaliser(key_field)
         seen: dict[str, str] = {}
-        for index, row in enumerate(request.rows):
+        for index, (row, values) in enumerate(zip(request.rows, zip(*cells, strict=True), strict=True)):
             entra_id = row.get("_entra_id")
             if _is_blank(entra_id):
                 raise ValueError(f"row {index} of the {request.operation} request has no _entra_id")
@@ -252,7 +288,7 @@ class BulkLoader:
                 refuse(MISSING_KEY, f"no {key_field}: a {request.operation} row needs one to be sent and matched")
                 continue
             key = str(raw_key)
-            norm = normalise_key(key_field, key)
+            norm = normalise(key)
             if norm in seen:
                 refuse(
                     DUPLICATE_KEY,
@@ -261,7 +297,8 @@ class BulkLoader:
                 )
                 continue
             try:
-                values = [format_value(row[c], update=update) if c in row else "" for c in columns]
+                if index in unsendable:
+                    raise UnsendableValueError("", "a value cannot be sent")  # the column is named below
                 text = ",".join(values)
                 line_ending = LF if "\n" not in text else line_ending_of(values, columns)
             except UnsendableValueError as exc:
@@ -275,7 +312,7 @@ class BulkLoader:
                 )
                 continue
             seen[norm] = entra_id
-            groups[line_ending].append(_Row(index, key, entra_id, line))
+            groups[line_ending].add(index, key, entra_id, line)
         return groups
 
     def _run_chunk(self, request: LoadRequest, chunk: CsvChunk, *, attempt: int) -> list[RecordResult]:
@@ -395,9 +432,10 @@ class BulkLoader:
         """Join the job's three result sets back to ``keys`` (key value → entra id); one result
         per key, in the order of ``keys``."""
         state = str(info.get("state"))
+        normalise = key_normaliser(key_field)
         by_norm: dict[str, tuple[str, str]] = {}
         for key, entra_id in keys.items():
-            by_norm.setdefault(normalise_key(key_field, key), (key, entra_id))
+            by_norm.setdefault(normalise(key), (key, entra_id))
         outcomes: dict[str, RecordResult] = {}
         duplicates = unknown = 0
         for kind in RESULT_KINDS:
@@ -419,9 +457,10 @@ class BulkLoader:
             )
         error_message = info.get("errorMessage")
         results: list[RecordResult] = []
+        key_is_id = key_field.lower() == "id"  # as _sf_id has it
         for key, entra_id in keys.items():
-            norm = normalise_key(key_field, key)
-            sf_id = self._sf_id(key_field, key)
+            norm = normalise(key)
+            sf_id = key if key_is_id else None
             if by_norm[norm][0] != key:  # two recorded keys Salesforce cannot tell apart
                 message = f"{key_field} {key!r} is the same key as Entra user {by_norm[norm][1]}'s in job {job_id}"
                 results.append(RecordResult(entra_id, action_of(entra_id), sf_id, False, DUPLICATE_KEY, message))
@@ -456,7 +495,7 @@ class BulkLoader:
         text = self.session.call(
             lambda: self.session.bulk2()._client.get_ingest_results(job_id, kind), f"read {kind} of job {job_id}"
         )
-        if not text or not text.strip():
+        if not text or text.isspace():  # (strip() would copy a 100 MB text to say so)
             return
         reader = csv.reader(io.StringIO(text, newline=""))
         header = next(reader, None)
@@ -470,27 +509,30 @@ class BulkLoader:
         id_at = lowered.index("sf__id") if "sf__id" in lowered else None
         created_at = lowered.index("sf__created") if "sf__created" in lowered else None
         error_at = lowered.index("sf__error") if "sf__error" in lowered else None
+        normalise = key_normaliser(key_field)
+        key_is_id = key_field.lower() == "id"  # as _sf_id has it
+        succeeded, failed = kind == "successfulResults", kind == "failedResults"
+        not_processed = f"not processed by Salesforce (job {job_id} ended before reaching this record)"
         for row in reader:
-            if not row or key_at >= len(row):
+            width = len(row)
+            if key_at >= width:  # an empty row too
                 continue
-            norm = normalise_key(key_field, row[key_at])
+            norm = normalise(row[key_at])
             target = by_norm.get(norm)
             if target is None:
                 yield None, RecordResult("", Action.OTHER, None, False)
                 continue
             key, entra_id = target
             action = action_of(entra_id)
-            sf_id = (row[id_at] if id_at is not None and id_at < len(row) else "") or self._sf_id(key_field, key)
-            if kind == "successfulResults":
-                created = created_at is not None and created_at < len(row) and row[created_at].lower() == "true"
-                yield norm, RecordResult(entra_id, action, sf_id or None, True, created=created)
-            elif kind == "failedResults":
-                cell = row[error_at] if error_at is not None and error_at < len(row) else ""
-                code, message = parse_record_error(cell)
+            sf_id = (row[id_at] if id_at is not None and id_at < width else "") or (key if key_is_id else None)
+            if succeeded:
+                created = created_at is not None and created_at < width and row[created_at].lower() == "true"
+                yield norm, RecordResult(entra_id, action, sf_id or None, True, None, None, False, created)
+            elif failed:
+                code, message = parse_record_error(row[error_at] if error_at is not None and error_at < width else "")
                 yield norm, RecordResult(entra_id, action, sf_id or None, False, code, message)
             else:
-                message = f"not processed by Salesforce (job {job_id} ended before reaching this record)"
-                yield norm, RecordResult(entra_id, action, sf_id or None, False, UNPROCESSED, message, True)
+                yield norm, RecordResult(entra_id, action, sf_id or None, False, UNPROCESSED, not_processed, True)
 
     @staticmethod
     def _sf_id(key_field: str, key: str) -> str | None:

@@ -31,9 +31,12 @@ the rows that are right as stored, so the store can delete the rest (see ``rebui
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
+
+import orjson
 
 from include.provisioning.model import (
     Action,
@@ -45,13 +48,18 @@ from include.provisioning.model import (
     RecordResult,
     Status,
 )
-from include.provisioning.state.codec import StateError, dumps, loads, plain, to_bool
+from include.provisioning.state import codec
+from include.provisioning.state.codec import JsonObject, StateError, dumps, loads, plain, to_bool
 from include.provisioning.state.escrow import give_up_note, next_attempt_at
 
 UNPROCESSED_CODE = "UNPROCESSED"
 NO_RESULT_MESSAGE = "Salesforce returned no result for this record; it is retried in the next cycle"
 UNPROCESSED_MESSAGE = "Salesforce did not process this record (its job stopped first); it is retried in the next cycle"
 HELD_BACK_MESSAGE = "held back by the accidental-deletion threshold"
+
+_json = functools.partial(orjson.dumps, default=codec._default, option=codec._OPTIONS)
+"""``codec.dumps`` without its wrapper, for the two documents of every snapshot row (a million
+rows: the wrapper cost a second); a value it refuses goes through ``codec.dumps`` for the error."""
 
 
 class SnapshotRow(NamedTuple):
@@ -66,6 +74,33 @@ class SnapshotRow(NamedTuple):
 
     def digest(self) -> int:
         return hash(self[1:])
+
+    def encoded(self) -> SnapshotRow:
+        return self
+
+
+class SnapshotWrite(NamedTuple):
+    """A snapshot row the commit writes, its fields and roles not encoded yet: the store encodes
+    them a batch at a time as it writes (a million users' JSON held at once was the commit's
+    largest allocation, some 600 MB)."""
+
+    entra_id: str
+    sf_id: str | None
+    match_value: str | None
+    is_active: bool
+    fields: Mapping[str, Any]
+    roles: Sequence[Any]
+
+    def encoded(self) -> SnapshotRow:
+        """The row as stored; raises ``StateError`` naming the user for a value JSON cannot hold."""
+        try:
+            # The plan's desired values as the plan file held them: that text already.
+            fields = self.fields.text if type(self.fields) is JsonObject else _json(self.fields).decode()
+            roles = _json(list(self.roles)).decode()
+        except TypeError:  # dumps raises the same error, naming the user
+            what = f"snapshot of user {self.entra_id}"
+            fields, roles = dumps(self.fields, what=what), dumps(list(self.roles), what=what)
+        return SnapshotRow(self.entra_id, self.sf_id, self.match_value, self.is_active, fields, roles)
 
 
 @dataclass(slots=True)
@@ -99,13 +134,18 @@ class PriorSnapshot:
 @dataclass
 class CommitRows:
     log: list[LogEntry] = field(default_factory=list)
-    snapshot: list[SnapshotRow] = field(default_factory=list)
-    """Rows to upsert."""
+    snapshot_writes: list[SnapshotWrite | SnapshotRow] = field(default_factory=list)
+    """Rows to upsert (``encoded()`` gives each as stored)."""
     escrow_upserts: list[EscrowEntry] = field(default_factory=list)
     escrow_deletes: list[str] = field(default_factory=list)
     quarantine: list[QuarantinedUser] = field(default_factory=list)
     snapshot_kept: set[str] = field(default_factory=set)
     """Users whose stored snapshot row is already right (not rewritten, not to be deleted)."""
+
+    @property
+    def snapshot(self) -> list[SnapshotRow]:
+        """The rows to upsert as stored, all encoded at once (the store encodes a batch at a time)."""
+        return [row.encoded() for row in self.snapshot_writes]
 
 
 def affected_ids(plan: Plan) -> tuple[set[str], set[str]]:
@@ -118,7 +158,6 @@ def affected_ids(plan: Plan) -> tuple[set[str], set[str]]:
 
 
 def _check_disjoint(plan: Plan, quarantined: Sequence[QuarantinedUser]) -> None:
-    seen: dict[str, str] = {}
     groups: list[tuple[str, Sequence[Any]]] = [
         ("creates", plan.creates),
         ("updates", plan.updates),
@@ -128,6 +167,17 @@ def _check_disjoint(plan: Plan, quarantined: Sequence[QuarantinedUser]) -> None:
         ("unchanged", plan.unchanged),
         ("quarantined", quarantined),
     ]
+    # Sets first (a million users): disjoint groups are the rule; only a clash walks the users
+    # one by one, to name the first user found in two outcomes.
+    total = 0
+    everyone: set[str] = set()
+    for _, items in groups:
+        ids = {item.entra_id for item in items}
+        total += len(ids)
+        everyone |= ids
+    if len(everyone) == total:
+        return
+    seen: dict[str, str] = {}
     for name, items in groups:
         for item in items:
             other = seen.setdefault(item.entra_id, name)
@@ -138,9 +188,12 @@ def _check_disjoint(plan: Plan, quarantined: Sequence[QuarantinedUser]) -> None:
                 )
 
 
-def _index_results(plan: Plan, results: Sequence[RecordResult]) -> dict[str, RecordResult]:
-    planned = {change.entra_id for change in plan.writes()}
-    by_id: dict[str, RecordResult] = {}
+def _index_results(writes: Sequence[PlannedChange], results: Sequence[RecordResult]) -> dict[str, RecordResult]:
+    by_id = {result.entra_id: result for result in results}
+    planned = {change.entra_id for change in writes}
+    if len(by_id) == len(results) and by_id.keys() <= planned:
+        return by_id
+    by_id = {}  # a stray or repeated result: find the first, to name it
     for result in results:
         if result.entra_id not in planned:
             raise StateError(
@@ -158,8 +211,10 @@ def _is_active(change: PlannedChange, prior: PriorSnapshot | None) -> bool:
         return False
     if change.action is Action.REACTIVATE:
         return True
-    fallback = prior.is_active if prior is not None else True
-    return to_bool(change.desired.get("IsActive"), default=fallback)
+    value = change.desired.get("IsActive")
+    if value is True or value is False:  # the usual case, as to_bool would read it
+        return value
+    return to_bool(value, default=prior.is_active if prior is not None else True)
 
 
 def _applied_fields(change: PlannedChange, prior: PriorSnapshot | None) -> dict[str, Any]:
@@ -172,17 +227,12 @@ def _applied_fields(change: PlannedChange, prior: PriorSnapshot | None) -> dict[
 
 
 def _snapshot_row(
-    change: PlannedChange, sf_id: str | None, fields: dict[str, Any], is_active: bool, prior: PriorSnapshot | None
-) -> SnapshotRow:
-    what = f"snapshot of user {change.entra_id}"
-    return SnapshotRow(
-        change.entra_id,
-        sf_id,
-        change.match_value if change.match_value is not None else (prior.match_value if prior else None),
-        is_active,
-        dumps(fields, what=what),
-        dumps(list(change.roles), what=what),
-    )
+    change: PlannedChange, sf_id: str | None, fields: Mapping[str, Any], is_active: bool, prior: PriorSnapshot | None
+) -> SnapshotWrite:
+    match_value = change.match_value
+    if match_value is None and prior is not None:
+        match_value = prior.match_value
+    return SnapshotWrite(change.entra_id, sf_id, match_value, is_active, fields, change.roles)
 
 
 def _log(
@@ -196,17 +246,17 @@ def _log(
     error_code: str | None = None,
     error_message: str | None = None,
 ) -> LogEntry:
-    return LogEntry(
-        cycle_id=cycle_id,
-        action=action or change.action,
-        status=status,
-        entra_id=change.entra_id,
-        user_principal_name=change.user_principal_name,
-        sf_id=sf_id if sf_id is not None else change.sf_id,
-        changes=change.changes,
-        error_code=error_code,
-        error_message=error_message,
-        at=now,
+    return LogEntry(  # positional: a million of them
+        cycle_id,
+        action or change.action,
+        status,
+        change.entra_id,
+        change.user_principal_name,
+        sf_id if sf_id is not None else change.sf_id,
+        change.changes,
+        error_code,
+        error_message,
+        now,
     )
 
 
@@ -226,13 +276,15 @@ def build_commit(
 
     ``full``: the plan was made against the org by a complete full cycle (see the module notes)."""
     _check_disjoint(plan, quarantined)
-    by_id = _index_results(plan, results)
+    writes = plan.writes()
+    by_id = _index_results(writes, results)
     rows = CommitRows()
 
-    for change in plan.writes():
-        prior = prior_snapshot.get(change.entra_id)
-        escrowed = prior_escrow.get(change.entra_id)
-        result = by_id.get(change.entra_id)
+    for change in writes:
+        entra_id = change.entra_id
+        prior = prior_snapshot.get(entra_id)
+        escrowed = prior_escrow.get(entra_id)
+        result = by_id.get(entra_id)
         if result is not None and result.ok:
             _succeeded(cycle_id, change, result=result, prior=prior, escrowed=escrowed, now=now, rows=rows)
         elif result is not None and not result.unprocessed:
@@ -242,7 +294,7 @@ def build_commit(
         else:
             _unprocessed(cycle_id, change, result=result, escrowed=escrowed, now=now, rows=rows)
         if full and not (result is not None and result.ok) and change.sf_id is not None:
-            rows.snapshot.append(_observed_row(change))
+            rows.snapshot_writes.append(_observed_row(change))
 
     for change in plan.held_back:
         rows.log.append(
@@ -285,11 +337,13 @@ def build_commit(
         fields = change.desired if change.desired else (prior.fields() if prior is not None else {})
         default_active = prior.is_active if prior is not None else False
         is_active = to_bool(fields.get("IsActive"), default=default_active)
-        row = _snapshot_row(change, sf_id, fields, is_active, prior)
-        if prior is not None and prior.digest == row.digest():
-            rows.snapshot_kept.add(change.entra_id)
-            continue
-        rows.snapshot.append(row)
+        row: SnapshotWrite | SnapshotRow = _snapshot_row(change, sf_id, fields, is_active, prior)
+        if prior is not None:  # compared as stored, and kept encoded
+            row = row.encoded()
+            if prior.digest == row.digest():
+                rows.snapshot_kept.add(change.entra_id)
+                continue
+        rows.snapshot_writes.append(row)
     return rows
 
 
@@ -318,8 +372,8 @@ def _succeeded(
             f"user {change.entra_id}: Salesforce reported {change.action} succeeded but gave no record Id "
             "(nothing was committed)"
         )
-    fields = _applied_fields(change, prior)
-    rows.snapshot.append(_snapshot_row(change, sf_id, fields, _is_active(change, prior), prior))
+    fields = change.desired or _applied_fields(change, prior)
+    rows.snapshot_writes.append(_snapshot_row(change, sf_id, fields, _is_active(change, prior), prior))
     if escrowed is not None:
         rows.escrow_deletes.append(change.entra_id)
     rows.log.append(_log(cycle_id, change, Status.SUCCESS, now, sf_id=sf_id))

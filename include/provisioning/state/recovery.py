@@ -66,7 +66,7 @@ def settle_rows(
     ``job_of`` maps each result's Entra id to the job that reported it (named in the row's
     message, with ``settled_by``, the cycle that settled it). ``known_upns`` names users the jobs'
     records do not (a job recorded before schema v4), from the provisioning log. Raises ``StateError`` as
-    ``build_commit`` does (e.g. a success without a Salesforce id). ``rows.snapshot`` is empty."""
+    ``build_commit`` does (e.g. a success without a Salesforce id). ``rows.snapshot_writes`` is empty."""
     records: dict[str, JobRecord] = {}
     for job in jobs:
         records.update(job.records)
@@ -89,7 +89,7 @@ def settle_rows(
         prior_snapshot={},
         prior_escrow=prior_escrow,
     )
-    rows.snapshot = []
+    rows.snapshot_writes = []
     for entry in rows.log:
         note = f"settled by cycle {settled_by} from Bulk job {job_of.get(entry.entra_id, '?')}"
         entry.error_message = f"{entry.error_message} ({note})" if entry.error_message else note

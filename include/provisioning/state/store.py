@@ -16,14 +16,15 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from operator import itemgetter
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, Table, delete, func, insert, select, update
 from sqlalchemy.exc import OperationalError
 
+from include.provisioning.gc_pause import collector_paused
 from include.provisioning.model import (
     Action,
     CycleStatus,
@@ -41,7 +42,14 @@ from include.provisioning.model import (
 from include.provisioning.state import job_quarantine, lease, schema
 from include.provisioning.state.bulk import Bulk
 from include.provisioning.state.codec import StateError, changes_json, dumps, loads, utc
-from include.provisioning.state.commit import CommitRows, PriorSnapshot, SnapshotRow, affected_ids, build_commit
+from include.provisioning.state.commit import (
+    CommitRows,
+    PriorSnapshot,
+    SnapshotRow,
+    SnapshotWrite,
+    affected_ids,
+    build_commit,
+)
 from include.provisioning.state.database import ensure_schema, open_engine
 from include.provisioning.state.escrow import check_schedule
 from include.provisioning.state.job_quarantine import JobQuarantine
@@ -608,11 +616,11 @@ class StateStore:
         now = utc(now)
         schedule = check_schedule(escrow_schedule_hours)
         cycle_id = summary.cycle_id
-        full, digest_only = affected_ids(plan)
-        ids = sorted(full | digest_only)
-        with self._engine.begin() as conn:
+        # Millions of small objects, none in a cycle: the collector would rescan them for nothing.
+        with collector_paused(), self._engine.begin() as conn:
             self._lock(conn, now)
             self._check_committable(conn, cycle_id)
+            prior_snapshot, prior_escrow = self._priors(conn, plan)
             rows = build_commit(
                 cycle_id,
                 plan=plan,
@@ -620,10 +628,11 @@ class StateStore:
                 quarantined=quarantined,
                 now=now,
                 schedule_hours=schedule,
-                prior_snapshot=self._prior_snapshot(conn, full, digest_only),
-                prior_escrow=self._prior_escrow(conn, ids),
+                prior_snapshot=prior_snapshot,
+                prior_escrow=prior_escrow,
                 full=observed is not None,
             )
+            del prior_snapshot, prior_escrow
             self._write_log(conn, rows.log)
             self._write_snapshot(conn, rows, cycle_id, now)
             self._write_escrow(conn, rows)
@@ -631,7 +640,7 @@ class StateStore:
                 self._rebuild(conn, rows, observed, roles=seen or {}, cycle_id=cycle_id, now=now)
             self._write_quarantine(conn, cycle_id, rows.quarantine)
             if seen is not None:
-                self._write_seen(conn, cycle_id, seen, complete=seen_complete)
+                self._write_seen(conn, cycle_id, seen, complete=seen_complete, written=rows.snapshot_writes)
             conn.execute(delete(schema.bulk_jobs).where(schema.bulk_jobs.c.cycle_id == cycle_id))
             if advance_watermark:
                 self._write_watermark(conn, delta_link, mapping_fingerprint, now)
@@ -646,15 +655,17 @@ class StateStore:
         if row.committed_at is not None:
             raise StateError(f"cycle {cycle_id} was already committed at {row.committed_at:%Y-%m-%d %H:%M:%S} UTC")
 
+    def _priors(self, conn: Connection, plan: Plan) -> tuple[dict[str, PriorSnapshot], dict[str, EscrowEntry]]:
+        """What the snapshot and escrow hold for the plan's users (nothing to look up on a first sync)."""
+        if _is_empty(conn, schema.snapshot) and _is_empty(conn, schema.escrow):
+            return {}, {}
+        full, digest_only = affected_ids(plan)
+        return self._prior_snapshot(conn, full, digest_only), self._prior_escrow(conn, full | digest_only)
+
     def _prior_snapshot(self, conn: Connection, full: set[str], digest_only: set[str]) -> dict[str, PriorSnapshot]:
-        if not (full or digest_only) or conn.execute(select(schema.snapshot.c.entra_id).limit(1)).first() is None:
+        if not (full or digest_only) or _is_empty(conn, schema.snapshot):
             return {}
-        bulk = Bulk(conn)
-        stored = conn.execute(select(func.count()).select_from(schema.snapshot)).scalar_one()
-        if (len(full) + len(digest_only)) * 4 >= stored:  # most of the table: one scan beats many IN lists
-            rows: Iterable[tuple[Any, ...]] = bulk.stream(schema.snapshot, SNAPSHOT_COLUMNS)
-        else:
-            rows = bulk.select_in(schema.snapshot, SNAPSHOT_COLUMNS, "entra_id", sorted(full | digest_only))
+        rows = _rows_with_keys(Bulk(conn), schema.snapshot, SNAPSHOT_COLUMNS, full | digest_only)
         found: dict[str, PriorSnapshot] = {}
         for raw in rows:
             row = SnapshotRow(raw[0], raw[1], raw[2], bool(raw[3]), raw[4], raw[5])
@@ -664,11 +675,11 @@ class StateStore:
                 found[row.entra_id] = PriorSnapshot.of(row, keep_json=False)
         return found
 
-    def _prior_escrow(self, conn: Connection, ids: Sequence[str]) -> dict[str, EscrowEntry]:
+    def _prior_escrow(self, conn: Connection, ids: set[str]) -> dict[str, EscrowEntry]:
         table = schema.escrow
-        if not ids or conn.execute(select(table.c.entra_id).limit(1)).first() is None:
+        if not ids or _is_empty(conn, table):
             return {}
-        present = [row[0] for row in Bulk(conn).select_in(table, ["entra_id"], "entra_id", sorted(set(ids)))]
+        present = [row[0] for row in Bulk(conn).select_in(table, ["entra_id"], "entra_id", sorted(ids))]
         found: dict[str, EscrowEntry] = {}
         for chunk in _chunks(present):
             for row in conn.execute(select(table).where(table.c.entra_id.in_(chunk))).mappings():
@@ -678,34 +689,36 @@ class StateStore:
     def _write_log(self, conn: Connection, entries: Sequence[LogEntry]) -> None:
         bulk = Bulk(conn)
         table = schema.provisioning_log
-        stamps: dict[dt.datetime, Any] = {}
+        at: dt.datetime | None = None
+        stamp: Any = None
         for chunk in _chunks(entries):  # encode a batch at a time: a million rows never sit encoded at once
-            rows = [
-                (
-                    entry.cycle_id,
-                    entry.action.value,
-                    entry.status.value,
-                    entry.entra_id,
-                    entry.user_principal_name,
-                    entry.sf_id,
-                    changes_json(entry.changes, what=f"log row of user {entry.entra_id}"),
-                    entry.error_code,
-                    entry.error_message,
-                    stamps[entry.at]
-                    if entry.at in stamps
-                    else stamps.setdefault(entry.at, bulk.bind(table.c.at, entry.at)),
+            rows = []
+            for entry in chunk:
+                if entry.at is not at:  # one cycle, one timestamp: bound once
+                    at, stamp = entry.at, bulk.bind(table.c.at, entry.at)
+                rows.append(
+                    (
+                        entry.cycle_id,
+                        entry.action._value_,  # the enum's value without its descriptor (a million rows)
+                        entry.status._value_,
+                        entry.entra_id,
+                        entry.user_principal_name,
+                        entry.sf_id,
+                        changes_json(entry.changes, what=f"log row of user {entry.entra_id}"),
+                        entry.error_code,
+                        entry.error_message,
+                        stamp,
+                    )
                 )
-                for entry in chunk
-            ]
             bulk.insert(table, LOG_COLUMNS, rows)
 
     def _write_snapshot(self, conn: Connection, rows: CommitRows, cycle_id: str, now: dt.datetime) -> None:
         bulk = Bulk(conn)
         updated_at = bulk.bind(schema.snapshot.c.updated_at, now)
-        rows.snapshot.sort(key=itemgetter(0))  # key order: kind to the B-tree
+        rows.snapshot_writes.sort(key=itemgetter(0))  # key order: kind to the B-tree
         columns = [*SNAPSHOT_COLUMNS, "last_cycle_id", "updated_at"]
-        for chunk in _chunks(rows.snapshot):
-            bulk.upsert(schema.snapshot, "entra_id", columns, [(*row, cycle_id, updated_at) for row in chunk])
+        for chunk in _chunks(rows.snapshot_writes):  # encoded a batch at a time, like the log
+            bulk.upsert(schema.snapshot, "entra_id", columns, [(*row.encoded(), cycle_id, updated_at) for row in chunk])
 
     def _write_escrow(self, conn: Connection, rows: CommitRows) -> None:
         bulk = Bulk(conn)
@@ -766,21 +779,27 @@ class StateStore:
             return {row[0]: loads(row[1]) for row in Bulk(conn).stream(schema.seen, ["entra_id", "roles"])}
 
     def _write_seen(
-        self, conn: Connection, cycle_id: str, seen: Mapping[str, Sequence[str]], *, complete: bool
+        self,
+        conn: Connection,
+        cycle_id: str,
+        seen: Mapping[str, Sequence[str]],
+        *,
+        complete: bool,
+        written: Sequence[SnapshotRow | SnapshotWrite] = (),
     ) -> None:
         """Record this cycle's evaluated users that ended without a link (after the snapshot is
-        written, in the same transaction); ``complete`` replaces the table (a full cycle saw everyone)."""
+        written, in the same transaction); ``complete`` replaces the table (a full cycle saw everyone).
+        The users of ``written`` (this commit's snapshot rows) are linked without asking."""
         bulk = Bulk(conn)
         if complete:
             conn.execute(delete(schema.seen))
         else:
             bulk.delete_in(schema.seen, "entra_id", sorted(seen))
-        ids = sorted(seen)
-        linked = {row[0] for row in bulk.select_in(schema.snapshot, ["entra_id"], "entra_id", ids)} if ids else set()
+        unknown = seen.keys() - {row.entra_id for row in written}
+        linked = {row[0] for row in _rows_with_keys(bulk, schema.snapshot, ["entra_id"], unknown)}
         values = [
             (entra_id, dumps(list(seen[entra_id]), what=f"roles of user {entra_id}"), cycle_id)
-            for entra_id in ids
-            if entra_id not in linked
+            for entra_id in sorted(unknown - linked)
         ]
         bulk.insert(schema.seen, ["entra_id", "roles", "last_cycle_id"], values)
 
@@ -878,6 +897,24 @@ class StateStore:
                 conn.execute(delete(schema.seen))
             if quarantine:
                 conn.execute(delete(schema.quarantine))
+
+
+def _is_empty(conn: Connection, table: Table) -> bool:
+    return conn.execute(select(table.c[table.primary_key.columns.keys()[0]]).limit(1)).first() is None
+
+
+def _rows_with_keys(
+    bulk: Bulk, table: Table, columns: Sequence[str], keys: Collection[str]
+) -> Iterable[tuple[Any, ...]]:
+    """The rows of ``table`` whose primary key is one of ``keys``, with the rows of other keys when
+    that is cheaper: when ``keys`` are most of the table, one scan beats many ``IN`` lists."""
+    if not keys:
+        return ()
+    key = table.primary_key.columns.keys()[0]
+    stored = bulk.conn.execute(select(func.count()).select_from(table)).scalar_one()
+    if len(keys) * 4 >= stored:
+        return bulk.stream(table, columns)
+    return bulk.select_in(table, columns, key, sorted(keys))
 
 
 def _escrow_entry(row: Any) -> EscrowEntry:

@@ -1,0 +1,342 @@
+"""The exact rows a commit stores, on SQLite and PostgreSQL, read back raw through the driver.
+
+``commit_cycle`` writes its big tables straight through the driver (executemany on SQLite, COPY
+on PostgreSQL), so these tests pin every column of every row it writes, including values a
+hand-written encoder could get wrong: NULL against the empty string, tabs, newlines, quotes,
+backslashes, a lone ``\\.`` or ``\\N``, commas and non-ASCII text.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine
+
+from include.provisioning.artifacts import PLAN, STORED_PLAN
+from include.provisioning.model import (
+    Action,
+    CycleStatus,
+    CycleSummary,
+    FieldChange,
+    Mode,
+    Plan,
+    PlannedChange,
+    QuarantinedUser,
+    RecordResult,
+)
+from include.provisioning.state import StateStore, bulk
+from include.provisioning.state.codec import JsonObject
+from include.provisioning.workspace import Workspace
+
+T0 = dt.datetime(2026, 11, 26, 15, 30, tzinfo=dt.UTC)
+T1 = T0 + dt.timedelta(hours=7, microseconds=250)
+ODD = 'tab\there, line\nbreak\r, "quoted", back\\slash, \\N, comma; é ✓'
+"""Text a COPY or CSV encoder must get exactly right."""
+
+
+def _user(n: int, action: Action, *, sf: str | None = None, upn: str | None = None, **fields: Any) -> PlannedChange:
+    desired: dict[str, Any] = {"Username": f"u{n}@contoso.com", "LastName": f"Last{n}", "IsActive": True, **fields}
+    return PlannedChange(
+        f"entra-{n}",
+        upn if upn is not None else f"u{n}@contoso.com",
+        action,
+        sf,
+        {name: FieldChange(None, value) for name, value in desired.items()},
+        match_value=f"u{n}@contoso.com",
+        desired=desired,
+        roles=["Standard User", "Custom: Sales"] if n % 2 else [],
+    )
+
+
+def _stored(plan: Plan, tmp_path: Path) -> Plan:
+    """The plan as the commit stage reads it from the plan stage's file (``STORED_PLAN``: the
+    values stay the JSON text the file holds)."""
+    ws = Workspace(tmp_path / f"plan-{id(plan)}")
+    ws.put("plan", plan, PLAN)
+    stored = ws.get("plan", STORED_PLAN)
+    assert stored == plan and all(type(c.desired) is JsonObject for c in stored.writes())
+    return stored
+
+
+def _commit(
+    store: StateStore,
+    now: dt.datetime,
+    plan: Plan,
+    results: list[RecordResult],
+    stored_in: Path | None = None,
+    **kwargs: Any,
+) -> str:
+    if stored_in is not None:
+        plan = _stored(plan, stored_in)
+    cycle_id = store.start_cycle(Mode.FULL, "fp", now=now)
+    store.commit_cycle(
+        CycleSummary(cycle_id, Mode.FULL, CycleStatus.SUCCEEDED, now, finished_at=now),
+        plan=plan,
+        results=results,
+        delta_link="link",
+        mapping_fingerprint="fp",
+        now=now,
+        escrow_schedule_hours=(6.0, 12.0),
+        **{"quarantined": [], **kwargs},
+    )
+    return cycle_id
+
+
+def _rows(url: str, sql: str) -> list[tuple[Any, ...]]:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return [tuple(row) for row in conn.exec_driver_sql(sql)]
+    finally:
+        engine.dispose()
+
+
+def _two_cycles(store: StateStore, stored_in: Path | None = None) -> tuple[str, str]:
+    odd = _user(1, Action.CREATE, upn=ODD, Title=ODD, Note="", Score=1.5, Rank=3)
+    odd.match_value = ""
+    plain = _user(2, Action.CREATE, upn="")
+    failing = _user(3, Action.CREATE)
+    never = _user(4, Action.CREATE)
+    held = _user(5, Action.DISABLE, sf="005000000000000005")
+    matched = _user(6, Action.OTHER, sf="005000000000000006")
+    matched.changes = {}
+    unmatched = _user(7, Action.OTHER)
+    unmatched.changes = {}
+    first = _commit(
+        store,
+        T0,
+        stored_in=stored_in,
+        plan=Plan(creates=[odd, plain, failing, never], held_back=[held], unchanged=[matched, unmatched]),
+        results=[
+            RecordResult("entra-1", Action.CREATE, "005000000000000001", True),
+            RecordResult("entra-2", Action.CREATE, "005000000000000002", True),
+            RecordResult("entra-3", Action.CREATE, None, False, "DUPLICATE_USERNAME", ODD),
+        ],
+        quarantined=[
+            QuarantinedUser("entra-q1", ODD, ["UPN is not e-mail shaped", ODD]),
+            QuarantinedUser("entra-q2", None, []),
+        ],
+        seen={"entra-1": ["Standard User"], "entra-3": [ODD], "entra-7": [], "entra-q1": ["x"]},
+        seen_complete=True,
+    )
+    renamed = PlannedChange(
+        "entra-1",
+        ODD,
+        Action.UPDATE,
+        "005000000000000001",
+        {"LastName": FieldChange("Last1", "#N/A"), "Title": FieldChange(ODD, None)},
+        roles=["Standard User", "Custom: Sales"],
+    )
+    disabled = _user(2, Action.DISABLE, sf="005000000000000002", IsActive=False)
+    retried = _user(3, Action.CREATE)
+    second = _commit(
+        store,
+        T1,
+        stored_in=stored_in,
+        plan=Plan(creates=[retried], updates=[renamed], deactivations=[disabled], unchanged=[never]),
+        results=[
+            RecordResult("entra-1", Action.UPDATE, "005000000000000001", True),
+            RecordResult("entra-2", Action.DISABLE, None, False, None, None, unprocessed=True),
+            RecordResult("entra-3", Action.CREATE, None, False, "UNABLE_TO_LOCK_ROW", "locked"),
+        ],
+        seen={"entra-3": ["Standard User"], "entra-6": ["Standard User"], "entra-8": ["Custom: Sales"]},
+    )  # entra-6 is linked by the first cycle's snapshot row: not seen
+    return first, second
+
+
+@pytest.mark.parametrize(("page", "through_file"), [(None, False), (2, False), (None, True)])
+def test_a_commit_stores_exactly_these_rows(
+    store: StateStore,
+    url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    *,
+    page: int | None,
+    through_file: bool,
+) -> None:
+    """``through_file``: the plans as the commit stage reads them from the plan stage's file
+    (their values kept as JSON text) store the very same rows."""
+    if page is not None:  # every batch boundary crossed, and SQLite's multi-row INSERTs split 2 + 1
+        monkeypatch.setattr(bulk, "PAGE", page)
+        monkeypatch.setattr(bulk, "PG_PAGE", page)
+        monkeypatch.setattr(bulk, "SQLITE_VARIABLES", 10 * page)
+        monkeypatch.setattr("include.provisioning.state.store.CHUNK", page + 1)
+    first, second = _two_cycles(store, tmp_path if through_file else None)
+    sqlite = store.dialect == "sqlite"
+
+    def at(value: dt.datetime) -> Any:
+        return value.replace(tzinfo=None).isoformat(" ", "microseconds") if sqlite else value
+
+    def flag(value: bool) -> Any:
+        return int(value) if sqlite else value
+
+    log = _rows(
+        url,
+        "SELECT id, cycle_id, action, status, entra_id, upn, sf_id, changes, error_code, error_message, at "
+        "FROM provisioning_log ORDER BY id",
+    )
+    assert [row[0] for row in log] == list(range(log[0][0], log[0][0] + len(log)))
+    odd_json = ODD.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+    odd_json = odd_json.replace('"', '\\"')
+    u1 = (
+        '{"Username":[null,"u1@contoso.com"],"LastName":[null,"Last1"],"IsActive":[null,true],'
+        f'"Title":[null,"{odd_json}"],"Note":[null,""],"Score":[null,1.5],"Rank":[null,3]}}'
+    )
+    u2 = '{"Username":[null,"u2@contoso.com"],"LastName":[null,"Last2"],"IsActive":[null,true]}'
+    u3 = '{"Username":[null,"u3@contoso.com"],"LastName":[null,"Last3"],"IsActive":[null,true]}'
+    u4 = '{"Username":[null,"u4@contoso.com"],"LastName":[null,"Last4"],"IsActive":[null,true]}'
+    u5 = '{"Username":[null,"u5@contoso.com"],"LastName":[null,"Last5"],"IsActive":[null,true]}'
+    retry = "UNABLE_TO_LOCK_ROW"
+    unprocessed = "Salesforce did not process this record (its job stopped first); it is retried in the next cycle"
+    assert [row[1:] for row in log] == [
+        (first, "Create", "Success", "entra-1", ODD, "005000000000000001", u1, None, None, at(T0)),
+        (first, "Create", "Success", "entra-2", "", "005000000000000002", u2, None, None, at(T0)),
+        (first, "Create", "Failure", "entra-3", "u3@contoso.com", None, u3, "DUPLICATE_USERNAME", ODD, at(T0)),
+        (
+            first,
+            "Create",
+            "Warning",
+            "entra-4",
+            "u4@contoso.com",
+            None,
+            u4,
+            "UNPROCESSED",
+            "Salesforce returned no result for this record; it is retried in the next cycle",
+            at(T0),
+        ),
+        (
+            first,
+            "StagedDelete",
+            "Skipped",
+            "entra-5",
+            "u5@contoso.com",
+            "005000000000000005",
+            u5,
+            None,
+            "held back by the accidental-deletion threshold",
+            at(T0),
+        ),
+        (first, "Quarantine", "Skipped", "entra-q1", ODD, None, "{}", None, f"UPN is not e-mail shaped; {ODD}", at(T0)),
+        (first, "Quarantine", "Skipped", "entra-q2", None, None, "{}", None, "quarantined (no reason given)", at(T0)),
+        (
+            second,
+            "Create",
+            "Failure",
+            "entra-3",
+            "u3@contoso.com",
+            None,
+            u3,
+            retry,
+            "locked",
+            at(T1),
+        ),
+        (
+            second,
+            "Update",
+            "Success",
+            "entra-1",
+            ODD,
+            "005000000000000001",
+            f'{{"LastName":["Last1","#N/A"],"Title":["{odd_json}",null]}}',
+            None,
+            None,
+            at(T1),
+        ),
+        (
+            second,
+            "Disable",
+            "Warning",
+            "entra-2",
+            "u2@contoso.com",
+            "005000000000000002",
+            '{"Username":[null,"u2@contoso.com"],"LastName":[null,"Last2"],"IsActive":[null,false]}',
+            "UNPROCESSED",
+            unprocessed,
+            at(T1),
+        ),
+    ]
+
+    snapshot = _rows(
+        url,
+        "SELECT entra_id, sf_id, match_value, is_active, fields, roles, last_cycle_id, updated_at "
+        "FROM snapshot ORDER BY entra_id",
+    )
+    roles = '["Standard User","Custom: Sales"]'
+    assert snapshot == [
+        (
+            "entra-1",
+            "005000000000000001",
+            "",
+            flag(True),
+            '{"Username":"u1@contoso.com","LastName":null,"IsActive":true,"Title":null,"Note":"","Score":1.5,"Rank":3}',
+            roles,
+            second,
+            at(T1),
+        ),
+        (
+            "entra-2",
+            "005000000000000002",
+            "u2@contoso.com",
+            flag(True),
+            '{"Username":"u2@contoso.com","LastName":"Last2","IsActive":true}',
+            "[]",
+            first,
+            at(T0),
+        ),
+        (
+            "entra-6",
+            "005000000000000006",
+            "u6@contoso.com",
+            flag(True),
+            '{"Username":"u6@contoso.com","LastName":"Last6","IsActive":true}',
+            "[]",
+            first,
+            at(T0),
+        ),
+    ]
+
+    escrow = _rows(
+        url,
+        "SELECT entra_id, action, attempts, first_failed_at, next_attempt_at, error_code, error_message, "
+        "last_cycle_id FROM escrow ORDER BY entra_id",
+    )
+    assert escrow == [
+        ("entra-2", "Disable", 0, at(T1), at(T1), "UNPROCESSED", unprocessed, second),
+        ("entra-3", "Create", 2, at(T0), at(T1 + dt.timedelta(hours=12)), retry, "locked", second),
+    ]
+
+    quarantine = _rows(url, "SELECT id, cycle_id, entra_id, upn, reasons FROM quarantine ORDER BY id")
+    odd_reason = f'["UPN is not e-mail shaped","{odd_json}"]'
+    assert [row[1:] for row in quarantine] == [
+        (first, "entra-q1", ODD, odd_reason),
+        (first, "entra-q2", None, "[]"),
+    ]
+
+    seen = _rows(url, "SELECT entra_id, roles, last_cycle_id FROM seen ORDER BY entra_id")
+    assert seen == [
+        ("entra-3", '["Standard User"]', second),
+        ("entra-7", "[]", first),
+        ("entra-8", '["Custom: Sales"]', second),
+        ("entra-q1", '["x"]', first),
+    ]
+
+
+def test_committing_the_same_cycle_twice_is_refused_and_changes_nothing(store: StateStore, url: str) -> None:
+    first, _ = _two_cycles(store)
+    tables = ("provisioning_log", "snapshot", "escrow", "quarantine", "seen")
+    before = {table: _rows(url, f"SELECT * FROM {table}") for table in tables}
+    with pytest.raises(Exception, match="already committed"):
+        store.commit_cycle(
+            CycleSummary(first, Mode.FULL, CycleStatus.SUCCEEDED, T0),
+            plan=Plan(creates=[_user(9, Action.CREATE)]),
+            results=[RecordResult("entra-9", Action.CREATE, "005000000000000009", True)],
+            quarantined=[],
+            delta_link="link",
+            mapping_fingerprint="fp",
+            now=T0,
+            escrow_schedule_hours=(6.0,),
+        )
+    assert {table: _rows(url, f"SELECT * FROM {table}") for table in tables} == before

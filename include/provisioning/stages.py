@@ -159,8 +159,9 @@ class CycleResult:
     dry_run: bool = False
     notes: list[str] = field(default_factory=list)
     users: pd.DataFrame | None = None
-    """The USERS frame the cycle worked on (after scoping); None from ``run_commit`` for a cycle
-    not focused on one user (a million users' frame, which nothing reads)."""
+    """The USERS frame the cycle worked on (after scoping): every column for a cycle focused on one
+    user, ``RESULT_COLUMNS`` for a whole cycle (who was evaluated, with roles and scope; a million
+    users' other columns would take a gigabyte), None for a cycle returned as already committed."""
     job_quarantine: JobQuarantine | None = None
     """The job's quarantine after this cycle (None: not evaluated, e.g. a dry run)."""
     quarantine_notice: bool = False
@@ -981,6 +982,8 @@ def _results(ws: Workspace, context: CycleContext) -> list[RecordResult]:
 
 SEEN_COLUMNS = ("id", "appRoleAssignments")
 """The USERS columns ``_seen`` reads."""
+RESULT_COLUMNS = (*SEEN_COLUMNS, "scopeReason")
+"""The USERS columns a whole cycle's ``CycleResult.users`` holds."""
 
 
 def _seen(users: pd.DataFrame) -> dict[str, list[str]]:
@@ -1016,12 +1019,10 @@ def run_commit(engine: Engine, ws: Workspace) -> CycleResult:
         return CycleResult(stored, Plan(), [], [], [], None, notes=["already committed"])
     engine.check_lease()
     extracted = ws.read_json("extract")
-    # A focused cycle's result describes its user (on_demand); a whole cycle's needs only who was
-    # seen with which roles (a million users' other columns would take a gigabyte here).
-    frame = ws.read_frame("users", None if context.focus_upn is not None else SEEN_COLUMNS)
-    seen = _seen(frame)
-    users = frame if context.focus_upn is not None else None
-    del frame
+    # A focused cycle's result describes its user (on_demand); a whole cycle's says who was
+    # evaluated, with roles and scope (a million users' other columns would take a gigabyte here).
+    users = ws.read_frame("users", None if context.focus_upn is not None else RESULT_COLUMNS)
+    seen = _seen(users)
     stopped = _stopped(ws)
     validation_stop = _validation_stop(ws)
     # The plan's values as their JSON text: stored again as they are (a million users' dicts

@@ -127,7 +127,7 @@ def _two_cycles(store: StateStore, stored_in: Path | None = None) -> tuple[str, 
         ODD,
         Action.UPDATE,
         "005000000000000001",
-        {"LastName": FieldChange("Last1", "#N/A"), "Title": FieldChange(ODD, None)},
+        {"LastName": FieldChange("Last1", None), "Title": FieldChange(ODD, None)},
         roles=["Standard User", "Custom: Sales"],
     )
     disabled = _user(2, Action.DISABLE, sf="005000000000000002", IsActive=False)
@@ -240,7 +240,7 @@ def test_a_commit_stores_exactly_these_rows(
             "entra-1",
             ODD,
             "005000000000000001",
-            f'{{"LastName":["Last1","#N/A"],"Title":["{odd_json}",null]}}',
+            f'{{"LastName":["Last1",null],"Title":["{odd_json}",null]}}',
             None,
             None,
             at(T1),

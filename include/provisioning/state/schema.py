@@ -208,9 +208,9 @@ LOG_INDEXES = (
     # range is not "starts with": its index (and the search, ``log_query.upn_key``) use "C".
     # On SQLite with action and status, so a prefix search with those filters picks its page's ids
     # from the index alone (``log_query._select``) instead of reading every row of the prefix.
-    Index(
-        "ix_provisioning_log_upn_lower_action_status", func.lower(column("upn")), "action", "status"
-    ).ddl_if(dialect="sqlite"),
+    Index("ix_provisioning_log_upn_lower_action_status", func.lower(column("upn")), "action", "status").ddl_if(
+        dialect="sqlite"
+    ),
     Index("ix_provisioning_log_upn_lower_c", func.lower(column("upn")).collate("C")).ddl_if(dialect="postgresql"),
 )
 """The log's indexes, named so ``database._migrate`` can create them in an older database."""

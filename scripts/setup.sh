@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Create or refresh the project's environment: .venv at the repository root with the pinned
 # Python dependencies and the project's provider package; with --tests (scripts/test.sh) also the
-# Node packages the jsforce contract test uses (the demo needs no Node).
+# Node packages the jsforce contract test uses (the demo needs no Node), docker-compose and Debian's
+# chromium for the browser test.
 # Idempotent and quick when nothing changed (stamps hold the hashes of the dependency files and
 # of the local provider package).
 set -euo pipefail
@@ -41,6 +42,18 @@ if [ "${1:-}" = "--tests" ] && ! command -v docker-compose >/dev/null 2>&1 && ! 
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-compose >/dev/null
   else
     echo "error: the tests validate docker-compose.yaml with a compose client; install docker-compose" >&2
+    exit 1
+  fi
+fi
+
+# Debian's chromium for the browser test (Playwright drives the system browser at this path; the
+# project never downloads a browser with `playwright install`).
+if [ "${1:-}" = "--tests" ] && [ ! -x /usr/lib/chromium/chromium ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "==> installing chromium from Debian's packages (browser test of the Provisioning page)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+  else
+    echo "error: the browser test needs Debian's chromium (/usr/lib/chromium/chromium); apt-get install chromium" >&2
     exit 1
   fi
 fi

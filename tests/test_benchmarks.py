@@ -5,6 +5,7 @@ wall time against wall time, shares are printed as measured, every row is printe
 from __future__ import annotations
 
 import argparse
+import random
 import re
 from pathlib import Path
 from types import SimpleNamespace
@@ -12,7 +13,9 @@ from typing import Any
 
 import pytest
 
+import scripts.benchmark_provisioning_page as bench_page
 import scripts.benchmark_sync as bench_sync
+from scripts.airflow_server import airflow_environment
 from scripts.benchlib import Report, sizes_arg
 
 REPO = Path(__file__).resolve().parents[1]
@@ -119,3 +122,21 @@ def test_every_benchmark_takes_its_sizes_the_same_way() -> None:
         "benchmark_validate_diff.py",
     ]
     assert [name for name, option in options.items() if "type=sizes_arg" not in option] == []
+
+
+def test_the_page_benchmark_fills_a_realistic_log_and_times_every_query(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in airflow_environment(tmp_path).items():  # main() configures Airflow: undone after
+        monkeypatch.setenv(name, value)
+    population = bench_page.people(50, random.Random(1))
+    rows = list(bench_page.log_rows(3_000, 6, population, random.Random(1)))
+    assert len(rows) == 3_000 and len({row["cycle_id"] for row in rows}) == 6
+    assert {row["action"] for row in rows} == {action.value for action, _ in bench_page.ACTIONS}
+    assert {row["status"] for row in rows} == {status.value for status, _ in bench_page.STATUSES}
+    assert all((row["error_code"] is not None) == (row["status"] == "Failure") for row in rows)
+    assert [row["at"] for row in rows] == sorted(row["at"] for row in rows)  # written in time order
+    bench_page.main(["--rows", "2000", "--cycles", "4", "--repeat", "1", "--backends", "sqlite"])
+    table = capsys.readouterr().out
+    for label, _, _ in bench_page.queries(bench_page.Filled("c", population[0], 1, 2000, bench_page.START)):
+        assert re.search(rf"^{re.escape(label)}\s+\d+\.\d\s", table, re.MULTILINE), label

@@ -59,3 +59,28 @@ def airflow_server(
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def ui_server(sandbox_session: SandboxProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowServer]:
+    """``airflow standalone`` for the Provisioning page's tests, one per test module: the sandbox's
+    connections (reset to its fixtures), users ``admin`` (role admin) and ``viewer`` (role viewer)
+    of SimpleAuthManager (``[core] simple_auth_manager_users``; passwords in
+    ``simple_auth_manager_passwords.json.generated``), the DAG paused at creation and no runs from
+    the timetable (only the test's runs write the state store)."""
+    sandbox_session.reset()
+    home = tmp_path_factory.mktemp("airflow-provisioning-ui")
+    env = {
+        **sandbox_airflow_env(sandbox_session.settings, home),
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin,viewer:viewer",
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+        "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
+        # This checkout's plugins first: Airflow appends the plugins folder to sys.path, after any
+        # other copy of ``entra_provisioning`` the interpreter already finds (a shared virtualenv's).
+        "PYTHONPATH": f"{REPO_ROOT}{os.pathsep}{REPO_ROOT / 'plugins'}",
+    }
+    started = AirflowServer(home, env).start()
+    try:
+        yield started
+    finally:
+        started.stop()

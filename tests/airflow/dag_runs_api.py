@@ -7,6 +7,8 @@ import json
 import time
 from typing import Any
 
+import httpx
+
 from tests.airflow.server import AirflowServer
 
 DAG_ID = "entra_salesforce_provisioning"
@@ -66,3 +68,37 @@ class DagRunsApi:
         answer.raise_for_status()
         value = answer.json()["value"]
         return json.loads(value) if isinstance(value, str) and value[:1] in "{[" else value
+
+
+class ServerRuns(DagRunsApi):
+    """The provisioning DAG's runs on ``server``."""
+
+    def __init__(self, server: AirflowServer) -> None:
+        self.server = server
+
+
+def unpause(server: AirflowServer, dag_id: str = DAG_ID, timeout: float = 180.0) -> None:
+    """Unpause ``dag_id`` once the dag-processor has parsed it (404 until then); AssertionError
+    after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        answer = server.api("PATCH", f"/api/v2/dags/{dag_id}", json={"is_paused": False})
+        if answer.status_code == 200:
+            return
+        assert time.monotonic() < deadline, f"{dag_id} not parsed: {answer.status_code} {answer.text}\n{server.tail()}"
+        time.sleep(1)
+
+
+def user_password(server: AirflowServer, username: str) -> str:
+    """The password SimpleAuthManager generated for ``username`` (one of ``[core]
+    simple_auth_manager_users``), from ``$AIRFLOW_HOME/simple_auth_manager_passwords.json.generated``."""
+    passwords = json.loads((server.home / "simple_auth_manager_passwords.json.generated").read_text())
+    return str(passwords[username])
+
+
+def password_token(server: AirflowServer, username: str) -> str:
+    """A JWT for ``username`` from Airflow's ``POST /auth/token`` (its generated password)."""
+    body = {"username": username, "password": user_password(server, username)}
+    answer = httpx.post(f"{server.url}/auth/token", json=body, timeout=30)
+    assert answer.status_code == 201, answer.text
+    return str(answer.json()["access_token"])

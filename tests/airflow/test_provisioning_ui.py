@@ -10,17 +10,12 @@ generated passwords are in ``$AIRFLOW_HOME/simple_auth_manager_passwords.json.ge
 from __future__ import annotations
 
 import json
-import os
-import time
-from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from tests.airflow.airflow_env import REPO_ROOT
-from tests.airflow.dag_runs_api import DAG_ID, DagRunsApi
-from tests.airflow.server import AirflowServer, sandbox_airflow_env
-from tests.sandbox_process import SandboxProcess
+from tests.airflow.dag_runs_api import DAG_ID, ServerRuns, password_token, unpause
+from tests.airflow.server import AirflowServer
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]  # a real scheduler: module fixture + one run
 
@@ -30,94 +25,48 @@ PREFIX = "/provisioning"
 READ_ROUTES = ("/", "/static/provisioning.js", "/api/overview", "/api/cycles", "/api/log", "/api/log.csv")
 
 
-@pytest.fixture(scope="module")
-def server(sandbox_session: SandboxProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowServer]:
-    """``airflow standalone`` with the sandbox's connections, an admin and a viewer, the DAG
-    unpaused once parsed, and no runs from the timetable (only the test's run writes)."""
-    sandbox_session.reset()
-    home = tmp_path_factory.mktemp("airflow-provisioning-ui")
-    env = {
-        **sandbox_airflow_env(sandbox_session.settings, home),
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin,viewer:viewer",
-        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
-        "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
-        # This checkout's plugins first: Airflow appends the plugins folder to sys.path, after any
-        # other copy of ``entra_provisioning`` the interpreter already finds (a shared virtualenv's).
-        "PYTHONPATH": f"{REPO_ROOT}{os.pathsep}{REPO_ROOT / 'plugins'}",
-    }
-    started = AirflowServer(home, env).start()
-    try:
-        yield started
-    finally:
-        started.stop()
-
-
-def _token(server: AirflowServer, username: str) -> str:
-    passwords = json.loads((server.home / "simple_auth_manager_passwords.json.generated").read_text())
-    answer = httpx.post(
-        f"{server.url}/auth/token", json={"username": username, "password": passwords[username]}, timeout=30
-    )
-    assert answer.status_code == 201, answer.text
-    return str(answer.json()["access_token"])
-
-
 def _client(server: AirflowServer, token: str | None = None, *, cookie: bool = False) -> httpx.Client:
     headers = {"Authorization": f"Bearer {token}"} if token and not cookie else {}
     cookies = {"_token": token} if token and cookie else {}
     return httpx.Client(base_url=server.url + PREFIX, headers=headers, cookies=cookies, timeout=60)
 
 
-def _unpause(server: AirflowServer, timeout: float = 180.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:  # the DAG exists once the dag-processor has parsed it
-        answer = server.api("PATCH", f"/api/v2/dags/{DAG_ID}", json={"is_paused": False})
-        if answer.status_code == 200:
-            return
-        assert time.monotonic() < deadline, f"{DAG_ID} not parsed: {answer.status_code} {answer.text}\n{server.tail()}"
-        time.sleep(1)
-
-
-class _Runs(DagRunsApi):
-    def __init__(self, server: AirflowServer) -> None:
-        self.server = server
-
-
-def test_anonymous_requests_get_401_on_every_route(server: AirflowServer) -> None:
-    with _client(server) as anonymous:
+def test_anonymous_requests_get_401_on_every_route(ui_server: AirflowServer) -> None:
+    with _client(ui_server) as anonymous:
         for route in READ_ROUTES:
             assert anonymous.get(route).status_code == 401, route
         assert anonymous.post("/api/actions/reset_quarantine", json={}).status_code == 401
         assert anonymous.get("/openapi.json").status_code == 404  # no unprotected API description either
 
 
-def test_a_signed_in_viewer_reads_with_the_cookie_or_a_bearer_token(server: AirflowServer) -> None:
-    viewer = _token(server, "viewer")
-    for client in (_client(server, viewer), _client(server, viewer, cookie=True)):
+def test_a_signed_in_viewer_reads_with_the_cookie_or_a_bearer_token(ui_server: AirflowServer) -> None:
+    viewer = password_token(ui_server, "viewer")
+    for client in (_client(ui_server, viewer), _client(ui_server, viewer, cookie=True)):
         with client:
             page = client.get("/")
             assert page.status_code == 200 and 'id="log-table"' in page.text
             assert viewer not in page.text  # no token in the page
             # No cycle has run yet: the store does not exist, which the API says (and never creates).
             assert client.get("/api/overview").status_code == 503
-    with _client(server, "not-a-jwt") as forged:
+    with _client(ui_server, "not-a-jwt") as forged:
         assert forged.get("/api/overview").status_code == 403
 
 
-def test_a_viewer_may_not_run_actions(server: AirflowServer) -> None:
-    with _client(server, _token(server, "viewer")) as viewer:
+def test_a_viewer_may_not_run_actions(ui_server: AirflowServer) -> None:
+    with _client(ui_server, password_token(ui_server, "viewer")) as viewer:
         for action, body in (("provision_user", {"user": ADELE_UPN}), ("restart_provisioning", {})):
             answer = viewer.post(f"/api/actions/{action}", json=body)
             assert answer.status_code == 403, answer.text
-    runs = server.api("GET", f"/api/v2/dags/{DAG_ID}/dagRuns")
+    runs = ui_server.api("GET", f"/api/v2/dags/{DAG_ID}/dagRuns")
     assert runs.status_code in (200, 404) and (runs.status_code == 404 or runs.json()["total_entries"] == 0)
 
 
 def test_provisioning_one_user_on_demand_runs_the_dag_as_the_admin_and_shows_the_steps(
-    server: AirflowServer,
+    ui_server: AirflowServer,
 ) -> None:
-    _unpause(server)
-    admin = _token(server, "admin")
-    with _client(server, admin, cookie=True) as client:
+    unpause(ui_server)
+    admin = password_token(ui_server, "admin")
+    with _client(ui_server, admin, cookie=True) as client:
         assert client.post("/api/actions/provision_user", content=json.dumps({"user": ADELE_UPN})).status_code == 415
         started = client.post("/api/actions/provision_user", json={"user": ADELE_UPN})
         assert started.status_code == 200, started.text
@@ -125,8 +74,8 @@ def test_provisioning_one_user_on_demand_runs_the_dag_as_the_admin_and_shows_the
         assert (body["dag_id"], body["conf"]) == (DAG_ID, {"user": ADELE_UPN})
         assert admin not in started.text
         run_id = body["dag_run_id"]
-        assert _Runs(server).run(run_id)["conf"] == {"user": ADELE_UPN}  # Airflow has the run, with the param
-        assert _Runs(server).wait(run_id) == "success", _Runs(server).tasks(run_id)
+        assert ServerRuns(ui_server).run(run_id)["conf"] == {"user": ADELE_UPN}  # Airflow has the run, with the param
+        assert ServerRuns(ui_server).wait(run_id) == "success", ServerRuns(ui_server).tasks(run_id)
         shown = client.get(f"/api/runs/{run_id}").json()
         assert shown["run"]["state"] == "success"
         assert shown["cycle"]["airflow_run"] == {"dag_id": DAG_ID, "run_id": run_id}

@@ -208,7 +208,8 @@ def test_a_version_4_database_gains_the_stage_column_and_the_log_paging_indexes(
         stage = conn.execute(text("SELECT stage FROM cycles")).scalar()
         indexes = _log_index_names(conn)
     engine.dispose()
-    upn_index = "ix_provisioning_log_upn_lower" if url.startswith("sqlite") else "ix_provisioning_log_upn_lower_c"
+    sqlite = url.startswith("sqlite")
+    upn_index = "ix_provisioning_log_upn_lower_action_status" if sqlite else "ix_provisioning_log_upn_lower_c"
     wanted = {index.name for index in schema.LOG_INDEXES if not str(index.name).startswith("ix_provisioning_log_upn")}
     assert (version, stage) == (schema.SCHEMA_VERSION, "load")
     assert indexes == {*wanted, upn_index}  # the old single-column ones are gone

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from include.provisioning.cycle import Engine
+from scripts.benchmark_provisioning_page import api_client
 from tests.airflow.airflow_env import REPO_ROOT, airflow_environment
 from tests.e2e.conftest import cycle, make_engine
 from tests.provisioning.conftest import pg_database, url
@@ -43,17 +44,5 @@ def engine(make_engine: Callable[..., Engine], url: str) -> Iterator[Engine]:
 def api(engine: Engine) -> Iterator[object]:
     """A ``TestClient`` on the page's app reading ``engine``'s state store, every access check
     allowed (none of Airflow's auth manager runs in this process)."""
-    from entra_provisioning.ui import app as ui
-    from entra_provisioning.ui.queries import StateReader
-    from fastapi.testclient import TestClient
-
-    reader = StateReader(engine.state.url)
-    allowed = {ui.can_view_plugins, ui.can_read_runs, ui.can_trigger_runs}
-    ui.app.dependency_overrides.update({check: lambda: None for check in allowed})
-    ui.app.dependency_overrides[ui.state_reader] = lambda: reader
-    try:
-        with TestClient(ui.app, root_path="/provisioning") as client:
-            yield client
-    finally:
-        ui.app.dependency_overrides.clear()
-        reader.close()
+    with api_client(engine.state.url) as client:
+        yield client

@@ -4,11 +4,14 @@ its planner would rightly prefer one."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from entra_provisioning.ui import log_query
 
 from include.provisioning.state import StateStore
 
+WINDOW_START = dt.datetime(2026, 11, 30, 9, tzinfo=dt.UTC)
 WANTED = [
     (log_query.LogFilter(status="Failure"), "ix_provisioning_log_status_id"),
     (log_query.LogFilter(error_code="DUPLICATE_USERNAME"), "ix_provisioning_log_error_code_id"),
@@ -17,6 +20,7 @@ WANTED = [
     (log_query.LogFilter(search="005000000000001AAA"), "ix_provisioning_log_sf_id_id"),
     (log_query.LogFilter(search="005000000000001"), "ix_provisioning_log_sf_id_id"),
     (log_query.LogFilter(search="adele.v"), "ix_provisioning_log_upn_lower"),
+    (log_query.LogFilter(since=WINDOW_START, until=WINDOW_START + dt.timedelta(hours=1)), "ix_provisioning_log_at_id"),
 ]
 
 
@@ -28,7 +32,7 @@ def test_a_filtered_page_reads_the_filters_index(
     url: str, log_filter: log_query.LogFilter, index: str, before: int | None
 ) -> None:
     with StateStore(url) as store, store._engine.connect() as conn:
-        query = log_query._select(log_filter, conn.dialect.name, before=before).limit(51)
+        query = log_query._select(log_filter, conn.dialect.name, before, 51, by_time=log_filter.until is not None)
         compiled = query.compile(conn)
         if conn.dialect.name == "sqlite":
             params = tuple(compiled.params[name] for name in compiled.positiontup or ())

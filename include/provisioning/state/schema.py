@@ -202,9 +202,15 @@ LOG_INDEXES = (
         sqlite_where=column("error_code").is_not(None),
         postgresql_where=column("error_code").is_not(None),
     ),
+    # A time range that ended in the past reads its window here (``log_query.window_in_the_past``).
+    Index("ix_provisioning_log_at_id", "at", "id"),
     # SQLite compares text bytewise; PostgreSQL by the database's collation, under which a prefix
     # range is not "starts with": its index (and the search, ``log_query.upn_key``) use "C".
-    Index("ix_provisioning_log_upn_lower", func.lower(column("upn"))).ddl_if(dialect="sqlite"),
+    # On SQLite with action and status, so a prefix search with those filters picks its page's ids
+    # from the index alone (``log_query._select``) instead of reading every row of the prefix.
+    Index("ix_provisioning_log_upn_lower_action_status", func.lower(column("upn")), "action", "status").ddl_if(
+        dialect="sqlite"
+    ),
     Index("ix_provisioning_log_upn_lower_c", func.lower(column("upn")).collate("C")).ddl_if(dialect="postgresql"),
 )
 """The log's indexes, named so ``database._migrate`` can create them in an older database."""

@@ -205,9 +205,15 @@ async def run_action(request: Request, name: str, body: ActionBody) -> dict[str,
 async def run(request: Request, reader: Reader, run_id: str) -> dict[str, Any]:
     """A provisioning run as Airflow reports it to the user, with its cycle and, once that is
     committed, its log rows with their steps (what provisioning on demand shows when it ends):
-    ``{"run": {...}, "cycle": cycle | None, "log": [row with steps...]}`` (at most 50 rows)."""
+    ``{"run": {...}, "cycle": cycle | None, "log": [row with steps...]}`` (at most 50 rows).
+    ``cycle`` is None too while the store does not exist yet (the run's first cycle creates it)."""
     found = await actions.run_state(request, run_id)
-    cycle = _read(lambda: reader.cycle_of_run(actions.PROVISIONING_DAG_ID, run_id))
+    try:
+        cycle = reader.cycle_of_run(actions.PROVISIONING_DAG_ID, run_id)
+    except StateNotReadyError:
+        # The run's first task creates the store: until then the run has no cycle yet (the page
+        # keeps following it), rather than the 503 that would stop the page following the run.
+        cycle = None
     log: list[dict[str, Any]] = []
     if cycle is not None and cycle["committed"]:
 

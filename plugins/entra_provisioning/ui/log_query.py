@@ -116,11 +116,41 @@ def _search_condition(search: str, dialect: str) -> ColumnElement[bool]:
     return and_(key >= prefix, key < prefix + _UPN_PREFIX_END)
 
 
-def _select(log_filter: LogFilter, dialect: str, before: int | None) -> Select[Any]:
-    query = select(LOG).where(*log_filter.conditions(dialect))
+def _select(
+    log_filter: LogFilter, dialect: str, before: int | None, limit: int, *, by_time: bool = False
+) -> Select[Any]:
+    """At most ``limit`` of the filter's rows, newest first. With ``by_time``
+    (``window_in_the_past``) and for a ranged search on SQLite the ids are chosen first, ordered by
+    ``id + 0``, an expression no index holds, so neither planner walks the id order from the newest
+    row down to the matches; each reads the range from its index (``(at, id)``; the UPN's, which
+    also holds action and status) and sorts the ids it found, reading the table only for the
+    ``limit`` rows shown. The rows and their order are the same either way."""
+    conditions = log_filter.conditions(dialect)
     if before is not None:
-        query = query.where(_key_below(log_filter, dialect, before))
-    return query.order_by(LOG.c.id.desc())
+        conditions.append(_key_below(log_filter, dialect, before))
+    if by_time or _ranged_on_sqlite(log_filter, dialect):
+        ids = select(LOG.c.id).where(*conditions).order_by((LOG.c.id + 0).desc()).limit(limit)
+        return select(LOG).where(LOG.c.id.in_(ids.scalar_subquery())).order_by(LOG.c.id.desc())
+    return select(LOG).where(*conditions).order_by(LOG.c.id.desc()).limit(limit)
+
+
+def window_in_the_past(conn: Connection, log_filter: LogFilter) -> bool:
+    """Whether the filter's time range is better read from the ``at`` index than by walking the
+    ids down from the newest: when it has an end (``until``) and covers less time than the log
+    holds after that end. The log is written in time order, so the time after the window stands
+    for the rows an id walk would read before reaching it, and the window's length for the rows
+    the index would read. Two index lookups (oldest and newest ``at``); False for an empty log."""
+    if log_filter.until is None:
+        return False
+    # Separate queries: SQLite answers min() or max() from an index only when it is the query's one aggregate.
+    oldest = conn.execute(select(func.min(LOG.c.at))).scalar()
+    newest = conn.execute(select(func.max(LOG.c.at))).scalar()
+    if oldest is None or newest is None:
+        return False
+    oldest, newest = utc(oldest), utc(newest)
+    until = min(utc(log_filter.until), newest)
+    since = max(utc(log_filter.since), oldest) if log_filter.since is not None else oldest
+    return until - since < newest - until
 
 
 def _key_below(log_filter: LogFilter, dialect: str, before: int) -> ColumnElement[bool]:
@@ -128,9 +158,14 @@ def _key_below(log_filter: LogFilter, dialect: str, before: int) -> ColumnElemen
     bounds as parameters SQLite cannot tell how few rows it selects and would rather walk the whole
     table in id order (saving a sort) than read the range's index, unless the id term is no index
     term at all (the SQLite query planner's documented way to rule one out)."""
+    return (LOG.c.id + 0 < before) if _ranged_on_sqlite(log_filter, dialect) else (LOG.c.id < before)
+
+
+def _ranged_on_sqlite(log_filter: LogFilter, dialect: str) -> bool:
+    """A search that is a range of an index (a UPN prefix, a 15-character Salesforce id) on SQLite."""
     search = (log_filter.search or "").strip()
-    ranged = search and (search_kind(search) == "upn" or (search_kind(search) == "sf_id" and len(search) == 15))
-    return (LOG.c.id + 0 < before) if dialect == "sqlite" and ranged else (LOG.c.id < before)
+    kind = search_kind(search) if search else None
+    return dialect == "sqlite" and (kind == "upn" or (kind == "sf_id" and len(search) == 15))
 
 
 def page(
@@ -140,7 +175,8 @@ def page(
     ``next_before`` as ``before`` for the next page (None: this was the last). ``limit`` is
     clamped to 1..``MAX_PAGE``. Rows are ``summary_row`` dicts (``full_row`` with ``full``)."""
     limit = max(1, min(int(limit), MAX_PAGE))
-    rows = conn.execute(_select(log_filter, conn.dialect.name, before).limit(limit + 1)).mappings().all()
+    query = _select(log_filter, conn.dialect.name, before, limit + 1, by_time=window_in_the_past(conn, log_filter))
+    rows = conn.execute(query).mappings().all()
     more = len(rows) > limit
     shape = full_row if full else summary_row
     shown = [shape(row) for row in rows[:limit]]
@@ -154,7 +190,8 @@ def export_rows(connect: Any, log_filter: LogFilter) -> Iterator[dict[str, Any]]
     before: int | None = None
     while True:
         with connect() as conn:
-            query = _select(log_filter, conn.dialect.name, before).limit(EXPORT_BATCH)
+            by_time = window_in_the_past(conn, log_filter)
+            query = _select(log_filter, conn.dialect.name, before, EXPORT_BATCH, by_time=by_time)
             rows = conn.execute(query).mappings().all()
         for row in rows:
             yield full_row(row)

@@ -10,6 +10,7 @@
   const POLL_RUNNING_MS = 3000;
   const POLL_IDLE_MS = 30000;
   const charts = {};
+  let refreshTimer = null;  // the one pending overview poll (refresh() replaces it, never adds one)
   let nextBefore = null;  // keyset paging: the next page's "before" (null: this is the last page)
 
   function $(id) { return document.getElementById(id); }
@@ -120,6 +121,8 @@
   }
 
   async function refresh() {
+    clearTimeout(refreshTimer);
+    refreshTimer = null;
     let running = false;
     try {
       running = renderOverview(await getJson("/overview"));
@@ -128,7 +131,8 @@
     } catch (error) {
       showError(error);
     }
-    setTimeout(refresh, running ? POLL_RUNNING_MS : POLL_IDLE_MS);
+    clearTimeout(refreshTimer);  // an action's refresh may have landed while this one waited
+    refreshTimer = setTimeout(refresh, running ? POLL_RUNNING_MS : POLL_IDLE_MS);
   }
 
   // -- the log -------------------------------------------------------------------------------
@@ -144,6 +148,7 @@
   }
 
   async function loadLog(before) {
+    $("log-detail").hidden = true;  // the open row may not be on the new page
     const params = filterParams();
     $("log-export").href = `${API}/log.csv?${params}`;
     if (before !== null && before !== undefined) params.set("before", before);
@@ -199,6 +204,8 @@
 
   async function act(name, body) {
     const result = $("action-result");
+    delete result.dataset.runId;  // the previous action's run and state no longer describe this one
+    delete result.dataset.state;
     $("action-steps").replaceChildren();
     result.textContent = `${name}: starting…`;
     try {
@@ -221,15 +228,23 @@
       $("action-result").dataset.state = state;
       if (state === "success" || state === "failed") {
         $("action-steps").replaceChildren(...found.log.map((row) => {
-          const item = element("li", `${row.action} ${row.user_principal_name || row.entra_id}: ${row.status}`);
+          const item = element("li", `${row.action} ${row.user_principal_name || row.entra_id}: ${row.status}`,
+            {"data-testid": "action-log-row"});
           const steps = element("ol");
           steps.replaceChildren(...row.steps.map((step) => element("li", `${step.name}: ${step.status}: ${step.detail}`, {"data-step": step.name})));
           item.append(steps);
           return item;
         }));
+        if (state === "success" && found.cycle && !found.log.length) {
+          // The log records changes only: a user already up to date leaves no row.
+          $("action-result").textContent += ": nothing to change";
+        }
         refresh();
+        loadLog(null);  // the run's rows are in the log now
         return;
       }
+      // The overview follows the run the user started (it may have been idle, polling slowly).
+      refresh();
     } catch (error) {
       $("action-result").textContent = `${name}: ${error.message}`;
       return;
@@ -258,9 +273,18 @@
     event.preventDefault();
     act("provision_user", {user: $("provision-upn").value});
   });
+  // Confirmed in the page's own <dialog>: in the Airflow UI's sandboxed iframe window.confirm()
+  // is ignored and answers false.
+  const confirmation = $("action-confirm");
+  confirmation.addEventListener("close", () => {
+    if (confirmation.returnValue === "run") act(confirmation.dataset.action, {});
+  });
   for (const button of document.querySelectorAll("button.action")) {
     button.addEventListener("click", () => {
-      if (window.confirm(button.title + "?")) act(button.dataset.action, {});
+      confirmation.dataset.action = button.dataset.action;
+      confirmation.returnValue = "";
+      $("action-confirm-text").textContent = `${button.title}?`;
+      confirmation.showModal();
     });
   }
   openRunFromQuery().then(() => loadLog(null));

@@ -127,7 +127,7 @@ def import_gx() -> ModuleType:
     """``great_expectations``, imported quietly and with the cyclic garbage collector paused.
 
     Quiet: no usage statistics (no network from a provisioning job) and no tqdm bars in task logs.
-    Paused: GX's package import loads every expectation, scipy.stats and altair (about 2,900
+    Paused: GX's package import loads every expectation, scipy.stats and altair (about 2,700
     modules, the largest fixed cost of a cold ``provision-user``), allocating hundreds of
     thousands of long-lived objects that the collector would rescan many times over while none
     of them is garbage; pausing it saves about 0.4 CPU seconds per process (measured with

@@ -1,28 +1,39 @@
 """Benchmark provision on demand (one user, Entra's "provision on demand") against the sandbox.
 
-    python scripts/benchmark_on_demand.py [--sizes 10000,100000] [--runs 5] [--seed 1]
+    python scripts/benchmark_on_demand.py [--sizes 10000,100000] [--runs 5] [--cold-runs 5] [--seed 1]
 
 For each tenant size: generate (or reuse from ``.bench/``) a tenant + org pair, start the sandbox,
 and give the engine a state store that already manages as many users as the tenant has (synthetic
-rows, ``state.bench.seed_managed_users``), as after an initial sync. Then provision one directly
-assigned user on demand (``api.provision_user``, what ``provision-user <upn>`` runs) once to warm
-up (imports, logins), and ``--runs`` more users one after the other, each a user the org does not
-have yet (a create), and one user assigned through nested groups. Every run is a whole focused
-cycle: Graph, validation, mapping, Salesforce's Bulk API and the provisioning log.
+rows, ``state.bench.seed_managed_users``), as after an initial sync. Then, each time a user the org
+does not have yet (a create), assigned directly:
 
-The table gives the median seconds of the runs and the requests one run made (the emulators'
-counters: HTTP requests, and for Graph the requests inside ``$batch`` envelopes). The target is
-≤ 3 s at 100,000 users; numbers are printed as measured, nothing is asserted.
+- cold: ``--cold-runs`` runs of ``python -m include.provisioning provision-user <upn>``, a fresh
+  process each (imports, Graph token, Salesforce login, GX, the cycle, interpreter exit), which
+  is what a person and the DAG's task process wait for; and one run naming a user Entra ID does
+  not have (exit 2);
+- warm: ``api.provision_user`` in this process, once to warm up (imports, logins), then ``--runs``
+  more one after the other, and one user assigned through nested groups.
+
+Every run is a whole focused cycle: Graph, validation, mapping, Salesforce's Bulk API and the
+provisioning log. The table gives median wall seconds, the CPU seconds (user + system) of the
+same runs (the machine may be shared: CPU shows what the command costs, wall what it waited) and
+the requests one run made (the emulators' counters: HTTP requests, and for Graph the requests
+inside ``$batch`` envelopes). The target, ≤ 3 s at 100,000 users, is judged on the cold median
+wall time; numbers are printed as measured with the load average, nothing is asserted.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
+import resource
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -68,24 +79,77 @@ def _action(outcome: OnDemandOutcome) -> str:
     return f"{last.name} {last.status}: {last.detail.split(':')[0]}"
 
 
-def provision(sandbox: SandboxProcess, engine: Any, upn: str) -> tuple[float, OnDemandOutcome, str]:
-    """One on-demand run with zeroed counters: seconds, outcome, requests made."""
+def _zero_counters(sandbox: SandboxProcess) -> None:
     for client in (sandbox.graph, sandbox.salesforce):
         client.delete("/_sandbox/requests").raise_for_status()
-    started = time.perf_counter()
+
+
+def provision(sandbox: SandboxProcess, engine: Any, upn: str) -> tuple[float, float, OnDemandOutcome, str]:
+    """One on-demand run in this process with zeroed counters: wall seconds, CPU seconds, outcome,
+    requests made."""
+    _zero_counters(sandbox)
+    started, cpu = time.perf_counter(), time.process_time()
     outcome = api.provision_user(engine, upn)
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     broken = any(step.name == "connection test" and step.status == "failed" for step in outcome.steps)
     if outcome.unknown_user or broken:
         raise SystemExit(f"{upn}: {[(s.name, s.status, s.detail) for s in outcome.steps]}")
-    return seconds, outcome, requests_made(sandbox)
+    return seconds, cpu, outcome, requests_made(sandbox)
 
 
-def benchmark(users: int, runs: int, seed: int, report: Report) -> None:
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _cold_run(sandbox: SandboxProcess, engine: Any, upn: str) -> tuple[float, float, subprocess.CompletedProcess[str]]:
+    """``python -m include.provisioning provision-user upn`` in a fresh process on ``engine``'s state
+    store, counters zeroed: wall seconds (start to exit), its CPU seconds (user + system, from
+    ``getrusage`` of waited-for children, so the sandbox's own process is not counted), the process."""
+    _zero_counters(sandbox)
+    command = [
+        *(sys.executable, "-m", "include.provisioning", "provision-user", upn),
+        *("--env-file", str(sandbox.env_file), "--state-url", str(engine.state.url), "--quiet"),
+    ]
+    started, cpu = time.perf_counter(), _children_cpu()
+    done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, check=False)
+    return time.perf_counter() - started, _children_cpu() - cpu, done
+
+
+def provision_cold(sandbox: SandboxProcess, engine: Any, upn: str) -> tuple[float, float, str, str]:
+    """A cold run for a user of the tenant: wall and CPU seconds, the provisioning log's verdict on
+    the user and the requests made. A user the generator made messy is quarantined (exit 1): still
+    a whole run, logged as a cycle logs it. Stops the benchmark when the run did not log the user
+    (it failed before its cycle's commit)."""
+    seconds, cpu, done = _cold_run(sandbox, engine, upn)
+    logged = engine.state.log_entries(limit=1)
+    if done.returncode not in (0, 1) or not logged or logged[0].user_principal_name != upn:
+        raise SystemExit(f"{upn}: exit {done.returncode}, not logged\n{done.stdout}{done.stderr}")
+    return seconds, cpu, f"{logged[0].action} {logged[0].status}", requests_made(sandbox)
+
+
+def provision_unknown(sandbox: SandboxProcess, engine: Any, upn: str) -> tuple[float, float, str]:
+    """A cold run naming a user Entra ID does not have: wall and CPU seconds, requests made. Stops
+    the benchmark unless it exits 2 (bad arguments), as documented."""
+    seconds, cpu, done = _cold_run(sandbox, engine, upn)
+    if done.returncode != 2:
+        raise SystemExit(f"{upn}: exit {done.returncode}, expected 2\n{done.stdout}{done.stderr}")
+    return seconds, cpu, requests_made(sandbox)
+
+
+def _spread(label: str, timings: list[float], cpu: list[float]) -> str:
+    return (
+        f"{label}; min {min(timings):.2f} s, max {max(timings):.2f} s; "
+        f"CPU median {statistics.median(cpu):.2f} s (min {min(cpu):.2f})"
+    )
+
+
+def benchmark(users: int, runs: int, cold_runs: int, seed: int, report: Report) -> None:
     fixtures = cached_fixtures(users, seed, REPO_ROOT / ".bench", report)
     tenant = orjson.loads((fixtures / "tenant.json").read_bytes())
-    direct, via_group = pick_users(tenant, runs)
+    direct, via_group = pick_users(tenant, runs + cold_runs)
     del tenant
+    cold, warm = direct[:cold_runs], direct[cold_runs:]
     with tempfile.TemporaryDirectory(prefix="bench-on-demand-") as folder:
         work = Path(folder)
         sandbox = SandboxProcess(fixtures / "tenant.json", fixtures / "org.json", work)
@@ -94,22 +158,40 @@ def benchmark(users: int, runs: int, seed: int, report: Report) -> None:
             started = time.perf_counter()
             seed_managed_users(engine.state, users, dt.datetime.now(dt.UTC))
             report.add("state store: managed users", time.perf_counter() - started, f"{users:,} snapshot rows")
-            seconds, outcome, made = provision(sandbox, engine, direct[0])
-            report.add(f"{users:,} users: first run (warm-up)", seconds, _action(outcome), made, "imports, logins")
-            timings: list[float] = []
-            for upn in direct[1:]:
-                seconds, outcome, made = provision(sandbox, engine, upn)
+            timings, cpu, verdicts = [], [], []
+            for upn in cold:
+                seconds, used, verdict, made = provision_cold(sandbox, engine, upn)
                 timings.append(seconds)
+                cpu.append(used)
+                verdicts.append(verdict)
             report.add(
-                f"{users:,} users: median of {len(timings)} runs (direct)",
+                f"{users:,} users: COLD CLI, median of {len(timings)}",
+                statistics.median(timings),
+                ", ".join(f"{v} x{n}" for v, n in Counter(verdicts).items()),
+                made,
+                _spread("fresh process each; judged on this", timings, cpu),
+            )
+            seconds, used, made = provision_unknown(sandbox, engine, "nobody@nowhere.example")
+            report.add(f"{users:,} users: cold CLI, unknown user", seconds, "exit 2", made, f"CPU {used:.2f} s")
+            paid = "logins" if "great_expectations" in sys.modules else "imports, logins"  # a later size: imported
+            seconds, used, outcome, made = provision(sandbox, engine, warm[0])
+            report.add(f"{users:,} users: warm, first run", seconds, _action(outcome), made, paid)
+            timings, cpu = [], []
+            for upn in warm[1:]:
+                seconds, used, outcome, made = provision(sandbox, engine, upn)
+                timings.append(seconds)
+                cpu.append(used)
+            report.add(
+                f"{users:,} users: warm, median of {len(timings)} (direct)",
                 statistics.median(timings),
                 _action(outcome),
                 made,
-                f"min {min(timings):.2f} s, max {max(timings):.2f} s",
+                _spread("in process", timings, cpu),
             )
             if via_group is not None:
-                seconds, outcome, made = provision(sandbox, engine, via_group)
-                report.add(f"{users:,} users: one run (nested group)", seconds, _action(outcome), made)
+                seconds, used, outcome, made = provision(sandbox, engine, via_group)
+                label = f"{users:,} users: warm, one run (nested group)"
+                report.add(label, seconds, _action(outcome), made, f"CPU {used:.2f} s")
         finally:
             engine.state.close()
             sandbox.stop()
@@ -118,14 +200,20 @@ def benchmark(users: int, runs: int, seed: int, report: Report) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=sizes_arg, default=[10_000, 100_000], help="tenant sizes, e.g. 10000,100000")
-    parser.add_argument("--runs", type=int, default=5, help="measured runs per size (after one warm-up)")
+    parser.add_argument("--runs", type=int, default=5, help="warm in-process runs per size (after one warm-up)")
+    parser.add_argument("--cold-runs", type=int, default=5, help="cold runs per size, a fresh CLI process each")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
     report = Report()
     for users in args.sizes:
-        benchmark(users, max(1, args.runs), args.seed, report)
+        benchmark(users, max(1, args.runs), max(1, args.cold_runs), args.seed, report)
     report.print()
-    print("target: <= 3 s per user at 100,000 users; requests: one run's HTTP requests to each emulator")
+    load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
+    print(
+        "target: <= 3 s per user at 100,000 users, judged on the COLD CLI median wall time (a fresh "
+        "process: what a person or the DAG's task waits for); warm runs leave out imports, logins and exit"
+    )
+    print(f"requests: one run's HTTP requests to each emulator; load average at the end: {load}, {os.cpu_count()} CPUs")
     return 0
 
 

@@ -45,7 +45,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Protocol, Self, TypeAlias, TypeVar
 
-from include.provisioning.validate import ValidationResult, _quiet_gx, expectation_reason
+from include.provisioning.validate import ValidationResult, expectation_reason, import_gx
 
 if TYPE_CHECKING:
     from great_expectations.core.expectation_validation_result import ExpectationSuiteValidationResult
@@ -125,7 +125,7 @@ def render_data_docs_page(result: Mapping[str, Any]) -> str:
     Raises ``ValueError`` when ``result`` is not in the shape of
     ``ExpectationSuiteValidationResult.to_json_dict()`` (GX's schema refuses it).
     """
-    _quiet_gx()
+    import_gx()
     from great_expectations.core.expectation_validation_result import ExpectationSuiteValidationResultSchema
     from great_expectations.render.renderer import ValidationResultsPageRenderer
     from great_expectations.render.view import DefaultJinjaPageView

@@ -71,6 +71,7 @@ from include.provisioning.salesforce.jobs import (
     get_job,
     wait_for_job,
 )
+from include.provisioning.salesforce_messages import plain_message
 
 logger = logging.getLogger(__name__)
 
@@ -145,7 +146,7 @@ def parse_record_error(cell: str) -> tuple[str, str]:
             message = rest
     else:
         message = rest
-    return code.strip(), message.strip() or code.strip()
+    return code.strip(), plain_message(message.strip()) or code.strip()
 
 
 def job_error_code(message: str | None) -> str:
@@ -417,7 +418,7 @@ class BulkLoader:
                 unknown,
                 key_field,
             )
-        error_message = info.get("errorMessage")
+        error_message = plain_message(info.get("errorMessage"))
         results: list[RecordResult] = []
         for key, entra_id in keys.items():
             norm = normalise_key(key_field, key)

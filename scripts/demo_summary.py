@@ -59,6 +59,17 @@ def _deserialize(value: object) -> dict[str, object]:
     return {}
 
 
+def _outputs(runs: Path, cycle_id: str) -> str:
+    """Where a cycle's stage outputs are, and whether it has a report: the commit task writes
+    ``report.html`` (and the CSV) only for a cycle that needs attention (``report.cycle_report``)."""
+    found = sorted(runs.glob(f"*/{cycle_id}"))
+    if not found:
+        return "(none found)"
+    if (found[0] / "report.html").exists():
+        return f"{_short(found[0])}/ (report.html: the cycle report)"
+    return f"{_short(found[0])}/ (no report.html: nothing failed, was quarantined or held back)"
+
+
 def _short(path: Path) -> str:
     """A path relative to the working directory when it is inside it."""
     path = path.resolve()
@@ -72,7 +83,7 @@ def main() -> int:
     parser.add_argument("--mail-dir", type=Path, required=True)
     args = parser.parse_args()
 
-    from include.provisioning.report import format_summary
+    from include.provisioning.report import EscrowBacklog, format_summary
     from include.provisioning.state import StateStore
     from scripts.show_mail import main as show_mail
 
@@ -86,7 +97,11 @@ def main() -> int:
             print("  tasks: " + ", ".join(f"{t} {tasks.get(t, '-')}" for t in TASKS))
             cycle = cycles.get(str(summary.get("cycle_id")))
             if cycle is not None:
-                print("  " + format_summary(cycle).replace("\n", "\n  "))
+                # Who waits in escrow after the run, as its task log says: an incremental cycle's
+                # "escrowed 0" counts only the users it looked at.
+                backlog = EscrowBacklog.from_json(summary)
+                print("  " + format_summary(cycle, backlog=backlog).replace("\n", "\n  "))
+                print(f"  stage outputs: {_outputs(home / 'provisioning' / 'runs' / args.dag_id, cycle.cycle_id)}")
     mails = sorted(args.mail_dir.glob("*.eml"))
     print(f"\nE-mails received by the SMTP catcher: {len(mails)}")
     for path in mails:
@@ -109,7 +124,8 @@ def main() -> int:
 Where to look
   task logs of each run:          .demo/airflow-run1.log, .demo/airflow-run2.log
   stage outputs of each run:      {shown}/<run>/<cycle>/
-                                  (users/valid/mapped/plan/results .parquet, report.html, the CSV)
+                                  (users/valid/mapped/plan/results .parquet; report.html and the CSV
+                                  when the cycle needs attention: something failed, was quarantined or held back)
   Great Expectations Data Docs:   (open in a browser; run 1 holds the failed expectations)
 {doc_lines or indent + "(none: nothing needed validating)"}
   received e-mails:               {mail}/*.eml  (.venv/bin/python scripts/show_mail.py {mail})

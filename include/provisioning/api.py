@@ -126,7 +126,7 @@ PLAN_CSV = "dry-run-plan.csv"
 def plan_preview(result: CycleResult, *, limit: int = TABLE_LIMIT) -> DryRunPlan:
     """The dry run's plan of ``result`` for people: a table of its first ``limit`` planned actions
     (with "… and N more") and a CSV of them all, quarantined users included."""
-    rows = plan_rows(result.plan, result.quarantined)
+    rows = plan_rows(result.plan, result.quarantined, profile_names=result.profile_names)
     return DryRunPlan(rows, table_lines(rows, limit), csv_bytes(rows))
 
 

@@ -19,6 +19,7 @@ from include.provisioning.settings import (
     connection_from_env,
     state_url_from_env,
 )
+from include.provisioning.shares import percent
 
 
 def check_config(
@@ -52,8 +53,8 @@ def check_config(
     try:
         options = SyncOptions.from_env(environ)
         info.append(
-            f"options: stop above {options.max_quarantine_share:.0%} quarantined; hold deactivations above "
-            f"{options.deletion_threshold_count} or {options.deletion_threshold_share:.0%}; import roles "
+            f"options: stop above {percent(options.max_quarantine_share)} quarantined; hold deactivations above "
+            f"{options.deletion_threshold_count} or {percent(options.deletion_threshold_share)}; import roles "
             f"{'on' if options.import_roles else 'off'}"
         )
     except SettingsError as exc:

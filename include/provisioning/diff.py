@@ -46,6 +46,7 @@ import pandas as pd
 from include.provisioning.gc_pause import collector_paused
 from include.provisioning.model import Action, FieldChange, Plan, PlannedChange, QuarantinedUser
 from include.provisioning.settings import SyncOptions
+from include.provisioning.shares import percent, percent_of
 
 USERNAME = "Username"
 IS_ACTIVE = "IsActive"
@@ -790,8 +791,8 @@ def _apply_threshold(plan: Plan, managed_count: int, options: SyncOptions) -> No
     share = count / max(managed_count, 1)
     if managed_count >= MIN_MANAGED_FOR_SHARE and share > options.deletion_threshold_share:
         reasons.append(
-            f"{count} deactivations are {share:.1%} of the {managed_count} managed users, above "
-            f"deletion_threshold_share={options.deletion_threshold_share:.0%}"
+            f"{count} deactivations are {percent_of(share, options.deletion_threshold_share)} of the "
+            f"{managed_count} managed users, above deletion_threshold_share={percent(options.deletion_threshold_share)}"
         )
     if not reasons:
         return

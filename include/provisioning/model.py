@@ -209,6 +209,9 @@ class CycleSummary:
     quarantined: int = 0
     escrowed: int = 0
     held_back: int = 0
+    reactivated: int = 0
+    """Of ``updated``: the users re-enabled (``IsActive`` back to true); a detail, not an outcome
+    of its own, so ``in_scope`` does not count it twice."""
     reason: str | None = None
     phase_seconds: dict[str, float] = field(default_factory=dict)
     requests: dict[str, int] = field(default_factory=dict)

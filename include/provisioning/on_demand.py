@@ -25,6 +25,7 @@ import pandas as pd
 from include.provisioning.cycle import CycleResult, Engine, run_cycle
 from include.provisioning.errors import UnknownUserError
 from include.provisioning.model import Action, PlannedChange
+from include.provisioning.plan_preview import describe_changes
 
 
 @dataclass
@@ -124,7 +125,7 @@ def describe(upn: str, result: CycleResult, *, dry_run: bool = False) -> OnDeman
     label, change = planned
     matched = f"Salesforce user {change.sf_id} (matched on {change.match_value})" if change.sf_id else "no match"
     outcome.steps.append(Step("match", "ok", matched))
-    fields = ", ".join(f"{k}: {v.old!r} -> {v.new!r}" for k, v in change.changes.items()) or "no field changes"
+    fields = describe_changes(change, result.profile_names) or "no field changes"
     if dry_run:
         outcome.steps.append(Step("action", "skipped", f"would {label}: {fields} (dry run)"))
         return outcome

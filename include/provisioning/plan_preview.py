@@ -14,7 +14,7 @@ with a byte-order mark, so Excel does not read "Zoë Müller" in the ANSI code p
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from include.provisioning.model import Action, Plan, PlannedChange, QuarantinedUser
@@ -44,25 +44,41 @@ class PlanRow:
     """Why a deactivation is held back, or why a user is quarantined."""
 
 
-def _value(value: object) -> str:
-    return "(empty)" if value is None or value == "" else str(value)
+PROFILE_ID = "ProfileId"
 
 
-def describe_changes(change: PlannedChange) -> str:
+def _value(value: object, field: str, profile_names: Mapping[str, str]) -> str:
+    if value is None or value == "":
+        return "(empty)"
+    name = profile_names.get(str(value)) if field == PROFILE_ID else None
+    return f"{value} ({name})" if name else str(value)
+
+
+def describe_changes(change: PlannedChange, profile_names: Mapping[str, str] | None = None) -> str:
     """``LastName: Smith → Jones; Title: (empty) → Manager`` for each field sent, in the mapping's
-    order; a create has no old values, so it reads ``Username: a@b.example; LastName: Jones``."""
+    order; a create has no old values, so it reads ``Username: a@b.example; LastName: Jones``.
+    ``profile_names`` (Profile Id → Name, ``CycleResult.profile_names``) names each ProfileId:
+    ``ProfileId: 00e5r000000AbCdAAK (Standard User)``. The one rendering of planned changes: the
+    dry run's table and CSV, and provision on demand's action step (CLI and task log)."""
+    names = profile_names or {}
     if change.action is Action.CREATE:
-        return "; ".join(f"{name}: {_value(c.new)}" for name, c in change.changes.items())
-    return "; ".join(f"{name}: {_value(c.old)} {ARROW} {_value(c.new)}" for name, c in change.changes.items())
+        return "; ".join(f"{field}: {_value(c.new, field, names)}" for field, c in change.changes.items())
+    return "; ".join(
+        f"{field}: {_value(c.old, field, names)} {ARROW} {_value(c.new, field, names)}"
+        for field, c in change.changes.items()
+    )
 
 
 def _by_upn(change: PlannedChange) -> tuple[str, str]:
     return ((change.user_principal_name or "").lower(), change.entra_id)
 
 
-def plan_rows(plan: Plan, quarantined: Iterable[QuarantinedUser] = ()) -> list[PlanRow]:
+def plan_rows(
+    plan: Plan, quarantined: Iterable[QuarantinedUser] = (), *, profile_names: Mapping[str, str] | None = None
+) -> list[PlanRow]:
     """Every planned action: writes in the load's order, then held back, then quarantined; each
-    group sorted by UPN. Unchanged users are not actions and are left out."""
+    group sorted by UPN. Unchanged users are not actions and are left out. ``profile_names``: see
+    :func:`describe_changes`."""
     writes: list[tuple[str, list[PlannedChange]]] = [
         ("deactivate", plan.deactivations),
         ("create", plan.creates),
@@ -70,13 +86,20 @@ def plan_rows(plan: Plan, quarantined: Iterable[QuarantinedUser] = ()) -> list[P
         ("reactivate", plan.reactivations),
     ]
     rows = [
-        PlanRow(label, c.user_principal_name, c.entra_id, c.sf_id, describe_changes(c))
+        PlanRow(label, c.user_principal_name, c.entra_id, c.sf_id, describe_changes(c, profile_names))
         for label, changes in writes
         for c in sorted(changes, key=_by_upn)
     ]
     held_back_reason = plan.held_back_reason or HELD_BACK_DEFAULT
     rows += [
-        PlanRow("held back", c.user_principal_name, c.entra_id, c.sf_id, describe_changes(c), held_back_reason)
+        PlanRow(
+            "held back",
+            c.user_principal_name,
+            c.entra_id,
+            c.sf_id,
+            describe_changes(c, profile_names),
+            held_back_reason,
+        )
         for c in sorted(plan.held_back, key=_by_upn)
     ]
     everyone = [*plan.quarantined, *quarantined]

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from include.provisioning.model import CycleSummary
 from include.provisioning.settings import SyncOptions
+from include.provisioning.shares import percent, percent_of
 
 ESCROW_THRESHOLD = "EncounteredEscrowProportionThreshold"
 AUTHENTICATION = "AuthenticationFailed"
@@ -35,8 +36,9 @@ def after_cycle(summary: CycleSummary, failed: int, written: int, options: SyncO
     if share > options.quarantine_failure_share or failed > options.quarantine_failure_count:
         return Verdict(
             ESCROW_THRESHOLD,
-            f"cycle {summary.cycle_id}: {failed:,} of {written:,} writes failed ({share:.0%}; quarantine above "
-            f"{options.quarantine_failure_share:.0%} or {options.quarantine_failure_count:,} failures, from "
+            f"cycle {summary.cycle_id}: {failed:,} of {written:,} writes failed "
+            f"({percent_of(share, options.quarantine_failure_share)}; quarantine above "
+            f"{percent(options.quarantine_failure_share)} or {options.quarantine_failure_count:,} failures, from "
             f"{options.quarantine_min_failures:,})",
         )
     return None

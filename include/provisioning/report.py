@@ -45,6 +45,7 @@ from include.provisioning.model import (
     QuarantinedUser,
     Status,
 )
+from include.provisioning.salesforce_messages import plain_message
 
 HTML_ROW_LIMIT = 50
 """Records listed one by one in the HTML body (the CSV has them all)."""
@@ -122,6 +123,21 @@ class EscrowBacklog:
         upcoming = [at for at in due if at > now]
         return cls(len(due), min(upcoming) if upcoming else (min(due) if due else None))
 
+    def to_json(self) -> dict[str, Any]:
+        """``{"escrow_waiting": int, "escrow_next_attempt_at": ISO 8601 or None}``: the keys the
+        commit task's XCom carries them under (the demo's summary reads them back, :meth:`from_json`)."""
+        at = self.next_attempt_at.isoformat() if self.next_attempt_at else None
+        return {"escrow_waiting": self.waiting, "escrow_next_attempt_at": at}
+
+    @classmethod
+    def from_json(cls, values: Mapping[str, Any]) -> EscrowBacklog | None:
+        """From :meth:`to_json`'s keys (in a larger mapping); None when ``escrow_waiting`` is absent
+        (an XCom of an older version, or of a run that committed no cycle)."""
+        if values.get("escrow_waiting") is None:
+            return None
+        at = values.get("escrow_next_attempt_at")
+        return cls(int(values["escrow_waiting"]), dt.datetime.fromisoformat(at) if at else None)
+
     def describe(self) -> str:
         if not self.waiting:
             return "escrow: nobody waiting"
@@ -144,12 +160,15 @@ def format_summary(summary: CycleSummary, *, dry_run: bool = False, backlog: Esc
         f"  finished {_when(summary.finished_at)}",
         "",
     ]
-    width = max(len(label) for _, label in OUTCOMES)
+    total = total_label(summary, planned=planned)
+    width = max(len(total), *(len(label) for _, label in OUTCOMES))
     rule = f"  {'-' * width}  {'-' * 9}"
     lines += [f"  {'outcome':<{width}}  {'users':>9}", rule]
-    lines += [f"  {label:<{width}}  {getattr(summary, name):>9,}" for name, label in OUTCOMES]
-    lines += [rule, f"  {'in scope':<{width}}  {summary.in_scope:>9,}", ""]
-    lines += [f"  in scope {summary.in_scope:,} = {_equation(summary)}", ""]
+    lines += [f"  {label:<{width}}  {count:>9,}{note and '  ' + note}" for label, count, note in outcome_rows(summary)]
+    lines += [rule, f"  {total:<{width}}  {summary.in_scope:>9,}", ""]
+    lines += [f"  {total} {summary.in_scope:,} = {_equation(summary)}", ""]
+    if total != "in scope":
+        lines += [f"  {STOPPED_COUNT_NOTE}", ""]
     if backlog is not None:
         lines += [f"  {backlog.describe()}", ""]
     if summary.phase_seconds:
@@ -167,8 +186,33 @@ def format_summary(summary: CycleSummary, *, dry_run: bool = False, backlog: Esc
     return "\n".join(lines).rstrip() + "\n"
 
 
+STOPPED_COUNT_NOTE = (
+    "The cycle stopped before writing: only these users have an outcome; the reason says how many were in scope."
+)
+
+
+def total_label(summary: CycleSummary, *, planned: bool = False) -> str:
+    """What the outcome counts add up to: "in scope", or "counted" for a cycle that stopped
+    before writing (validation stopped it: the users it never reached have no outcome, and the
+    stop's reason gives the whole scope, ``stages._validation_stop``)."""
+    return "counted" if summary.status is CycleStatus.STOPPED and not planned else "in scope"
+
+
+def outcome_rows(summary: CycleSummary) -> list[tuple[str, int, str]]:
+    """``(label, users, note)`` per outcome of :data:`OUTCOMES`; the note of "updated" says how
+    many of them were reactivated (``"17 reactivated"``), every other note is ""."""
+    return [
+        (
+            label,
+            getattr(summary, name),
+            f"({summary.reactivated:,} reactivated)" if name == "updated" and summary.reactivated else "",
+        )
+        for name, label in OUTCOMES
+    ]
+
+
 def _equation(summary: CycleSummary) -> str:
-    return " + ".join(f"{label} {getattr(summary, name):,}" for name, label in OUTCOMES)
+    return " + ".join(" ".join(f"{label} {count:,} {note}".split()) for label, count, note in outcome_rows(summary))
 
 
 # -- reasons and what to do about them -------------------------------------------------------
@@ -179,10 +223,11 @@ class Reason:
     """Why records were reported, and what an administrator should do about it."""
 
     key: str
-    """Groups the records (the CSV's ``reason`` column): an error code, a quarantine rule's code,
-    or for a broken expectation the quarantine reason itself (it names attribute and rule)."""
+    """Groups the records: an error code, a quarantine rule's code, or for a broken expectation
+    the quarantine reason itself (it names attribute and rule)."""
     code: str
-    """Short code a person can search for: the error code, the expectation type, the rule."""
+    """Short code a person can search for: the error code, the expectation type, the rule (the
+    CSV's ``reason`` column)."""
     title: str
     advice: str
 
@@ -542,7 +587,8 @@ class ReportRow:
     error_code: str | None
     message: str | None
     reason: str | None = None
-    """The keys of the row's reasons joined with "; " (see :class:`Reason`)."""
+    """The codes of the row's reasons joined with "; " (see :class:`Reason`): an error code, an
+    expectation type, a rule of the engine; ``message`` says the rest (which attribute, what value)."""
     reasons: tuple[Reason, ...] = field(default=(), compare=False)
     """What the row is grouped under; not a CSV column."""
 
@@ -573,19 +619,12 @@ def record_kind(row: ReportRow) -> str:
     return "other"
 
 
-_LINE_BREAK_TAG = re.compile(r"<br\s*/?>", re.IGNORECASE)
-
-
-def _plain_message(message: str | None) -> str | None:
-    """Salesforce writes line breaks in its error messages as ``<br>`` ("Duplicate Username.<br>The
-    username already exists..."); a report escapes markup, so turn them into plain text first."""
-    return None if message is None else _LINE_BREAK_TAG.sub(" ", message)
-
-
 def _row(values: tuple[Any, ...], reasons: Sequence[Reason]) -> ReportRow:
-    """A report row from its first eight CSV values and its reasons (each key once, in order)."""
+    """A report row from its first eight CSV values and its reasons (each key once, in order);
+    its ``reason`` column holds their codes (each once), not their keys: a broken expectation's
+    key is its whole text, which the ``message`` column already holds."""
     unique = tuple({r.key: r for r in reasons}.values())
-    return ReportRow(*values, "; ".join(r.key for r in unique), unique)
+    return ReportRow(*values, "; ".join(dict.fromkeys(r.code for r in unique)), unique)
 
 
 def report_rows(
@@ -637,7 +676,7 @@ def report_rows(
                     entry.user_principal_name,
                     entry.sf_id,
                     entry.error_code,
-                    _plain_message(entry.error_message),
+                    plain_message(entry.error_message),  # a row stored before the loader did it,
                 ),
                 reasons,
             )
@@ -1018,8 +1057,9 @@ def _render(report: CycleReport, kind: str) -> str:
         "dry_run": report.dry_run,
         "run_url": report.run_url,
         "counts": [(label, report.counts[label]) for label in ATTENTION_KINDS if report.counts[label]],
-        "outcomes": [(label, getattr(summary, name)) for name, label in OUTCOMES],
+        "outcomes": outcome_rows(summary),
         "in_scope": summary.in_scope,
+        "total_label": total_label(summary, planned=planned_dry_run(summary, dry_run=report.dry_run)),
         "equation": _equation(summary),
         "groups": [
             {
@@ -1038,7 +1078,7 @@ def _render(report: CycleReport, kind: str) -> str:
         "total": report.rows,
         "attachment": report.attachment_name,
         "zipped": report.attachment_name != report.csv_filename,
-        "summary_text": format_summary(summary),
+        "summary_text": format_summary(summary, dry_run=report.dry_run),
     }
     return _environment().get_template(f"cycle_report.{kind}.j2").render(context)
 

@@ -58,6 +58,7 @@ from include.provisioning.salesforce.load import UNPROCESSED, BulkLoader, LoadRe
 from include.provisioning.salesforce.org import fetch_profiles, fetch_users, linked_or_matching
 from include.provisioning.salesforce.profiles import resolve_profiles
 from include.provisioning.shards import Shard
+from include.provisioning.shares import percent, percent_of
 from include.provisioning.slices import AssignmentWindow
 from include.provisioning.state.job_quarantine import JobQuarantine
 from include.provisioning.state.rebuild import FullObservation, held_rows
@@ -76,6 +77,8 @@ GUARDING_STAGES = ("validate", "transform")
 RECOVERED = "recovered"
 """``begin``'s artifact: the failed rows of an interrupted cycle's Bulk jobs it settled (log
 entries as JSON, filed under that cycle), for this cycle's report."""
+PROFILE_NAMES = "profile_names"
+"""``transform``'s artifact: ``{Profile Id: Name}`` of the org's profiles (``CycleResult.profile_names``)."""
 
 
 class CycleError(ProvisioningError, RuntimeError):
@@ -171,6 +174,9 @@ class CycleResult:
     recovered: list[LogEntry] = field(default_factory=list)
     """Failed rows of an interrupted cycle's Bulk jobs this cycle settled (filed under that
     cycle's id; in this cycle's report, and held in escrow rather than sent again)."""
+    profile_names: dict[str, str] = field(default_factory=dict)
+    """Profile Id → Name as the transform read them (empty when it did not run), so a ProfileId
+    can be shown with its name (``plan_preview.describe_changes``)."""
 
 
 class _Phases:
@@ -349,8 +355,19 @@ def begin(
         if not dry_run:
             engine.state.fail_cycle(cycle_id, f"{type(exc).__name__}: {exc}")
         raise
-    engine.progress(f"cycle {cycle_id}: {mode} ({'; '.join(context.notes) or 'as requested'})")
+    engine.progress(f"cycle {cycle_id}: {mode} ({_why_mode(context)})")
     return context, ws
+
+
+def _why_mode(context: CycleContext) -> str:
+    """Why the cycle has its mode, for the progress line that opens it: a one-user run (provision
+    on demand is always full, of that user only), the notes (no delta link, a slice, ...), the
+    saved delta link, or the caller's request."""
+    if context.focus_upn is not None:
+        return f"provision on demand, one user only: {context.focus_upn}"
+    if context.notes:
+        return "; ".join(context.notes)
+    return "from the saved delta link" if context.mode is Mode.INCREMENTAL else "as requested"
 
 
 # -- extract -------------------------------------------------------------------------------------
@@ -536,16 +553,41 @@ def _validation_stop(ws: Workspace) -> str | None:
     quarantined = sum(int(d["quarantined"]) for d in documents)
     checked = sum(int(d["checked"]) for d in documents)
     limit = float(documents[0]["limit"])
+    extracted = ws.read_json("extract")
     # The share is of the population, not of this cycle's batch: an incremental cycle that
     # sees one changed user must not stop because that one user is bad.
-    population = max(checked, int(ws.read_json("extract")["managed_count"]))
+    managed = int(extracted["managed_count"])
+    population = max(checked, managed)
     share = quarantined / population if population else 0.0
     if share <= limit:
         return None
+    of_whom = f"the {population:,} users validated" if population == checked else f"the {population:,} managed users"
     return (
-        f"{quarantined} of {population} users ({share:.0%}) failed validation "
-        f"(limit {limit:.0%}); nothing was written to Salesforce"
+        f"{quarantined:,} of {of_whom} ({percent_of(share, limit)}) failed validation (limit {percent(limit)})"
+        f"{_not_validated(ws, checked, int(extracted['expected']), len(extracted['escrow_waiting']))}; "
+        "nothing was written to Salesforce"
     )
+
+
+def _not_validated(ws: Workspace, checked: int, expected: int, waiting: int) -> str:
+    """Why the users in scope outnumber the users validated, for a validation stop's reason:
+    ``"; 1,784 users in scope, 34 not validated (30 waiting for their escrow retry, 3 quarantined
+    when read, 1 leaving the scope)"``, or "" when every user in scope was validated. ``expected``:
+    the extract's users that end in an outcome this cycle (all but the ``waiting`` ones). Users
+    leaving the scope (to be deactivated) are not validated: nothing of theirs is written but
+    ``IsActive`` (``validate.validate``)."""
+    in_scope = expected + waiting
+    if in_scope <= checked:
+        return ""
+    read_quarantined = len(_quarantined_so_far(ws, "validate"))
+    leaving = max(in_scope - checked - waiting - read_quarantined, 0)
+    parts = (
+        (waiting, "waiting for their escrow retry"),
+        (read_quarantined, "quarantined when read"),
+        (leaving, "leaving the scope"),
+    )
+    held = ", ".join(f"{count:,} {what}" for count, what in parts if count)
+    return f"; {in_scope:,} users in scope, {in_scope - checked:,} not validated ({held})"
 
 
 def _stopped(ws: Workspace) -> str | None:
@@ -655,6 +697,7 @@ def _transform(engine: Engine, ws: Workspace, shard: Shard) -> StageOutcome:
         errors.update({k: list(v) for k, v in mapping.errors.items() if k in in_scope_ids})
         profiles = fetch_profiles(session)
         mapped, profile_errors = resolve_profiles(mapping.mapped, profiles)
+        ws.write_json(PROFILE_NAMES, {str(i): str(n) for i, n in zip(profiles["Id"], profiles["Name"], strict=True)})
         for entra_id, reasons in profile_errors.items():
             if entra_id in in_scope_ids:
                 errors.setdefault(entra_id, []).extend(r for r in reasons if r not in errors.get(entra_id, []))
@@ -955,6 +998,7 @@ def _count(summary: CycleSummary, plan: Plan, results: list[RecordResult], quara
             failed += 1
     summary.created = by_action.get(Action.CREATE, 0)
     summary.updated = by_action.get(Action.UPDATE, 0) + by_action.get(Action.REACTIVATE, 0)
+    summary.reactivated = by_action.get(Action.REACTIVATE, 0)
     summary.deactivated = by_action.get(Action.DISABLE, 0)
     summary.escrowed = failed
     summary.unchanged = len(plan.unchanged)
@@ -1093,6 +1137,7 @@ def run_commit(engine: Engine, ws: Workspace) -> CycleResult:
         notes=notes,
         users=users,
         recovered=recovered,
+        profile_names=ws.read_json(PROFILE_NAMES) if ws.has_json(PROFILE_NAMES) else {},
     )
     if not context.dry_run and context.focus_upn is None:
         _judge_job(engine, result)

@@ -275,7 +275,7 @@ def commit_cycle(cycle: dict[str, Any], dag_id: str, run_id: str) -> dict[str, A
     from entra_provisioning import runtime
     from entra_provisioning.notify import airflow_run_url
     from include.provisioning import api
-    from include.provisioning.report import format_summary
+    from include.provisioning.report import EscrowBacklog, format_summary
     from include.provisioning.stages import CycleResult
 
     with engine_errors("commit", dag_id, run_id):
@@ -329,11 +329,9 @@ def commit_cycle(cycle: dict[str, Any], dag_id: str, run_id: str) -> dict[str, A
         "escrowed": summary.escrowed,
         "held_back": summary.held_back,
         "in_scope": summary.in_scope,
+        "reactivated": summary.reactivated,  # of "updated", so not part of the sum
         "needs_attention": report is not None,
-        "escrow_waiting": result.backlog.waiting if result.backlog else 0,
-        "escrow_next_attempt_at": (
-            result.backlog.next_attempt_at.isoformat() if result.backlog and result.backlog.next_attempt_at else None
-        ),
+        **(result.backlog or EscrowBacklog()).to_json(),  # escrow_waiting, escrow_next_attempt_at
         "job_quarantine": _quarantine_xcom(result),
         **planned,
         **({"user": cycle["user"], "steps": steps} if cycle.get("user") else {}),

@@ -146,9 +146,9 @@ def test_the_cycle_report_arrives_with_its_content_link_and_csv(smtp_server: Smt
     assert [(row[3], row[8]) for row in rows[1:]] == [
         ("e1", "LICENSE_LIMIT_EXCEEDED"),
         ("e2", "DUPLICATE_USERNAME"),
-        ("q0", "mail: missing (expect_column_values_to_not_be_null)"),
-        ("q1", "mail: missing (expect_column_values_to_not_be_null)"),
-        ("q2", "mail: missing (expect_column_values_to_not_be_null)"),
+        ("q0", "expect_column_values_to_not_be_null"),
+        ("q1", "expect_column_values_to_not_be_null"),
+        ("q2", "expect_column_values_to_not_be_null"),
         ("h1", "DELETION_THRESHOLD"),
     ]
     assert rows[6][4] == "'=HYPERLINK(1)@x"  # neutralised for spreadsheets

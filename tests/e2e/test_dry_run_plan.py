@@ -67,14 +67,19 @@ def test_dry_run_prints_counts_and_a_short_table_and_writes_the_whole_plan(
     planned = run_cycle(make_engine(f"sqlite:///{tmp_path / 'in-process.db'}"), dry_run=True).plan
     by_id = {change.entra_id: change for change in planned.writes()}
     assert sorted(by_id) == sorted(row[2] for row in rows)
+    profiles = {p["Id"]: p["Name"] for p in sandbox.org["profiles"]}
+
+    def shown(name: str, value: object) -> str:  # a ProfileId with its profile's name beside it
+        return f"{value} ({profiles[str(value)]})" if name == "ProfileId" and value else str(value or "(empty)")
+
     for row in rows:
         change = by_id[row[2]]
         cells = dict(part.split(": ", 1) for part in row[4].split("; "))
         assert list(cells) == list(change.changes), row[1]
         if change.sf_id is None:  # a create: the values sent
-            assert cells == {name: str(c.new) for name, c in change.changes.items()}
+            assert cells == {name: shown(name, c.new) for name, c in change.changes.items()}
         else:
-            assert cells == {name: f"{c.old or '(empty)'} → {c.new}" for name, c in change.changes.items()}
+            assert cells == {name: f"{shown(name, c.old)} → {shown(name, c.new)}" for name, c in change.changes.items()}
     assert rows[3][4].split("; ")[3:5] == ["FirstName: Zoë", "LastName: Müller"]
 
     # Nothing was written: no Bulk job, no change in the org, nothing in the state store.
@@ -97,7 +102,7 @@ def test_a_dry_run_that_validation_stops_exits_3_and_says_stopped(sandbox: Sandb
     dry = _dry_run(sandbox, tmp_path, "--report-dir", str(tmp_path / "reports"))
     assert dry.returncode == 3, dry.stdout + dry.stderr
     assert "full cycle, stopped (dry run)" in dry.stdout
-    assert "reason: 3 of 5 users (60%) failed validation (limit 40%)" in dry.stdout
+    assert "reason: 3 of the 5 users validated (60.0%) failed validation (limit 40%)" in dry.stdout
     assert "Planned changes (dry run, nothing written): 3 action(s)" in dry.stdout  # the quarantined
     assert "dry run (planned only" not in dry.stdout
     assert ingest_jobs(sandbox) == 0 and org_changes(before, org_users(sandbox)) == {}

@@ -4,6 +4,7 @@ accidental-deletion threshold, dry runs, and the command line's exit status."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import uuid
 from collections.abc import Callable, Iterator
@@ -14,6 +15,7 @@ import pytest
 
 from include.provisioning.cycle import Engine, run_cycle
 from include.provisioning.model import Action, CycleStatus, Mode, Status
+from include.provisioning.report import format_summary
 from include.provisioning.state import StateStore
 from tests.e2e.conftest import ingest_jobs, org_changes, org_users, run_cli
 from tests.sandbox_process import SandboxProcess
@@ -68,6 +70,33 @@ def test_too_many_bad_records_stop_the_cycle_before_any_write(
     assert result.report is not None  # quarantined users are reported
 
 
+def test_a_validation_stop_says_how_many_were_in_scope_and_why_some_were_not_validated(
+    sandbox: SandboxProcess, make_engine: Callable[..., Engine]
+) -> None:
+    engine = make_engine()
+    first = run_cycle(engine)
+    assert first.summary.escrowed == 1  # the example org holds a username taken elsewhere
+    for user_id in ("01", "03", "04"):
+        sandbox.graph.patch(
+            f"/_sandbox/users/00000000-0000-0000-0000-0000000000{user_id}", json={"mail": "not-an-address"}
+        ).raise_for_status()
+    stopped = run_cycle(engine, Mode.FULL)  # a full cycle holds the escrowed user until its retry
+    reason = stopped.summary.reason or ""
+    match = re.fullmatch(
+        r"3 of the (\d+) users validated \((\d+\.\d)%\) failed validation \(limit 40%\); (\d+) users in scope, "
+        r"2 not validated \(1 waiting for their escrow retry, 1 leaving the scope\); "
+        r"nothing was written to Salesforce",
+        reason,
+    )
+    assert match is not None, reason
+    validated, share, in_scope = int(match[1]), float(match[2]), int(match[3])
+    assert in_scope == first.summary.in_scope == validated + 2  # disabled.user leaves the scope
+    assert share == round(300 / validated, 1)
+    text = format_summary(stopped.summary)
+    assert f"  counted {stopped.summary.in_scope} = " in text and f"{in_scope} users in scope" in text
+    engine.state.close()
+
+
 def test_deactivations_above_the_threshold_are_held_back(
     sandbox: SandboxProcess, make_engine: Callable[..., Engine]
 ) -> None:
@@ -108,6 +137,9 @@ def test_cli_dry_run_writes_nothing_then_sync_writes_and_reports(sandbox: Sandbo
     summary = json.loads(summary_path.read_text())
     outcomes = ("created", "updated", "unchanged", "deactivated", "quarantined", "escrowed", "held_back")
     assert summary["in_scope"] == sum(summary[k] for k in outcomes) == 6
+    assert summary["reactivated"] == 0  # a part of "updated", not of the sum
+    graph_lines = [line.split("  ", 1)[-1] for line in real.stderr.splitlines() if "assignments:" in line]
+    assert graph_lines and len(graph_lines) == len(set(graph_lines)), "each progress line once"
     assert "[extract]" in real.stderr  # progress on stderr
     assert "Failure report:" in real.stdout and list((tmp_path / "r").glob("*.csv"))
 
@@ -133,10 +165,21 @@ def test_provision_user_on_demand_shows_the_steps(sandbox: SandboxProcess, tmp_p
     for step in ("connection test", "import", "scope", "match", "action"):
         assert f"] {step}:" in done.stdout
     assert "create succeeded" in done.stdout
+    assert "full (provision on demand, one user only: adele.vance@contoso.example)" in done.stderr
+    assert "as requested" not in done.stderr  # nobody asked for a full cycle
+    assert re.search(r"Username: adele\.vance@contoso\.example; ", done.stdout)  # the plan CSV's rendering
+    assert re.search(r"ProfileId: 00e\w{15} \(Standard User\)", done.stdout)
+    assert "None" not in done.stdout and "'" not in done.stdout and "->" not in done.stdout
+    found = [line for line in done.stderr.splitlines() if "user found; groups:" in line]
+    assert len(found) == 1, done.stderr  # each progress line once
     assert "adele.vance@contoso.example" in org_users(sandbox)
     assert len(org_users(sandbox)) == 3, "only the one user was provisioned"
     taken = _cli(sandbox, tmp_path, "provision-user", "alex.wilber@contoso.example")
-    assert taken.returncode == 1 and "DUPLICATE_USERNAME" in taken.stdout
+    assert taken.returncode == 1 and "DUPLICATE_USERNAME: Duplicate Username. The username" in taken.stdout
+    assert "<br>" not in taken.stdout
+    with StateStore(f"sqlite:///{tmp_path / 'cli.db'}") as state:  # escrowed as text, not Salesforce's markup
+        (escrowed,) = state.escrow_entries()
+        assert escrowed.error_message and escrowed.error_message.startswith("Duplicate Username. The username")
 
 
 def test_provision_user_tells_an_unknown_user_from_an_unassigned_one(sandbox: SandboxProcess, tmp_path: Path) -> None:

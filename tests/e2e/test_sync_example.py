@@ -3,11 +3,13 @@ of change, each producing exactly the expected Salesforce change and nothing els
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
-from include.provisioning.cycle import CycleResult
+from include.provisioning.cycle import CycleResult, Engine
 from include.provisioning.model import Action, CycleStatus, Mode, Status
+from include.provisioning.report import format_summary
 from tests.e2e.conftest import ingest_jobs, org_changes, org_users
 from tests.sandbox_process import SandboxProcess
 
@@ -102,7 +104,9 @@ def test_attribute_change_updates_only_that_field(sandbox: SandboxProcess, cycle
     assert _only(changes, "adele.vance@contoso.example") == {"Title": ("Account Executive", "Sales Director")}
 
 
-def test_unassignment_deactivates_and_reassignment_reactivates(sandbox: SandboxProcess, cycle: Cycle) -> None:
+def test_unassignment_deactivates_and_reassignment_reactivates(
+    sandbox: SandboxProcess, cycle: Cycle, engine: Engine
+) -> None:
     _, changes = _after_change(sandbox, cycle, lambda: sandbox.graph.delete("/_sandbox/appRoleAssignments/asg-1"))
     assert _only(changes, "adele.vance@contoso.example") == {"IsActive": (True, False)}
     before = org_users(sandbox)
@@ -113,6 +117,11 @@ def test_unassignment_deactivates_and_reassignment_reactivates(sandbox: SandboxP
     result = cycle()
     assert _only(org_changes(before, org_users(sandbox)), "adele.vance@contoso.example") == {"IsActive": (False, True)}
     assert [e.action for e in result.log if e.entra_id == ADELE] == [Action.REACTIVATE]
+    # Counted within "updated" (the sum stays the users in scope) and shown apart (issue 8).
+    assert (result.summary.updated, result.summary.reactivated) == (1, 1)
+    assert re.search(r"^  updated +1  \(1 reactivated\)$", format_summary(result.summary), re.MULTILINE)
+    stored = engine.state.cycle(result.summary.cycle_id)
+    assert stored is not None and (stored.updated, stored.reactivated) == (1, 1)
 
 
 def test_disabling_a_user_deactivates_it(sandbox: SandboxProcess, cycle: Cycle) -> None:

@@ -21,7 +21,7 @@ def test_entra_defaults_need_5000_failures_and_40_percent_or_40000() -> None:
     assert quarantine_rules.after_cycle(SUMMARY, 5000, 20000, DEFAULTS) is None  # 25 %, under 40,000
     verdict = quarantine_rules.after_cycle(SUMMARY, 5000, 10000, DEFAULTS)
     assert verdict is not None and verdict.code == "EncounteredEscrowProportionThreshold"
-    assert "5,000 of 10,000 writes failed (50%" in verdict.reason
+    assert "5,000 of 10,000 writes failed (50.0%" in verdict.reason
     assert quarantine_rules.after_cycle(SUMMARY, 40001, 1_000_000, DEFAULTS) is not None  # 4 %, but > 40,000
     assert quarantine_rules.after_cycle(SUMMARY, 0, 0, DEFAULTS) is None
 

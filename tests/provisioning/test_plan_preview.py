@@ -7,7 +7,7 @@ import csv
 import io
 
 from include.provisioning.model import Action, FieldChange, Plan, PlannedChange, QuarantinedUser
-from include.provisioning.plan_preview import CSV_COLUMNS, csv_bytes, plan_rows, table_lines
+from include.provisioning.plan_preview import CSV_COLUMNS, csv_bytes, describe_changes, plan_rows, table_lines
 
 
 def _change(n: int, action: Action, upn: str | None = None, **fields: tuple[object, object]) -> PlannedChange:
@@ -77,3 +77,14 @@ def test_the_csv_has_every_row_and_no_cell_a_spreadsheet_evaluates() -> None:
     assert rows[1][4] == "LastName: Zoë"
     dash = csv_bytes(plan_rows(Plan(creates=[_change(1, Action.CREATE, "-1@contoso.example")])))
     assert b'"\'-1@contoso.example"' in dash
+
+
+def test_a_profile_id_is_shown_with_its_name_when_the_cycle_knows_it() -> None:
+    new = _change(1, Action.CREATE, Username=(None, "a@contoso.example"), ProfileId=(None, "00e000000000001AAA"))
+    moved = _change(2, Action.UPDATE, ProfileId=("00e000000000001AAA", "00e000000000009AAA"))
+    names = {"00e000000000001AAA": "Standard User"}
+    assert describe_changes(new, names) == "Username: a@contoso.example; ProfileId: 00e000000000001AAA (Standard User)"
+    assert describe_changes(moved, names) == "ProfileId: 00e000000000001AAA (Standard User) → 00e000000000009AAA"
+    assert describe_changes(new) == "Username: a@contoso.example; ProfileId: 00e000000000001AAA"
+    (row,) = plan_rows(Plan(creates=[new]), profile_names=names)
+    assert row.changes.endswith("(Standard User)")

@@ -167,6 +167,39 @@ def test_summary_shows_the_reason_of_a_stopped_cycle() -> None:
     assert text.rstrip().endswith("reason: 52% of 96 users failed validation (limit 40%)")
 
 
+def test_a_stopped_summary_counts_what_it_reached_and_points_at_the_whole_scope() -> None:
+    stopped = summary(quarantined=23)
+    stopped.status = CycleStatus.STOPPED
+    stopped.reason = (
+        "23 of the 1,750 users validated (1.3%) failed validation (limit 1%); 1,784 users in scope, 34 not "
+        "validated (34 waiting for their escrow retry); nothing was written to Salesforce"
+    )
+    text = format_summary(stopped)
+    assert re.search(r"^  counted +23$", text, re.MULTILINE)
+    assert "  counted 23 = created 0 + updated 0" in text
+    assert "in scope 23" not in text  # 23 were counted, not in scope
+    assert "the reason says how many were in scope" in text
+    assert "1,784 users in scope" in text
+    report = cycle_report(stopped, [], [QuarantinedUser(f"q{n}", None, ["mail: bad"]) for n in range(23)], [])
+    assert "counted 23 = created 0" in visible(report.html)
+    assert "in scope" not in visible(report.html).split("1,784 users in scope")[1]
+    planned = summary(created=2)
+    planned.status, planned.reason = CycleStatus.STOPPED, DRY_RUN_REASON
+    assert "  in scope 2 = created 2" in format_summary(planned, dry_run=True)  # a dry run did not stop
+
+
+def test_reactivations_are_shown_within_updated_without_changing_the_sum() -> None:
+    counted = summary(created=3, updated=140, unchanged=10, reactivated=17)
+    assert counted.in_scope == 153
+    text = format_summary(counted)
+    assert re.search(r"^  updated +140  \(17 reactivated\)$", text, re.MULTILINE)
+    assert "in scope 153 = created 3 + updated 140 (17 reactivated) + unchanged 10 +" in text
+    report = cycle_report(counted, [], [QuarantinedUser("q1", None, ["mail: bad"])], [])
+    assert ["updated", "140", "(17 reactivated)"] in table_rows(report.html, "outcomes")
+    assert "(17 reactivated)" in report.text
+    assert "reactivated" not in format_summary(summary(updated=5))  # no note when nobody was
+
+
 # -- failure report --------------------------------------------------------------------------
 
 
@@ -305,7 +338,10 @@ def test_records_are_grouped_by_reason_with_counts_advice_and_examples() -> None
     reason_of = {row[3]: row[8] for row in rows[1:]}
     assert reason_of["f0"] == "LICENSE_LIMIT_EXCEEDED"
     assert reason_of["q0"] == "SingleAppRoleAssignment"
-    assert reason_of["q9"] == f"{upn}; {mail}"
+    assert reason_of["q9"] == "expect_column_values_to_match_regex; expect_column_values_to_not_be_null"
+    message_of = {row[3]: row[7] for row in rows[1:]}
+    assert message_of["q9"] == f"{upn}; {mail}"  # the texts once, in the message; the codes in reason
+    assert all(row[7] != row[8] for row in rows[1:] if row[1] == "quarantine")
     assert reason_of["h1"] == "DELETION_THRESHOLD"
 
 

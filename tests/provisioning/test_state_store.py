@@ -122,6 +122,8 @@ def run_cycle(
         now,
         finished_at=now + dt.timedelta(seconds=5),
         created=sum(1 for r in results if r.ok and r.action is Action.CREATE),
+        updated=sum(1 for r in results if r.ok and r.action in (Action.UPDATE, Action.REACTIVATE)),
+        reactivated=sum(1 for r in results if r.ok and r.action is Action.REACTIVATE),
         phase_seconds={"extract": 1.5, "load": 2.25},
         requests={"graph": 3, "salesforce": 4},
     )
@@ -216,13 +218,33 @@ def test_a_version_4_database_gains_the_stage_column_and_the_log_paging_indexes(
     assert [c.cycle_id for c in again.cycles()] == [cycle_id]
 
 
+def test_a_version_5_database_gains_the_reactivated_count(open_store: Callable[..., StateStore], url: str) -> None:
+    first = open_store()
+    cycle_id, _ = run_cycle(first, Plan(creates=[create(1)]), [ok(create(1), 1)])
+    first.close()
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("ALTER TABLE cycles DROP COLUMN reactivated"))
+        conn.execute(text("UPDATE state_schema SET version = 5"))
+    again = open_store()
+    back = change(1, Action.REACTIVATE, {"IsActive": FieldChange(False, True)})
+    later, _ = run_cycle(again, Plan(reactivations=[back]), [ok(back, 1)], now=T0 + dt.timedelta(hours=1))
+    with engine.connect() as conn:
+        version = conn.execute(text("SELECT version FROM state_schema")).scalar()
+    engine.dispose()
+    counts = {c.cycle_id: (c.updated, c.reactivated) for c in again.cycles()}
+    assert (version, counts) == (schema.SCHEMA_VERSION, {cycle_id: (0, 0), later: (1, 1)})
+
+
 def _back_to_version_4(conn: Connection) -> None:
-    """Give a current database version 4's shape: no ``cycles.stage``, single-column log indexes."""
+    """Give a current database version 4's shape: no ``cycles.stage`` nor ``cycles.reactivated``,
+    single-column log indexes."""
     for name in _log_index_names(conn):
         conn.execute(text(f"DROP INDEX {name}"))
     conn.execute(text("CREATE INDEX ix_provisioning_log_cycle_id ON provisioning_log (cycle_id)"))
     conn.execute(text("CREATE INDEX ix_provisioning_log_entra_id ON provisioning_log (entra_id)"))
     conn.execute(text("ALTER TABLE cycles DROP COLUMN stage"))
+    conn.execute(text("ALTER TABLE cycles DROP COLUMN reactivated"))
     conn.execute(text("UPDATE state_schema SET version = 4"))
 
 
@@ -432,8 +454,10 @@ def test_reactivation_and_a_deactivation_without_desired_values(store: StateStor
     assert snap["fields"] == {**desired(1), "IsActive": False}  # previous fields, change applied
     assert snap["match_value"] == "user1@contoso.com"
     back = change(1, Action.REACTIVATE, {"IsActive": FieldChange(False, True)})
-    run_cycle(store, Plan(reactivations=[back]), [ok(back, 1)], now=T0 + dt.timedelta(hours=2))
+    cycle_id, _ = run_cycle(store, Plan(reactivations=[back]), [ok(back, 1)], now=T0 + dt.timedelta(hours=2))
     assert snapshot_by_id(store)["entra-1"]["is_active"] is True
+    stored = store.cycle(cycle_id)
+    assert stored is not None and (stored.updated, stored.reactivated, stored.in_scope) == (1, 1, 1)
 
 
 def test_escrow_follows_the_schedule_and_gives_up_when_it_is_used_up(store: StateStore) -> None:

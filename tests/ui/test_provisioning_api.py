@@ -71,6 +71,7 @@ def test_the_overview_shows_the_last_cycle_with_counts_that_add_up(api: TestClie
     assert counts == {"created": 3, "updated": 1, "unchanged": 1, "escrowed": 1, "deactivated": 0}
     outcomes = ("created", "updated", "unchanged", "deactivated", "quarantined", "escrowed", "held_back")
     assert shown["in_scope"] == sum(shown[name] for name in outcomes) == summary.in_scope == 6
+    assert shown["reactivated"] == summary.reactivated == 0  # a part of "updated", outside the sum
     assert shown["duration_seconds"] > 0 and shown["airflow_run"] is None  # the CLI's cycle
     assert body["escrow"]["count"] == 1
     (escrowed,) = body["escrow"]["items"]

@@ -164,6 +164,7 @@ class _Reader:
         self.delta_link: str | None = None
         self._phase_one_over = False
         self._last_progress = 0.0
+        self._last_line: str | None = None
 
     # --- the loop ---------------------------------------------------------------------------
 
@@ -206,13 +207,19 @@ class _Reader:
         """Assignments (and delta) are complete: decide which users to read."""
 
     def _report(self, final: bool = False) -> None:
+        """Say where the read is, at most every :data:`PROGRESS_INTERVAL` seconds and once more at
+        the end; never the same line twice in a row (the end of a read that just reported, or a
+        read that had nothing new to say, would repeat it)."""
         if self.progress is None:
             return
         now = time.monotonic()
         if not final and now - self._last_progress < PROGRESS_INTERVAL:
             return
         self._last_progress = now
-        self.progress(self.status_line())
+        line = self.status_line()
+        if line != self._last_line:
+            self._last_line = line
+            self.progress(line)
 
     def status_line(self) -> str:
         members = sum(len(m) for m in self.assignments.members.values())

@@ -15,6 +15,7 @@ from typing import Any
 
 from include.provisioning.errors import TransientError
 from include.provisioning.salesforce.client import SalesforceSession
+from include.provisioning.salesforce_messages import plain_message
 
 OPEN = "Open"
 UPLOAD_COMPLETE = "UploadComplete"
@@ -77,6 +78,6 @@ def error_text(exc: Exception) -> str:
     content = getattr(exc, "content", None)
     if isinstance(content, list) and content and isinstance(content[0], dict):
         first = content[0]
-        return f"{first.get('errorCode', '')}: {first.get('message', '')}".strip(": ")
+        return f"{first.get('errorCode', '')}: {plain_message(first.get('message')) or ''}".strip(": ")
     status = getattr(exc, "status", None)
     return f"HTTP {status}: {content}" if status else f"{type(exc).__name__}: {exc}"

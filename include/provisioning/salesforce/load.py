@@ -73,6 +73,7 @@ from include.provisioning.salesforce.jobs import (
     get_job,
     wait_for_job,
 )
+from include.provisioning.salesforce_messages import plain_message
 
 logger = logging.getLogger(__name__)
 
@@ -160,7 +161,7 @@ def parse_record_error(cell: str) -> tuple[str, str]:
             message = rest
     else:
         message = rest
-    return code.strip(), message.strip() or code.strip()
+    return code.strip(), plain_message(message.strip()) or code.strip()
 
 
 def job_error_code(message: str | None) -> str:
@@ -455,7 +456,7 @@ class BulkLoader:
                 unknown,
                 key_field,
             )
-        error_message = info.get("errorMessage")
+        error_message = plain_message(info.get("errorMessage"))
         results: list[RecordResult] = []
         key_is_id = key_field.lower() == "id"  # as _sf_id has it
         for key, entra_id in keys.items():

@@ -101,4 +101,6 @@ def _migrate(conn: Any, found: int) -> None:
         conn.execute(text("DROP INDEX IF EXISTS ix_provisioning_log_entra_id"))
         for index in schema.LOG_INDEXES:
             index.create(conn)  # each for its dialect (``ddl_if``); a version 3 database has none of them
+    if found < 6:  # issue 8: reactivations counted apart (a part of ``updated``; older cycles say 0)
+        conn.execute(text("ALTER TABLE cycles ADD COLUMN reactivated INTEGER NOT NULL DEFAULT 0"))
     conn.execute(update(schema.state_schema).where(schema.state_schema.c.id == 1).values(version=schema.SCHEMA_VERSION))

@@ -27,7 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.sql import column, func, literal_column
 from sqlalchemy.types import TypeDecorator
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 """Bump with a migration in ``store._migrate`` whenever a table changes shape."""
 
 ID = String(64)
@@ -86,6 +86,8 @@ cycles = Table(
     Column("quarantined", Integer, nullable=False, default=0),
     Column("escrowed", Integer, nullable=False, default=0),
     Column("held_back", Integer, nullable=False, default=0),
+    # Of ``updated``, the users re-enabled (schema version 6).
+    Column("reactivated", Integer, nullable=False, default=0, server_default="0"),
     Column("reason", Text, nullable=True),
     Column("phase_seconds", Text, nullable=False, default="{}"),
     Column("requests", Text, nullable=False, default="{}"),

@@ -91,7 +91,8 @@ ESCROW_COLUMNS = [
     "last_cycle_id",
 ]
 DEFAULT_STALE_AFTER = dt.timedelta(hours=2)
-_COUNTS = ("created", "updated", "unchanged", "deactivated", "quarantined", "escrowed", "held_back")
+_COUNTS = ("created", "updated", "unchanged", "deactivated", "quarantined", "escrowed", "held_back", "reactivated")
+"""``CycleSummary``'s counts, each a column of ``cycles`` (``reactivated`` is a part of ``updated``)."""
 
 
 def _now() -> dt.datetime:

@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, Select, and_, func, literal_column, or_, select
 
 from include.provisioning.model import Action, Status
+from include.provisioning.salesforce_messages import plain_message
 from include.provisioning.state import schema
 from include.provisioning.state.codec import loads, utc
 
@@ -220,7 +221,7 @@ def summary_row(row: Any) -> dict[str, Any]:
         "user_principal_name": row["upn"],
         "sf_id": row["sf_id"],
         "error_code": row["error_code"],
-        "error_message": row["error_message"],
+        "error_message": plain_message(row["error_message"]),  # rows stored before the loader did it
         "changed": sorted((loads(row["changes"]) or {}).keys()),
     }
 

@@ -23,6 +23,7 @@ from sqlalchemy.exc import OperationalError
 
 from entra_provisioning.ui import log_query
 from include.provisioning.model import Action, CycleStatus
+from include.provisioning.salesforce_messages import plain_message
 from include.provisioning.stages import STAGES
 from include.provisioning.state import job_quarantine, schema
 from include.provisioning.state.codec import loads
@@ -55,7 +56,8 @@ def airflow_run(run_key: str | None) -> dict[str, str] | None:
 def cycle_row(row: Any, now: dt.datetime) -> dict[str, Any]:
     """One cycle: ids, ``mode``, ``status``, times, ``duration_seconds`` (so far, while running),
     ``stage`` reached and ``progress`` (``{"stage", "done", "total", "percent"}``; 100 when the
-    cycle ended), the ``COUNTS`` and ``in_scope``, ``phase_seconds`` and the ``airflow_run``."""
+    cycle ended), the ``COUNTS`` and ``in_scope``, ``reactivated`` (of ``updated``, not in the sum),
+    ``phase_seconds`` and the ``airflow_run``."""
     counts = {name: int(row[name]) for name in COUNTS}
     end = row["finished_at"] or now
     running = row["status"] == CycleStatus.RUNNING.value
@@ -81,6 +83,7 @@ def cycle_row(row: Any, now: dt.datetime) -> dict[str, Any]:
         },
         **counts,
         "in_scope": sum(counts.values()),
+        "reactivated": int(row["reactivated"]),
         "reason": row["reason"],
         "phase_seconds": loads(row["phase_seconds"]) or {},
         "airflow_run": airflow_run(row["run_key"]),
@@ -251,7 +254,7 @@ def _escrow(conn: Connection, now: dt.datetime) -> dict[str, Any]:
             "first_failed_at": _iso(row["first_failed_at"]),
             "next_attempt_at": _iso(row["next_attempt_at"]),
             "error_code": row["error_code"],
-            "error_message": row["error_message"],
+            "error_message": plain_message(row["error_message"]),  # stored before the loader did it
         }
         for row in rows
     ]

@@ -69,6 +69,7 @@
     for (const name of ["created", "updated", "unchanged", "deactivated", "quarantined", "escrowed", "held_back", "in_scope"]) {
       setText(`count-${name}`, cycle[name]);
     }
+    setText("count-reactivated", cycle.reactivated ? `(${cycle.reactivated} reactivated)` : "");
     link.hidden = !cycle.airflow_run;
     if (cycle.airflow_run) {
       link.href = runHref(cycle.airflow_run);

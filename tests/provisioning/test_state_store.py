@@ -38,6 +38,7 @@ from include.provisioning.model import (
 )
 from include.provisioning.state import StateError, StateStore, bulk, schema
 from include.provisioning.state.commit import NO_RESULT_MESSAGE
+from include.provisioning.state.database import index_names
 
 REPO = Path(__file__).resolve().parents[2]
 T0 = dt.datetime(2026, 11, 26, 15, 30, tzinfo=dt.UTC)
@@ -218,15 +219,24 @@ def test_a_version_4_database_gains_the_stage_column_and_the_log_paging_indexes(
     assert [c.cycle_id for c in again.cycles()] == [cycle_id]
 
 
-def test_a_version_5_database_gains_the_reactivated_count(open_store: Callable[..., StateStore], url: str) -> None:
+def test_a_version_5_database_gains_the_reactivated_count_and_the_later_log_indexes(
+    open_store: Callable[..., StateStore], url: str
+) -> None:
     first = open_store()
     cycle_id, _ = run_cycle(first, Plan(creates=[create(1)]), [ok(create(1), 1)])
     first.close()
     engine = create_engine(url)
-    with engine.begin() as conn:
+    with engine.begin() as conn:  # version 5 as first released: no time-window index, SQLite's UPN index alone
+        current_indexes = _log_index_names(conn)
+        conn.execute(text("DROP INDEX ix_provisioning_log_at_id"))
+        if conn.dialect.name == "sqlite":
+            conn.execute(text("DROP INDEX ix_provisioning_log_upn_lower_action_status"))
+            conn.execute(text("CREATE INDEX ix_provisioning_log_upn_lower ON provisioning_log (lower(upn))"))
         conn.execute(text("ALTER TABLE cycles DROP COLUMN reactivated"))
         conn.execute(text("UPDATE state_schema SET version = 5"))
     again = open_store()
+    with engine.connect() as conn:
+        assert _log_index_names(conn) == current_indexes
     back = change(1, Action.REACTIVATE, {"IsActive": FieldChange(False, True)})
     later, _ = run_cycle(again, Plan(reactivations=[back]), [ok(back, 1)], now=T0 + dt.timedelta(hours=1))
     with engine.connect() as conn:
@@ -249,15 +259,8 @@ def _back_to_version_4(conn: Connection) -> None:
 
 
 def _log_index_names(conn: Connection) -> set[str]:
-    """The provisioning log's own indexes (read from the catalogue: SQLAlchemy does not reflect
-    SQLite's expression indexes)."""
-    if conn.dialect.name == "sqlite":
-        query = "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'provisioning_log'"
-    else:
-        query = (
-            "SELECT indexname FROM pg_indexes WHERE tablename = 'provisioning_log' AND schemaname = current_schema()"
-        )
-    return {name for (name,) in conn.execute(text(query)) if name.startswith("ix_")}
+    """The provisioning log's own indexes (not a primary key's)."""
+    return {name for name in index_names(conn, "provisioning_log") if name.startswith("ix_")}
 
 
 def test_unsupported_url_is_a_clear_error() -> None:

@@ -82,6 +82,16 @@ def ensure_schema(engine: Engine) -> None:
             _migrate(conn, found)
 
 
+def index_names(conn: Any, table: str) -> set[str]:
+    """Names of ``table``'s indexes, read from the catalogue (SQLAlchemy's inspector does not
+    report SQLite's expression indexes, so ``checkfirst`` cannot be trusted for them)."""
+    if conn.dialect.name == "sqlite":
+        query = text("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = :table")
+    else:
+        query = text("SELECT indexname FROM pg_indexes WHERE tablename = :table AND schemaname = current_schema()")
+    return {name for (name,) in conn.execute(query, {"table": table})}
+
+
 def _migrate(conn: Any, found: int) -> None:
     """Bring an older schema up to date, one version at a time. New tables were already created
     by ``create_all``; this adds what ``create_all`` cannot (columns of existing tables)."""
@@ -103,4 +113,11 @@ def _migrate(conn: Any, found: int) -> None:
             index.create(conn)  # each for its dialect (``ddl_if``); a version 3 database has none of them
     if found < 6:  # issue 8: reactivations counted apart (a part of ``updated``; older cycles say 0)
         conn.execute(text("ALTER TABLE cycles ADD COLUMN reactivated INTEGER NOT NULL DEFAULT 0"))
+        # The log's time-window index and SQLite's UPN index with action and status came after
+        # version 5's first indexes: a version 5 store may have the old UPN index and lack these.
+        conn.execute(text("DROP INDEX IF EXISTS ix_provisioning_log_upn_lower"))
+        present = index_names(conn, "provisioning_log")
+        for index in schema.LOG_INDEXES:
+            if index.name not in present:
+                index.create(conn)  # skipped on the other dialect (``ddl_if``)
     conn.execute(update(schema.state_schema).where(schema.state_schema.c.id == 1).values(version=schema.SCHEMA_VERSION))

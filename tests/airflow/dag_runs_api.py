@@ -77,6 +77,23 @@ class ServerRuns(DagRunsApi):
         self.server = server
 
 
+SQLITE_BUSY = "database is locked"
+"""How Airflow refuses a backfill on its SQLite metadata database while another process writes
+("Backfill creation is not supported on SQLite under concurrent access"): worth another try."""
+
+
+def create_backfill(server: AirflowServer, body: dict[str, Any], timeout: float = 90.0) -> dict[str, Any]:
+    """``POST /api/v2/backfills``, tried again while Airflow's SQLite metadata database is busy
+    (the scheduler and DAG processor write to it all the time); returns the backfill."""
+    deadline = time.monotonic() + timeout
+    while True:
+        answer = server.api("POST", "/api/v2/backfills", json=body)
+        if answer.status_code != 503 or SQLITE_BUSY not in answer.text.lower() or time.monotonic() > deadline:
+            assert answer.status_code == 200, answer.text
+            return answer.json()
+        time.sleep(2)
+
+
 def unpause(server: AirflowServer, dag_id: str = DAG_ID, timeout: float = 180.0) -> None:
     """Unpause ``dag_id`` once the dag-processor has parsed it (404 until then); AssertionError
     after ``timeout`` seconds."""

@@ -31,7 +31,7 @@ import pytest
 
 from include.provisioning.state import StateStore
 from tests.airflow.airflow_env import REPO_ROOT
-from tests.airflow.dag_runs_api import DAG_ID, DagRunsApi
+from tests.airflow.dag_runs_api import DAG_ID, DagRunsApi, create_backfill
 from tests.airflow.server import AirflowServer
 from tests.sandbox_process import SandboxProcess
 from tests.smtp_server import SmtpServer, attachments, html_body
@@ -260,8 +260,7 @@ def test_backfill_and_manual_runs_started_together_never_interleave(deployment: 
         "max_active_runs": 3,
         "reprocess_behavior": "completed",
     }
-    answer = deployment.server.api("POST", "/api/v2/backfills", json=body)
-    assert answer.status_code == 200, answer.text
+    create_backfill(deployment.server, body)
     manual = deployment.trigger()
     deadline = time.monotonic() + 30
     backfill_runs: list[str] = []
@@ -425,8 +424,7 @@ def test_mass_failures_quarantine_the_job_until_a_manual_reset(deployment: Deplo
             "to_date": (start + dt.timedelta(minutes=20)).isoformat(),
             "max_active_runs": 1,
         }
-        answer = deployment.server.api("POST", "/api/v2/backfills", json=body)
-        assert answer.status_code == 200, answer.text
+        create_backfill(deployment.server, body)
         backfill = _wait_for_new_backfill_run(deployment, before)
         deployment.wait(backfill)
         begin = deployment.tasks(backfill)["begin_cycle"]

@@ -21,7 +21,7 @@ from operator import itemgetter
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Connection, Table, delete, func, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import OperationalError
 
 from include.provisioning.gc_pause import collector_paused
@@ -755,22 +755,37 @@ class StateStore:
         just read, and drop escrow entries of users it did not extract (see ``rebuild.py``)."""
         bulk = Bulk(conn)
         table = schema.snapshot
-        kept = {row.entra_id for row in rows.snapshot} | rows.snapshot_kept | set(observed.held)
+        # ``snapshot_writes``, not ``snapshot``: the ids only, without encoding every row again.
+        kept = {row.entra_id for row in rows.snapshot_writes} | rows.snapshot_kept | set(observed.held)
         stored = (row[0] for row in bulk.stream(table, ["entra_id"]))
         bulk.delete_in(table, "entra_id", stale_rows(stored, kept))
         new_roles = held_roles(observed.held, roles)
+        # One executemany per shape (with or without new roles), not one UPDATE per held user.
+        batches: dict[bool, list[dict[str, Any]]] = {True: [], False: []}
         for entra_id, held in observed.held.items():
             what = f"snapshot of user {entra_id}"
             values: dict[str, Any] = {
-                "sf_id": held.sf_id,
-                "is_active": held.is_active,
-                "fields": dumps(dict(held.fields), what=what),
+                "b_entra_id": entra_id,
+                "b_sf_id": held.sf_id,
+                "b_is_active": held.is_active,
+                "b_fields": dumps(dict(held.fields), what=what),
+            }
+            if entra_id in new_roles:
+                values["b_roles"] = dumps(new_roles[entra_id], what=what)
+            batches[entra_id in new_roles].append(values)
+        for with_roles, batch in batches.items():
+            if not batch:
+                continue
+            columns: dict[str, Any] = {
+                "sf_id": bindparam("b_sf_id"),
+                "is_active": bindparam("b_is_active"),
+                "fields": bindparam("b_fields"),
                 "last_cycle_id": cycle_id,
                 "updated_at": now,
             }
-            if entra_id in new_roles:
-                values["roles"] = dumps(new_roles[entra_id], what=what)
-            conn.execute(update(table).where(table.c.entra_id == entra_id).values(**values))
+            if with_roles:
+                columns["roles"] = bindparam("b_roles")
+            conn.execute(update(table).where(table.c.entra_id == bindparam("b_entra_id")).values(**columns), batch)
         escrowed = (row[0] for row in bulk.stream(schema.escrow, ["entra_id"]))
         bulk.delete_in(schema.escrow, "entra_id", not_evaluated(escrowed, observed.evaluated))
 

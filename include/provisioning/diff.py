@@ -44,7 +44,14 @@ import numpy as np
 import pandas as pd
 
 from include.provisioning.gc_pause import collector_paused
-from include.provisioning.model import Action, FieldChange, Plan, PlannedChange, QuarantinedUser
+from include.provisioning.model import (
+    SALESFORCE_ID_KEY,
+    Action,
+    FieldChange,
+    Plan,
+    PlannedChange,
+    QuarantinedUser,
+)
 from include.provisioning.settings import SyncOptions
 from include.provisioning.shares import percent, percent_of
 
@@ -154,7 +161,7 @@ def _unique_key(values: pd.Series, name: str) -> pd.Series:
 
 def _key15(ids: pd.Series) -> pd.Series:
     """Salesforce ids compare on their case-sensitive 15-character form."""
-    return _as_text(ids).str.slice(0, 15)
+    return _as_text(ids).str.slice(0, SALESFORCE_ID_KEY)
 
 
 def _objects(values: pd.Series) -> np.ndarray:

@@ -177,6 +177,16 @@ class RecordResult:
     """Salesforce's ``sf__Created`` for a successful row (True for an insert)."""
 
 
+SALESFORCE_ID_KEY = 15
+"""Salesforce ids compare on their first 15 characters (the 18-character form adds a
+case-insensitive checksum; "What are Salesforce IDs composed of?", Salesforce Help)."""
+
+
+def salesforce_id_key(sf_id: str) -> str:
+    """The form two Salesforce ids are compared in: the 15-character, case-sensitive id."""
+    return sf_id[:SALESFORCE_ID_KEY]
+
+
 @dataclass(slots=True)
 class LogEntry:
     """One provisioning-log row (one user action in one cycle)."""

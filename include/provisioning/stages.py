@@ -51,6 +51,7 @@ from include.provisioning.model import (
     RecordResult,
     Status,
     Watermark,
+    salesforce_id_key,
 )
 from include.provisioning.report import EscrowBacklog, FailureReport, failure_report
 from include.provisioning.salesforce.client import SalesforceSession
@@ -830,7 +831,7 @@ def _stored_id_forms(sf_ids: pd.Series) -> list[str]:
     """Salesforce ids as the snapshot may hold them: the 18-character form and its 15-character
     prefix (the diff links on the 15-character key)."""
     present = [str(i) for i in sf_ids if isinstance(i, str) and i]
-    return sorted({*present, *(i[:15] for i in present)})
+    return sorted({*present, *map(salesforce_id_key, present)})
 
 
 def _observe(

@@ -42,7 +42,7 @@ from simple_salesforce.exceptions import (
 )
 from simple_salesforce.util import call_salesforce
 
-from include.provisioning.model import Action, RecordResult
+from include.provisioning.model import Action, RecordResult, salesforce_id_key
 from include.provisioning.salesforce.client import SalesforceSession
 from include.provisioning.salesforce.csv_out import (
     LF,
@@ -127,10 +127,6 @@ def normalise_key(key_field: str, value: str) -> str:
     return key_normaliser(key_field)(value)
 
 
-def _id_prefix(value: str) -> str:
-    return value[:15]
-
-
 def _same(value: str) -> str:
     return value
 
@@ -138,7 +134,7 @@ def _same(value: str) -> str:
 def key_normaliser(key_field: str) -> Callable[[str], str]:
     """``normalise_key`` for one key field, chosen once for the many values of a job."""
     if key_field.lower() == "id":
-        return _id_prefix
+        return salesforce_id_key
     if key_field.lower() == "username":
         return str.lower
     return _same

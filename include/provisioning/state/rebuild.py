@@ -23,11 +23,8 @@ from typing import Any
 
 import pandas as pd
 
+from include.provisioning.model import salesforce_id_key
 from include.provisioning.state.codec import plain, to_bool
-
-SALESFORCE_ID_KEY = 15
-"""Salesforce ids compare on their first 15 characters (the 18-character form adds a
-case-insensitive checksum; "What are Salesforce IDs composed of?", Salesforce Help)."""
 
 
 @dataclass(frozen=True)
@@ -79,15 +76,15 @@ def held_rows(
     wanted: dict[str, str] = {}
     for entra_id, sf_id in snapshot_links:
         if entra_id in held and isinstance(sf_id, str) and sf_id:
-            wanted[sf_id[:SALESFORCE_ID_KEY]] = entra_id
+            wanted[salesforce_id_key(sf_id)] = entra_id
     if not wanted or org.empty:
         return {}
-    keys = org["Id"].astype(object).map(lambda value: str(value)[:SALESFORCE_ID_KEY])
+    keys = org["Id"].astype(object).map(lambda value: salesforce_id_key(str(value)))
     found: dict[str, HeldRow] = {}
     for record in org[keys.isin(wanted).to_numpy()].to_dict("records"):
         org_id = str(record.pop("Id"))
         fields = {str(name): plain(value) for name, value in record.items()}
-        found[wanted[org_id[:SALESFORCE_ID_KEY]]] = HeldRow(org_id, fields)
+        found[wanted[salesforce_id_key(org_id)]] = HeldRow(org_id, fields)
     return found
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Select, and_, func, literal_column, or_, select
 
-from include.provisioning.model import Action, Status
+from include.provisioning.model import Action, Status, salesforce_id_key
 from include.provisioning.salesforce_messages import plain_message
 from include.provisioning.state import schema
 from include.provisioning.state.codec import loads, utc
@@ -108,7 +108,7 @@ def _search_condition(search: str, dialect: str) -> ColumnElement[bool]:
         return LOG.c.entra_id == search.lower()  # Graph writes object ids in lower case
     if kind == "sf_id":
         if len(search) == 18:
-            return or_(LOG.c.sf_id == search, LOG.c.sf_id == search[:15])
+            return or_(LOG.c.sf_id == search, LOG.c.sf_id == salesforce_id_key(search))
         # A 15-character id matches its 18-character form (the same id plus a case checksum).
         in_range = and_(LOG.c.sf_id >= search, LOG.c.sf_id <= search + "ZZZ")
         return or_(LOG.c.sf_id == search, and_(in_range, func.substr(LOG.c.sf_id, 1, 15) == search))

@@ -190,8 +190,12 @@ def write_csv(
     )
     out = [head]
     if quote_values:
+        between = f'"{delimiter}"'
         for row in rows:
-            out.append(delimiter.join("" if v is None else quote(v) for v in row))
+            if None not in row and '"' not in "".join(row):  # the common row: quote all at once
+                out.append(f'"{between.join(row)}"')
+            else:
+                out.append(delimiter.join("" if v is None else quote(v) for v in row))
     else:
         for row in rows:
             out.append(delimiter.join("" if v is None else format_value(v, delimiter) for v in row))

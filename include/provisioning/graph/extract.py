@@ -292,7 +292,8 @@ class _Reader:
 
         One pass over the ids decides each user's roles and reason; the attributes are then taken
         from the pages read (``UserPages.take``, column by column in Arrow), so no per-user object
-        is made for them (frame.frame_of_columns)."""
+        is made for them (frame.frame_of_columns). The pages are let go once taken: a reader
+        builds once."""
         kept: list[str] = []
         role_lists: list[Sequence[str]] = []
         vias: list[str | None] = []
@@ -319,7 +320,9 @@ class _Reader:
             # A user Graph reports removed (delta) has no record, whatever was read of them.
             removed_mask = pa.array([reason is not None for reason in gone], type=pa.bool_())
             positions = pc.if_else(removed_mask, pa.scalar(None, pa.int64()), positions)
+            quarantined = self._quarantined(problems)
             values = self.records.take(positions)
+            self.records = UserPages(self.attributes)  # taken: the pages go before the frame is made
             enabled = values["accountEnabled"]
             enabled_list = enabled if isinstance(enabled, list) else enabled.to_pylist()
             reasons = [
@@ -327,7 +330,7 @@ class _Reader:
                 for a, r, e, g in zip(assigned_flags, read, enabled_list, gone, strict=True)
             ]
             frame = frame_of_columns(kept, values, role_lists, vias, reasons)
-            return frame, self._quarantined(problems)
+            return frame, quarantined
 
     def _quarantined(self, problems: list[tuple[str, list[str]]]) -> list[QuarantinedUser]:
         """``QuarantinedUser`` of each (id, reasons), with the UPN Graph returned (None if none)."""

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from include.sandbox.core.heap import keep_written_state
 from include.sandbox.salesforce.bulk_csv import (
     DELIMITERS,
     LINE_ENDINGS,
@@ -553,6 +554,7 @@ class BulkJobs:
             try:
                 if job.kind == "ingest":
                     self._process_ingest(org, job)
+                    keep_written_state()
                 else:
                     self._process_query(job)
             except Exception as exc:  # an emulator bug must not leave the job InProgress forever

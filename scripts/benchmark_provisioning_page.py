@@ -81,6 +81,9 @@ GIVEN = ("adele", "alex", "diego", "grady", "henrietta", "isaiah", "johanna", "j
 SURNAMES = ("vance", "wilber", "siciliani", "archie", "mueller", "langer", "lauridsen", "sherman", "gu", "holt")
 PROPERTIES = ("Title", "Department", "Phone", "MobilePhone", "ManagerId", "City", "FirstName", "LastName")
 _SF_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_SF_CHECKSUM_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
+"""The three characters an 18-character id adds are a checksum of the case of the first 15, each
+one of these 32 (Salesforce Help, "What are Salesforce IDs composed of?"): never lower case."""
 
 
 NAMELESS_SHARE = 0.02
@@ -113,7 +116,8 @@ def people(count: int, rng: random.Random) -> list[Person]:
     for n in range(count):
         given, surname = rng.choice(GIVEN), rng.choice(SURNAMES)
         upn = f"{given}.{surname}{n}@contoso.example"
-        sf_id = "005" + "".join(rng.choice(_SF_ALPHABET) for _ in range(15))
+        key = "005" + "".join(rng.choice(_SF_ALPHABET) for _ in range(12))
+        sf_id = key + "".join(rng.choice(_SF_CHECKSUM_ALPHABET) for _ in range(3))
         entra_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
         found.append(Person(entra_id, upn, sf_id, f"{given.title()} {surname.title()}"))
     return found

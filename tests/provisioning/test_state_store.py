@@ -21,7 +21,7 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 import pytest
-from sqlalchemy import Connection, create_engine, text
+from sqlalchemy import Connection, Engine, create_engine, text
 
 from include.provisioning import stages
 from include.provisioning.model import (
@@ -202,13 +202,7 @@ def test_reopening_keeps_data_and_a_newer_schema_is_refused(open_store: Callable
 def test_a_version_4_database_gains_the_stage_column_and_the_log_paging_indexes(
     open_store: Callable[..., StateStore], url: str
 ) -> None:
-    first = open_store()
-    cycle_id, _ = run_cycle(first, Plan(creates=[create(1)]), [ok(create(1), 1)])
-    first.close()
-    engine = create_engine(url)
-    with engine.begin() as conn:
-        current_indexes = _log_index_names(conn)
-        _back_to_version_4(conn)
+    cycle_id, engine, current_indexes = _one_cycle_at_an_older_version(open_store, url, _back_to_version_4)
     again = open_store()
     again.enter_stage(cycle_id, "load")
     with engine.connect() as conn:
@@ -226,12 +220,10 @@ def test_a_version_4_database_gains_the_stage_column_and_the_log_paging_indexes(
 def test_a_version_5_database_gains_the_reactivated_count_and_the_later_log_indexes(
     open_store: Callable[..., StateStore], url: str
 ) -> None:
-    first = open_store()
-    cycle_id, _ = run_cycle(first, Plan(creates=[create(1)]), [ok(create(1), 1)])
-    first.close()
-    engine = create_engine(url)
-    with engine.begin() as conn:  # version 5 as first released: no time-window index, SQLite's UPN index alone
-        current_indexes = _log_index_names(conn)
+
+    def back_to_version_5(
+        conn: Connection,
+    ) -> None:  # as first released: no time-window index, SQLite's UPN index alone
         conn.execute(text("DROP INDEX ix_provisioning_log_at_id"))
         if conn.dialect.name == "sqlite":
             conn.execute(text("DROP INDEX ix_provisioning_log_upn_lower_action_status"))
@@ -239,6 +231,8 @@ def test_a_version_5_database_gains_the_reactivated_count_and_the_later_log_inde
         conn.execute(text("ALTER TABLE cycles DROP COLUMN reactivated"))
         _drop_display_name(conn)
         conn.execute(text("UPDATE state_schema SET version = 5"))
+
+    cycle_id, engine, current_indexes = _one_cycle_at_an_older_version(open_store, url, back_to_version_5)
     again = open_store()
     with engine.connect() as conn:
         assert _log_index_names(conn) == current_indexes
@@ -249,6 +243,21 @@ def test_a_version_5_database_gains_the_reactivated_count_and_the_later_log_inde
     engine.dispose()
     counts = {c.cycle_id: (c.updated, c.reactivated) for c in again.cycles()}
     assert (version, counts) == (schema.SCHEMA_VERSION, {cycle_id: (0, 0), later: (1, 1)})
+
+
+def _one_cycle_at_an_older_version(
+    open_store: Callable[..., StateStore], url: str, downgrade: Callable[[Connection], None]
+) -> tuple[str, Engine, set[str]]:
+    """A store with one committed cycle, then given an older version's shape by ``downgrade``:
+    the cycle's id, an engine on the database and the log's indexes of the current version."""
+    first = open_store()
+    cycle_id, _ = run_cycle(first, Plan(creates=[create(1)]), [ok(create(1), 1)])
+    first.close()
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        current_indexes = _log_index_names(conn)
+        downgrade(conn)
+    return cycle_id, engine, current_indexes
 
 
 def _back_to_version_4(conn: Connection) -> None:
@@ -275,15 +284,13 @@ def _drop_display_name(conn: Connection) -> None:
 def test_a_version_6_database_gains_the_log_display_name_and_its_search_index(
     open_store: Callable[..., StateStore], url: str
 ) -> None:
-    first = open_store()
-    old_cycle, _ = run_cycle(first, Plan(creates=[create(1)]), [ok(create(1), 1)])
-    first.close()
-    engine = create_engine(url)
-    with engine.begin() as conn:
-        current_indexes = _log_index_names(conn)
+
+    def back_to_version_6(conn: Connection) -> None:
         _drop_display_name(conn)
         conn.execute(text("UPDATE state_schema SET version = 6"))
         assert not any("display_name" in name for name in _log_index_names(conn))
+
+    old_cycle, engine, current_indexes = _one_cycle_at_an_older_version(open_store, url, back_to_version_6)
     again = open_store()
     renamed = change(1, Action.UPDATE, {"LastName": FieldChange("Last1", "Vance")}, LastName="Vance")
     renamed.display_name = "Adèle Vance"

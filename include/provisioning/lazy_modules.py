@@ -38,7 +38,9 @@ class _DeferringFinder(importlib.abc.MetaPathFinder):
         if fullname not in self.names:
             return None
         for finder in sys.meta_path:
-            if finder is self or not hasattr(finder, "find_spec"):
+            # Every deferring finder is skipped, not only this one: two threads' blocks would
+            # otherwise ask each other for ever.
+            if isinstance(finder, _DeferringFinder) or not hasattr(finder, "find_spec"):
                 continue
             spec = finder.find_spec(fullname, path, target)
             if spec is not None:

@@ -72,10 +72,11 @@ _DEFAULT_DESCRIPTIONS = {
     "expect_column_values_to_be_unique": "not unique",
     "expect_column_values_to_match_regex": "does not match the expected pattern",
 }
-GX_DEFERRED_MODULES = ("scipy.stats", "altair")
-"""Modules GX's package import pulls in at module level that no expectation of a column-map suite
-runs (the KL-divergence expectation's statistics and chart renderer): imported lazily
-(``lazy_modules.deferred``), they load on first use, so an expectation that needs them still works."""
+GX_DEFERRED_MODULES = ("scipy.stats", "altair", "jsonschema", "mistune")
+"""Modules GX's package import pulls in at module level for what a column-map suite of this kind
+never runs: the KL-divergence expectation's statistics and chart (``scipy.stats``, ``altair``), the
+JSON-schema metric (``jsonschema``) and the Markdown of rendered notes (``mistune``). Imported
+lazily (``lazy_modules.deferred``), each loads on first use, so whatever needs one still works."""
 GUARDS_KEY = "guards"
 """Key of an expectation's ``meta`` naming the writes it guards (``model.Guard``; default both)."""
 
@@ -136,8 +137,8 @@ def import_gx() -> ModuleType:
     fixed cost of a cold ``provision-user``), allocating hundreds of thousands of long-lived
     objects that the collector would rescan many times over while none of them is garbage;
     pausing it saves about 0.4 CPU seconds per process (measured with ``python -c``, GX 1.x).
-    Deferred: ``scipy.stats`` and ``altair`` (``GX_DEFERRED_MODULES``), which one expectation
-    imports at module level and only its own methods use, are bound as lazy modules: 0.9 of the
+    Deferred: ``GX_DEFERRED_MODULES``, which GX imports at module level and only the methods of
+    expectations and renderers this suite never runs use, are bound as lazy modules: ~1.0 of the
     ~2.0 CPU seconds GX's import took (measured, GX 1.24). Every GX import of the engine goes
     through here first, so its submodules are then already loaded."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")

@@ -58,3 +58,10 @@ def test_a_module_that_is_not_there_is_still_an_import_error(package: str) -> No
 
 def test_is_loaded_knows_modules_never_imported() -> None:
     assert not is_loaded("lazyprobe_pkg_never_imported")
+
+
+def test_blocks_open_at_once_do_not_ask_each_other(package: str) -> None:
+    # As when two threads import GX at the same time: each finder must skip the other.
+    with deferred([f"{package}.heavy"]), deferred([f"{package}.heavy"]):
+        from lazyprobe_pkg import user
+    assert not is_loaded(f"{package}.heavy") and user.answer() == 42

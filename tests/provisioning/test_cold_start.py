@@ -67,21 +67,19 @@ def test_importing_gx_leaves_the_collector_as_it_was(enabled: bool, collector_en
     assert gc.isenabled() is enabled
 
 
-def test_a_process_that_ends_after_provision_user_leaves_the_collector_paused(
-    collector_enabled: None, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Giving it back would start a collection of everything the run built, just before exit.
-    seen: list[bool] = []
-    monkeypatch.setattr(cli, "_provision_user", _recording(seen))
-    assert cli.main(["provision-user", "adele.vance@contoso.example"], process_ends=True) == cli.EXIT_OK
-    assert seen == [False]
-    assert not gc.isenabled()
-
-
-def test_a_process_that_ends_after_a_sync_keeps_the_collector_running(
-    collector_enabled: None, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("argv", "function", "collector"),
+    [
+        # Giving it back would start a collection of everything the run built, just before exit.
+        (["provision-user", "adele.vance@contoso.example"], "_provision_user", False),
+        (["sync", "--dry-run"], "_sync", True),
+    ],
+)
+def test_in_a_process_that_ends_after_the_command_only_provision_user_pauses_the_collector_for_good(
+    argv: list[str], function: str, collector: bool, collector_enabled: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     seen: list[bool] = []
-    monkeypatch.setattr(cli, "_sync", _recording(seen))
-    assert cli.main(["sync", "--dry-run"], process_ends=True) == cli.EXIT_OK
-    assert seen == [True] and gc.isenabled()
+    monkeypatch.setattr(cli, function, _recording(seen))
+    assert cli.main(argv, process_ends=True) == cli.EXIT_OK
+    assert seen == [collector]
+    assert gc.isenabled() is collector

@@ -13,8 +13,8 @@ running its suite did that ~40,000-70,000 times in one cold ``provision-user`` (
 chunk that holds it is 1 MiB, and the rest of that chunk (~512 KiB, a call depth of well over a
 thousand ordinary frames) holds every frame below it, so no chunk is opened or closed while the
 command runs. The space is only reserved: pages never written are never backed by memory, and a
-deeper call simply opens a chunk as before. Later CPython versions keep the same layout; on any
-version the only effect is one larger frame.
+deeper call simply opens a chunk as before. On an interpreter that manages its frames otherwise
+the only effect is one larger frame.
 """
 
 from __future__ import annotations

@@ -40,7 +40,7 @@ class _DeferringFinder(importlib.abc.MetaPathFinder):
     ) -> importlib.machinery.ModuleSpec | None:
         if fullname not in self.names:
             return None
-        for finder in sys.meta_path:
+        for finder in list(sys.meta_path):  # a copy: another thread may open or close a block
             # Every deferring finder is skipped, not only this one: two threads' blocks would
             # otherwise ask each other for ever.
             if isinstance(finder, _DeferringFinder) or not hasattr(finder, "find_spec"):
@@ -59,7 +59,9 @@ class _DeferringFinder(importlib.abc.MetaPathFinder):
 def deferred(names: Sequence[str]) -> Iterator[None]:
     """Inside the block, importing one of ``names`` (full dotted names, e.g. ``"scipy.stats"``)
     binds a lazy module whose code runs on first use; after the block imports are as usual
-    (the lazy modules stay lazy until read). Modules already imported are unaffected."""
+    (the lazy modules stay lazy until read). Modules already imported are unaffected; a name
+    that cannot be found raises ``ModuleNotFoundError`` at its import, as usual, and an error in a
+    deferred module's own code is raised at its first use instead of at its import."""
     finder = _DeferringFinder(frozenset(name for name in names if name not in sys.modules))
     with _lock:
         sys.meta_path.insert(0, finder)

@@ -226,6 +226,8 @@ class _People:
 
     ids: np.ndarray
     upn: list[Any]
+    display_name: list[Any]
+    """Entra's ``displayName`` (None when the USERS frame has no such column or no value)."""
     roles: list[list[str]]
     soft: np.ndarray
     mapped_row: np.ndarray
@@ -243,6 +245,7 @@ class _People:
         extra = mapped_ids.iloc[extra_rows]
         ids = np.concatenate([user_ids.to_numpy(), extra.to_numpy()]).astype(object)
         upn = _python(d.users["userPrincipalName"]) if "userPrincipalName" in d.users else [None] * len(user_ids)
+        names = _python(d.users["displayName"]) if "displayName" in d.users else [None] * len(user_ids)
         roles = [_roles(v) for v in d.users["appRoleAssignments"]] if "appRoleAssignments" in d.users else []
         soft = [
             frame["IsSoftDeleted"].fillna(False).astype(bool).to_numpy()
@@ -253,6 +256,7 @@ class _People:
         return cls(
             ids=ids,
             upn=upn + [None] * len(extra),
+            display_name=names + [None] * len(extra),
             roles=roles + [[] for _ in range(len(ids) - len(roles))],
             soft=np.concatenate(soft),
             mapped_row=_positions(ids, mapped_ids),
@@ -528,7 +532,10 @@ class _Planner:
 
     def _hold(self, person: int, *reasons: str) -> None:
         self.open[person] = False
-        self.outcome[person] = QuarantinedUser(self.entra_ids[person], self.people.upn[person], list(reasons))
+        people = self.people
+        self.outcome[person] = QuarantinedUser(
+            self.entra_ids[person], people.upn[person], list(reasons), people.display_name[person]
+        )
 
     def _decide(
         self,
@@ -549,6 +556,7 @@ class _Planner:
             match_value,
             {} if desired is None else desired,
             self.people.roles[person],
+            self.people.display_name[person],
         )
 
     def _match_value(self, person: int, desired: dict[str, Any]) -> Any:

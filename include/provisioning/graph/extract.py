@@ -333,12 +333,19 @@ class _Reader:
             return frame, quarantined
 
     def _quarantined(self, problems: list[tuple[str, list[str]]]) -> list[QuarantinedUser]:
-        """``QuarantinedUser`` of each (id, reasons), with the UPN Graph returned (None if none)."""
+        """``QuarantinedUser`` of each (id, reasons), with the UPN and display name Graph returned
+        (None if none)."""
         if not problems:
             return []
-        upns = self.records.take(self.records.positions([user_id for user_id, _ in problems]))["userPrincipalName"]
-        names = upns if isinstance(upns, list) else upns.to_pylist()
-        return [QuarantinedUser(user_id, upn, reasons) for (user_id, reasons), upn in zip(problems, names, strict=True)]
+        taken = self.records.take(self.records.positions([user_id for user_id, _ in problems]))
+        upns, names = (
+            column if isinstance(column, list) else column.to_pylist()
+            for column in (taken["userPrincipalName"], taken["displayName"])
+        )
+        return [
+            QuarantinedUser(user_id, upn, reasons, name)
+            for (user_id, reasons), upn, name in zip(problems, upns, names, strict=True)
+        ]
 
 
 class _FullRead(_Reader):

@@ -257,6 +257,7 @@ def _log(
         error_code,
         error_message,
         now,
+        change.display_name,
     )
 
 
@@ -322,6 +323,7 @@ def build_commit(
                 error_code=None,
                 error_message="; ".join(user.reasons) or "quarantined (no reason given)",
                 at=now,
+                display_name=user.display_name,
             )
         )
 

@@ -224,7 +224,8 @@ def test_one_user_is_provisioned_on_demand_and_its_steps_are_shown(
     expect(result).to_contain_text(f"provision_user: run {run_id} success (cycle ")
     steps = frame.get_by_test_id("action-steps")
     expect(steps.get_by_test_id("action-log-row")).to_have_count(1)
-    expect(steps).to_contain_text(f"Create {JOINER_UPN}: Success")
+    expect(steps).to_contain_text(f"Create On Demand ({JOINER_UPN}): Success")  # "Display name (UPN)"
+    expect(steps).to_contain_text(f"Read user On Demand ({JOINER_UPN}), object id {JOINER}, from Entra ID")
     assert steps.locator("li li").evaluate_all("items => items.map(item => item.dataset.step)") == [
         "import",
         "scope",

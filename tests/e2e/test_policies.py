@@ -123,7 +123,8 @@ def test_cli_dry_run_writes_nothing_then_sync_writes_and_reports(sandbox: Sandbo
     dry_summary = tmp_path / "dry.json"
     dry = _cli(sandbox, tmp_path, "sync", "--dry-run", "--summary-json", str(dry_summary))
     assert dry.returncode == 0, dry.stderr
-    assert "create  adele.vance@contoso.example  Username: adele.vance@contoso.example;" in dry.stdout
+    planned = r"create  Adele Vance \(adele\.vance@contoso\.example\) +Username: adele\.vance@contoso\.example;"
+    assert re.search(planned, dry.stdout), dry.stdout
     assert "cycle, dry run (planned only, nothing written)" in dry.stdout
     assert "stopped" not in dry.stdout  # a dry run is not a stopped cycle (exit 3 means stopped)
     assert json.loads(dry_summary.read_text())["status"] == "dry_run"

@@ -134,7 +134,9 @@ def describe(upn: str, result: CycleResult, *, dry_run: bool = False) -> OnDeman
     outcome.steps.append(Step("match", "ok", matched))
     fields = describe_changes(change, result.profile_names) or "no field changes"
     if dry_run:
-        outcome.steps.append(Step("action", "skipped", f"would {label}: {fields} (dry run)"))
+        # An up-to-date user plans Action.OTHER, whose label is "none": "would none" read as a typo.
+        planned_text = "no action" if change.action is Action.OTHER else f"would {label}"
+        outcome.steps.append(Step("action", "skipped", f"{planned_text}: {fields} (dry run)"))
         return outcome
     if change.action in (Action.OTHER, Action.STAGED_DELETE):
         reason = result.plan.held_back_reason if change.action is Action.STAGED_DELETE else "already up to date"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,8 +18,9 @@ from include.provisioning.cycle import Engine, run_cycle
 from include.provisioning.model import Action, CycleStatus, Mode, Status
 from include.provisioning.report import format_summary
 from include.provisioning.state import StateStore
+from include.sandbox.core.envfile import write_env_file
 from tests.e2e.conftest import ingest_jobs, org_changes, org_users, run_cli
-from tests.sandbox_process import SandboxProcess
+from tests.sandbox_process import REPO_ROOT, SandboxProcess
 
 ADELE, ZOE = "00000000-0000-0000-0000-000000000001", "00000000-0000-0000-0000-000000000004"
 
@@ -197,3 +199,27 @@ def test_provision_user_tells_an_unknown_user_from_an_unassigned_one(sandbox: Sa
         assert "error: Entra ID has no user nobody@nowhere.example" in unknown.stderr
         assert "Traceback" not in unknown.stderr
     assert ingest_jobs(sandbox) == 0 and org_changes(before, org_users(sandbox)) == {}
+
+
+def test_a_refused_graph_secret_prints_one_error_naming_the_connection(sandbox: SandboxProcess, tmp_path: Path) -> None:
+    """The CLI's stderr holds the engine's error (the connection and what to check), not first
+    azure-identity's WARNING dump of the refused token request (trace id, JSON body), which Python
+    printed because the CLI configures no logging handler."""
+    env_file = tmp_path / "wrong-secret.env"
+    settings = {**sandbox.settings}
+    graph = json.loads(settings["AIRFLOW_CONN_MSGRAPH_DEFAULT"])
+    settings["AIRFLOW_CONN_MSGRAPH_DEFAULT"] = json.dumps({**graph, "password": "not-the-secret"})
+    write_env_file(env_file, settings)
+    done = subprocess.run(
+        [sys.executable, "-m", "include.provisioning", "validate-config", "--connect", "--env-file", str(env_file)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.strip()]
+    assert errors and all(line.startswith("error: ") or "problem(s) found" in line for line in errors), done.stderr
+    assert "check the client id, secret and extra.tenant_id of connection 'msgraph_default'" in done.stderr
+    assert "Trace ID" not in done.stderr and "not-the-secret" not in done.stderr

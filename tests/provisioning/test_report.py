@@ -239,7 +239,7 @@ def test_report_lists_each_user_once_with_reasons() -> None:
     )
     assert report.csv_filename == "provisioning-20261126T153000Z-ab12.csv"
     assert "in scope 6 = " in report.text
-    assert "- Create Failure: dup@contoso.com (e1) [DUPLICATE_USERNAME] Duplicate Username" in report.text
+    assert "- Create Failure: dup@contoso.com, object id e1 [DUPLICATE_USERNAME] Duplicate Username" in report.text
 
 
 def test_held_back_users_alone_use_the_given_reason() -> None:
@@ -294,11 +294,12 @@ def test_users_are_named_by_display_name_and_upn_in_the_bodies_and_the_csv() -> 
     assert "<script" not in report.html and "&lt;script&gt;" in report.html
     records = report.text.split("\nRecords\n-------\n", 1)[1].split("\n\n", 1)[0].splitlines()
     assert [line.split(": ", 1)[1] for line in records] == [
-        "Adele Vance (adele@contoso.example) (e1) [DUPLICATE_USERNAME] Duplicate Username",
-        '<script>alert("x")</script> =1 (h@contoso.example) (e2) [DUPLICATE_USERNAME] boom',
-        "old@contoso.example (e3) [DUPLICATE_USERNAME] boom",
+        # one pair of brackets per user: "Adele Vance (adele@…) (e1)" read as two names
+        "Adele Vance (adele@contoso.example), object id e1 [DUPLICATE_USERNAME] Duplicate Username",
+        '<script>alert("x")</script> =1 (h@contoso.example), object id e2 [DUPLICATE_USERNAME] boom',
+        "old@contoso.example, object id e3 [DUPLICATE_USERNAME] boom",
         "=Zoë Müller (e4) mail: missing",
-        "Grady Archie (gone@contoso.example) (e5) held back by the accidental-deletion threshold",
+        "Grady Archie (gone@contoso.example), object id e5 held back by the accidental-deletion threshold",
     ]
     header, *rows = parse(report.csv_bytes)
     assert header[4:6] == ["user_principal_name", "display_name"]

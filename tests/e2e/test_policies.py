@@ -10,6 +10,7 @@ import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg2
 import pytest
@@ -201,14 +202,14 @@ def test_provision_user_tells_an_unknown_user_from_an_unassigned_one(sandbox: Sa
     assert ingest_jobs(sandbox) == 0 and org_changes(before, org_users(sandbox)) == {}
 
 
-def test_a_refused_graph_secret_prints_one_error_naming_the_connection(sandbox: SandboxProcess, tmp_path: Path) -> None:
-    """The CLI's stderr holds the engine's error (the connection and what to check), not first
-    azure-identity's WARNING dump of the refused token request (trace id, JSON body), which Python
-    printed because the CLI configures no logging handler."""
-    env_file = tmp_path / "wrong-secret.env"
+def _validate_connect(sandbox: SandboxProcess, tmp_path: Path, **connections: dict[str, Any]) -> str:
+    """``validate-config --connect`` with some connections changed; its stderr (exit 2 checked)."""
+    env_file = tmp_path / "changed.env"
     settings = {**sandbox.settings}
-    graph = json.loads(settings["AIRFLOW_CONN_MSGRAPH_DEFAULT"])
-    settings["AIRFLOW_CONN_MSGRAPH_DEFAULT"] = json.dumps({**graph, "password": "not-the-secret"})
+    for variable, change in connections.items():
+        connection = json.loads(settings[variable])
+        extra = {**connection.get("extra", {}), **change.pop("extra", {})}
+        settings[variable] = json.dumps({**connection, **change, "extra": extra})
     write_env_file(env_file, settings)
     done = subprocess.run(
         [sys.executable, "-m", "include.provisioning", "validate-config", "--connect", "--env-file", str(env_file)],
@@ -221,5 +222,21 @@ def test_a_refused_graph_secret_prints_one_error_naming_the_connection(sandbox: 
     assert done.returncode == 2, done.stdout + done.stderr
     errors = [line for line in done.stderr.splitlines() if line.strip()]
     assert errors and all(line.startswith("error: ") or "problem(s) found" in line for line in errors), done.stderr
-    assert "check the client id, secret and extra.tenant_id of connection 'msgraph_default'" in done.stderr
-    assert "Trace ID" not in done.stderr and "not-the-secret" not in done.stderr
+    return done.stderr
+
+
+def test_refused_secrets_print_one_error_each_naming_the_connection(sandbox: SandboxProcess, tmp_path: Path) -> None:
+    """Each connection's refused secret is one ``error:`` line naming the setting to check: not
+    azure-identity's WARNING dump of the refused token request (trace id, JSON body) first, which
+    Python printed because the CLI configures no logging handler, and not "Salesforce login:
+    Salesforce login failed: ..."."""
+    stderr = _validate_connect(
+        sandbox,
+        tmp_path,
+        AIRFLOW_CONN_MSGRAPH_DEFAULT={"password": "not-the-secret"},
+        AIRFLOW_CONN_SALESFORCE_DEFAULT={"extra": {"consumer_secret": "not-the-secret-either"}},
+    )
+    assert "check the client id, secret and extra.tenant_id of connection 'msgraph_default'" in stderr
+    assert "check extra.consumer_key and extra.consumer_secret of connection 'salesforce_default'" in stderr
+    assert "error: Salesforce login failed: " in stderr and "Salesforce login: Salesforce login" not in stderr
+    assert "Trace ID" not in stderr and "not-the-secret" not in stderr

@@ -326,6 +326,8 @@ def _login_failure(settings: SalesforceSettings, method: str, exc: SalesforceAut
         f"Salesforce login failed: {method} as {_who(settings, method)} at {settings.login_url} "
         f"(connection {settings.conn_id!r}): {code}: {detail}".rstrip(": ")
     )
+    if code == "invalid_client":  # OAuth 2.0 (RFC 6749 5.2): the client's own credentials were refused
+        message += f" (check extra.consumer_key and extra.consumer_secret of connection {settings.conn_id!r})"
     if method == SOAP_LOGIN and code == "INVALID_OPERATION":
         message += (
             f" — SOAP login() is retired (API v65.0 and later, and orgs that switched it off; this connection "

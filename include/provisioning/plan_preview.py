@@ -19,6 +19,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from wcwidth import wcswidth
+
 from include.provisioning.model import Action, Plan, PlannedChange, QuarantinedUser, user_label
 from include.provisioning.report import HELD_BACK_DEFAULT, spreadsheet_csv
 
@@ -126,6 +128,18 @@ def plan_rows(
     return rows
 
 
+def _columns(text: str) -> int:
+    """Terminal columns ``text`` takes: East Asian wide characters (鈴木) take two, combining
+    marks none (``wcwidth``, after Unicode's East Asian Width and the terminals that follow it);
+    ``len`` for text holding a control character, which has no width."""
+    width = wcswidth(text)
+    return len(text) if width < 0 else width
+
+
+def _pad(text: str, columns: int) -> str:
+    return text + " " * max(columns - _columns(text), 0)
+
+
 def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
@@ -150,9 +164,9 @@ def table_lines(rows: Sequence[PlanRow], limit: int = TABLE_LIMIT) -> list[str]:
     ]
     header = ("action", "user", "changes")
     action_width = max(len(header[0]), *(len(c[0]) for c in cells))
-    user_width = max(len(header[1]), *(len(c[1]) for c in cells))
+    user_width = max(len(header[1]), *(_columns(c[1]) for c in cells))
     lines = [
-        f"{action:<{action_width}}  {user:<{user_width}}  {what}".rstrip()
+        f"{action:<{action_width}}  {_pad(user, user_width)}  {what}".rstrip()
         for action, user, what in [header, ("-" * action_width, "-" * user_width, "-" * len(header[2])), *cells]
     ]
     if len(rows) > limit:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import csv
 import io
 
+from wcwidth import wcswidth
+
 from include.provisioning.model import Action, FieldChange, Plan, PlannedChange, QuarantinedUser
 from include.provisioning.plan_preview import CSV_COLUMNS, csv_bytes, describe_changes, plan_rows, table_lines
 
@@ -115,3 +117,18 @@ def test_users_are_named_by_display_name_and_upn_in_the_table_and_the_csv() -> N
         ["h@contoso.example", "'=cmd|' /C calc'!A0", "entra-2"],  # neutralised, as every cell
         ["", "Zoë Müller", "entra-4"],
     ]
+
+
+def test_the_changes_column_starts_in_one_terminal_column_with_wide_and_combining_names() -> None:
+    """A CJK name takes two terminal columns a character and a combining mark none: padding by
+    ``len`` pushed the changes column of 鈴木's row right and of a decomposed "Zoë" left."""
+    wide = _change(1, Action.CREATE, "suzuki@contoso.example", LastName=(None, "Suzuki"))
+    wide.display_name = "鈴木 一郎"
+    combining = _change(2, Action.CREATE, "zoe@contoso.example", LastName=(None, "Muller"))
+    combining.display_name = "Zoe\u0308 Mu\u0308ller"
+    plain = _change(3, Action.CREATE, "ann@contoso.example", LastName=(None, "Lee"))
+    plain.display_name = "Ann Lee"
+    header_line, _, *lines = table_lines(plan_rows(Plan(creates=[wide, combining, plain]), []))
+    column = wcswidth(header_line[: header_line.index("changes")])
+    assert [wcswidth(line[: line.index("LastName")]) for line in lines] == [column] * 3
+    assert len({line.index("LastName") for line in lines}) == 3  # the characters before it do differ

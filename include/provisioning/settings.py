@@ -246,7 +246,7 @@ def connection_from_env(conn_id: str, environ: Mapping[str, str] | None = None) 
     if not raw:
         raise SettingsError(
             f"connection {conn_id!r} is not configured: set AIRFLOW_CONN_{conn_id.upper()} "
-            "(the sandbox writes it: python -m include.sandbox up --env-file FILE)"
+            "(the sandbox writes it: .venv/bin/python -m include.sandbox up --env-file FILE)"
         )
     raw = raw.strip()
     return _from_json(conn_id, raw) if raw.startswith("{") else _from_uri(conn_id, raw)

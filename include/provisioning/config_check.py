@@ -2,7 +2,9 @@
 
 Reports every problem it finds rather than the first, because a person fixing configuration
 wants the whole list: the mapping table (and its scoping filters), the expectation suite, the
-connections, and with ``connect`` whether Graph and Salesforce accept the credentials.
+connections, and with ``connect`` whether Graph and Salesforce accept the credentials and whether
+Salesforce's User has every field the table sends, writable as its rows apply them
+(``salesforce.fields``).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from include.provisioning.settings import (
     GRAPH_CONN_ID,
@@ -20,6 +23,10 @@ from include.provisioning.settings import (
     state_url_from_env,
 )
 from include.provisioning.shares import percent
+
+if TYPE_CHECKING:
+    from include.provisioning.mapping import MappingTable
+    from include.provisioning.salesforce.client import SalesforceSession
 
 
 def check_config(
@@ -35,6 +42,7 @@ def check_config(
 
     problems: list[str] = []
     info: list[str] = []
+    table: MappingTable | None = None
     try:
         table = MappingTable.load(mapping_path)
         matching = ", ".join(f.target for f in table.matching_fields())
@@ -84,7 +92,25 @@ def check_config(
         except Exception as exc:
             text = str(exc)  # SalesforceLoginError already starts "Salesforce login failed: ..."
             problems.append(text if text.startswith("Salesforce login") else f"Salesforce login: {text}")
+        else:
+            if table is not None:
+                problems.extend(_salesforce_fields(session, table, info))
     return problems, info
+
+
+def _salesforce_fields(session: SalesforceSession, table: MappingTable, info: list[str]) -> list[str]:
+    """Problems of the table's targets against the org's ``sobjects/User/describe`` (a failed
+    describe is one problem); on success one line goes to ``info``."""
+    from include.provisioning.salesforce.fields import check_user_fields, describe_user
+
+    try:
+        fields = describe_user(session)
+    except Exception as exc:
+        return [f"Salesforce describe User: {exc}"]
+    problems = check_user_fields(table, fields)
+    if not problems:
+        info.append(f"Salesforce: User has every mapped field ({len(table.fields)} checked against its describe)")
+    return problems
 
 
 async def _graph_login(settings) -> None:  # type: ignore[no-untyped-def]

@@ -136,7 +136,9 @@ class MappingResult:
     ``apply: on_create`` fields: they stop a create, never an update (the diff decides which)."""
 
 
-def _suggest(name: str, candidates: Iterable[str], *, close_matches: bool = True) -> str:
+def suggest_name(name: str, candidates: Iterable[str], *, close_matches: bool = True) -> str:
+    """``"; did you mean X?"`` for the candidate ``name`` differs from only in case, else (with
+    ``close_matches``) the closest by ``difflib``, else ``""``."""
     pool = list(candidates)
     lowered = {c.lower(): c for c in pool}
     if name.lower() in lowered:
@@ -160,7 +162,7 @@ def check_attribute(name: str) -> str | None:
         return None
     # "extensionAttribute16" is not a misspelt "extensionAttribute6": the reason says what is allowed.
     pool = [*GRAPH_USER_ATTRIBUTES, *EXTENSION_ATTRIBUTES, *DERIVED_ATTRIBUTES]
-    return reason + _suggest(name, pool, close_matches=not is_custom_data_name(name))
+    return reason + suggest_name(name, pool, close_matches=not is_custom_data_name(name))
 
 
 def _line_numbers(text: str) -> list[int]:
@@ -449,7 +451,7 @@ def _parse_row(raw: Any, index: int, line: int | None, problems: list[Problem]) 
     if unknown:
         problem(
             f"unknown key(s) {', '.join(unknown)}"
-            + _suggest(unknown[0], _ROW_KEYS)
+            + suggest_name(unknown[0], _ROW_KEYS)
             + f"; a row has {', '.join(_ROW_KEYS)}",
             target,
         )

@@ -56,6 +56,7 @@ from include.provisioning.model import (
 )
 from include.provisioning.report import EscrowBacklog, FailureReport, failure_report
 from include.provisioning.salesforce.client import SalesforceSession
+from include.provisioning.salesforce.fields import SalesforceFieldError, field_origin, refused_job_fault
 from include.provisioning.salesforce.load import UNPROCESSED, BulkLoader, LoadRequest
 from include.provisioning.salesforce.org import fetch_profiles, fetch_users, linked_or_matching
 from include.provisioning.salesforce.profiles import resolve_profiles
@@ -804,7 +805,10 @@ def run_plan(engine: Engine, ws: Workspace) -> StageOutcome:
                 where = linked_or_matching(
                     list(snapshot["sf_id"]), {name: list(mapped[name]) for name in keys if name in mapped}
                 )
-            org = fetch_users(session, sorted({*fields, "ProfileId", "IsActive"} - {"Id"}), where=where)
+            try:
+                org = fetch_users(session, sorted({*fields, "ProfileId", "IsActive"} - {"Id"}), where=where)
+            except SalesforceFieldError as exc:  # name the mapping row that sends the field
+                raise exc.at(field_origin(engine.table, exc.field)) from None
         if focus:  # and whoever else is linked to those Salesforce users (they keep them)
             with phase("state"):
                 snapshot = engine.state.snapshot(entra_ids=people, sf_ids=_stored_id_forms(org["Id"]))
@@ -940,7 +944,13 @@ def _send(engine: Engine, session: SalesforceSession, cycle_id: str, plan: Plan)
         records = {entra_id: who[entra_id] for entra_id in keys.values() if entra_id in who}
         engine.state.record_job(cycle_id, job_id, operation, key_field, keys, records=records)
 
-    loader = BulkLoader(session, on_job_created=remember, progress=engine.progress)
+    jobs: list[str] = []
+
+    def remember_job(job_id: str, operation: str, key_field: str, keys: dict[str, str]) -> None:
+        jobs.append(job_id)
+        remember(job_id, operation, key_field, keys)
+
+    loader = BulkLoader(session, on_job_created=remember_job, progress=engine.progress)
     groups = {
         "deactivations": plan.deactivations,
         "creates": plan.creates,
@@ -953,7 +963,17 @@ def _send(engine: Engine, session: SalesforceSession, cycle_id: str, plan: Plan)
             continue
         rows = bulk_rows(changes, keyed=operation == "update")
         actions = {c.entra_id: c.action for c in changes}
-        for result in loader.run(LoadRequest(action, operation, rows)):
+        del jobs[:]
+        sent = loader.run(LoadRequest(action, operation, rows))
+        fault = refused_job_fault(sent)
+        if fault is not None:
+            # A column User lacks and nothing of this group written: escrowing its users would
+            # retry the same refusal for 28 days. Its job records go (nothing to settle); earlier
+            # groups' jobs stay recorded for the next attempt to resume, as after a crash.
+            for job_id in jobs:
+                engine.state.forget_job(job_id)
+            raise fault.at(field_origin(engine.table, fault.field))
+        for result in sent:
             result.action = actions.get(result.entra_id, result.action)
             results.append(result)
     # This cycle's job records are deleted by commit, in the same transaction as the results:

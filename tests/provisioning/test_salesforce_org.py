@@ -14,7 +14,9 @@ import orjson
 import pandas as pd
 import pytest
 
+from include.provisioning.errors import is_configuration_error
 from include.provisioning.salesforce.client import SalesforceSession, connect, settings_from_env
+from include.provisioning.salesforce.fields import SalesforceFieldError
 from include.provisioning.salesforce.jobs import BulkJobError
 from include.provisioning.salesforce.org import fetch_profiles, fetch_users, linked_or_matching, user_query
 from include.provisioning.salesforce.profiles import resolve_profiles
@@ -160,10 +162,11 @@ def test_fetch_users_with_no_match_gives_an_empty_frame(sandbox: SandboxProcess)
     assert list(frame.columns) == ["Id", "Username"] and frame.empty
 
 
-def test_fetch_users_names_a_bad_field(sandbox: SandboxProcess) -> None:
-    with pytest.raises(BulkJobError) as caught:
+def test_fetch_users_names_a_bad_field_as_a_configuration_error(sandbox: SandboxProcess) -> None:
+    with pytest.raises(SalesforceFieldError) as caught:
         fetch_users(session_for(sandbox), ["Username", "NoSuchField__c"])
-    assert "NoSuchField__c" in str(caught.value) and "INVALID_FIELD" in str(caught.value)
+    assert (caught.value.code, caught.value.field) == ("INVALID_FIELD", "NoSuchField__c")
+    assert is_configuration_error(caught.value) and not isinstance(caught.value, BulkJobError)
 
 
 def test_fetch_profiles(sandbox: SandboxProcess) -> None:

@@ -110,6 +110,15 @@ def abort_job(session: SalesforceSession, job_id: str, *, is_query: bool) -> dic
     return dict(session.call(lambda: session.bulk2()._client.abort_job(job_id, is_query), f"abort job {job_id}"))
 
 
+def error_parts(exc: Exception) -> tuple[str, str]:
+    """(errorCode, message) of Salesforce's ``[{"errorCode", "message"}]`` body, ``("", "")``
+    when the error carries none."""
+    content = getattr(exc, "content", None)
+    if isinstance(content, list) and content and isinstance(content[0], dict):
+        return str(content[0].get("errorCode") or ""), str(content[0].get("message") or "")
+    return "", ""
+
+
 def error_text(exc: Exception) -> str:
     """Salesforce's ``[{"errorCode", "message"}]`` as ``CODE: message`` when the error has it."""
     content = getattr(exc, "content", None)

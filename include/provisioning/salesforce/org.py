@@ -19,7 +19,8 @@ from simple_salesforce.exceptions import SalesforceMalformedRequest
 from simple_salesforce.format import format_soql
 
 from include.provisioning.salesforce.client import SalesforceSession
-from include.provisioning.salesforce.jobs import JOB_COMPLETE, BulkJobError, error_text, wait_for_job
+from include.provisioning.salesforce.fields import field_fault
+from include.provisioning.salesforce.jobs import JOB_COMPLETE, BulkJobError, error_parts, error_text, wait_for_job
 
 DEFAULT_PAGE_SIZE = 50_000
 PROFILE_COLUMNS = ["Id", "Name", "UserLicenseId"]
@@ -57,7 +58,9 @@ def fetch_users(
     poll_max: float = 1.0,
 ) -> pd.DataFrame:
     """The ORG frame: ``Id`` plus ``fields`` for every user (strings, booleans "true"/"false",
-    nulls None), columns named exactly as asked."""
+    nulls None), columns named exactly as asked. Raises ``SalesforceFieldError`` (a configuration
+    error) when Salesforce refuses a field of the query (INVALID_FIELD, INVALID_TYPE), else
+    ``BulkJobError``."""
     soql = user_query(fields, where)
     columns = ["Id", *dict.fromkeys(f for f in fields if f.lower() != "id")]
     try:
@@ -65,6 +68,10 @@ def fetch_users(
             lambda: session.bulk2()._client.create_job(Operation.query, soql), "create the User query job"
         )
     except SalesforceMalformedRequest as exc:
+        # A field the configuration names that the org lacks (INVALID_FIELD) is not transient.
+        fault = field_fault(*error_parts(exc))
+        if fault is not None:
+            raise fault from None
         raise BulkJobError(None, f"Salesforce refused the query {soql!r}: {error_text(exc)}") from None
     job_id = created["id"]
     info = wait_for_job(session, job_id, is_query=True, poll_initial=poll_initial, poll_max=poll_max)

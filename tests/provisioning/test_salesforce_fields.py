@@ -108,6 +108,8 @@ def test_salesforce_query_fault_becomes_a_configuration_error_naming_field_and_r
 def test_bulk_wording_and_other_codes() -> None:
     fault = field_fault("INVALID_FIELD", "Field name not found : Divison")
     assert fault is not None and fault.field == "Divison"
+    unsupported = field_fault("INVALID_TYPE_FOR_OPERATION", "entity type cannot be queried")
+    assert unsupported is not None and unsupported.field is None and is_configuration_error(unsupported)
     assert field_fault("MALFORMED_QUERY", "unexpected token: FROM") is None
     assert field_fault("REQUEST_LIMIT_EXCEEDED", "No such column 'X'") is None
 

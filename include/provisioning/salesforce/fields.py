@@ -35,8 +35,12 @@ PROFILE_TARGET = "ProfileName"
 """The mapping's profile row: resolved to ``ProfileId`` before it reaches Salesforce."""
 ALWAYS_SENT = ("Id", "IsActive", "ProfileId")
 """Fields every cycle reads or writes whatever the table says (org query, deactivations)."""
-FIELD_FAULTS = frozenset({"INVALID_FIELD", "INVALID_TYPE", "INVALID_FIELD_FOR_INSERT_UPDATE"})
-"""Salesforce error codes that mean a field name or its use is wrong: configuration, not load."""
+FIELD_FAULTS = frozenset(
+    {"INVALID_FIELD", "INVALID_TYPE", "INVALID_TYPE_FOR_OPERATION", "INVALID_FIELD_FOR_INSERT_UPDATE"}
+)
+"""Salesforce error codes (API "StatusCode" list) that mean a field or object name, or its use,
+is wrong in a whole request: configuration, not load. Per-record codes of an ingest job's results
+stay record failures (escrowed)."""
 _NO_SUCH_COLUMN = re.compile(r"No such column '([^']+)'|Field name not found\s*:\s*(\S+)")
 
 

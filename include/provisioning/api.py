@@ -227,6 +227,22 @@ def record_failure(engine: Engine, exc: BaseException) -> FailureVerdict | None:
     return FailureVerdict(count, engine.state.job_quarantine(), notify)
 
 
+def record_stage_failure(
+    engine: Engine, cycle_id: str | None, exc: BaseException, *, kind: str | None = None
+) -> str | None:
+    """Record on the cycle why the stage it is in failed, so the page and its API can say so
+    (``StateStore.record_failure``): ``kind`` (default ``errors.failure_kind(exc)``; the caller
+    knows better for its own errors, e.g. an undefined connection) and ``str(exc)``. Returns the
+    kind; None for no cycle or a dry run's (a dry run writes nothing to the store)."""
+    from include.provisioning.errors import failure_kind
+
+    if not cycle_id or cycle_id.startswith("dry-run-"):
+        return None
+    kind = kind or failure_kind(exc)
+    engine.state.record_failure(cycle_id, kind, str(exc) or type(exc).__name__)
+    return kind
+
+
 def open_cycle(
     engine: Engine,
     workspace_for: Callable[[str], Workspace],

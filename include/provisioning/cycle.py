@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 
 from include.provisioning.engine import Engine, Progress
+from include.provisioning.errors import failure_kind
 from include.provisioning.model import Mode
 from include.provisioning.slices import AssignmentWindow
 from include.provisioning.stages import (
@@ -71,5 +72,7 @@ def run_cycle(
         return run_commit(engine, ws)
     except Exception as exc:
         if not dry_run:
+            # The kind too, so the Provisioning page says what to do about it (as for Airflow's runs).
+            engine.state.record_failure(context.cycle_id, failure_kind(exc), f"{type(exc).__name__}: {exc}")
             engine.state.fail_cycle(context.cycle_id, f"{type(exc).__name__}: {exc}")
         raise

@@ -89,3 +89,17 @@ def is_configuration_error(exc: BaseException) -> bool:
         seen.add(id(current))
         current = current.__cause__
     return False
+
+
+FAILURE_KINDS = ("configuration", "transient", "unexpected")
+"""What a failed stage's error was, by what to do about it (the tree above): fix the configuration,
+wait for the service (Airflow retries), or read the traceback (retried like a transient one)."""
+
+
+def failure_kind(exc: BaseException) -> str:
+    """``FAILURE_KINDS`` member for ``exc`` (its cause chain decides a configuration error)."""
+    if is_configuration_error(exc):
+        return "configuration"
+    if isinstance(exc, TransientError):
+        return "transient"
+    return "unexpected"

@@ -231,6 +231,32 @@ def _error_text(error: object) -> tuple[str, str]:
     return _one_line(name)[:2000], "\n".join(lines[-TRACEBACK_LINES:])
 
 
+def attempt_text(try_number: int | None, max_tries: object, error: object) -> str:
+    """The e-mail's "Try" line, honest about retries: ``"1 (not retried: configuration problem)"``
+    for a task that failed at once (``AirflowFailException``: ``tasks.engine_errors`` raises it for
+    a configuration error or a lost writer lease; Airflow then skips the retries left), ``"2 of 4
+    (Airflow retries it)"`` while tries are left, ``"4 of 4 (the last)"``; "" without a try number."""
+    if not try_number:
+        return ""
+    from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundException
+
+    from include.provisioning.errors import LeaseLostError, is_configuration_error
+
+    if isinstance(error, AirflowFailException):
+        cause = error.__cause__
+        if cause is not None and (isinstance(cause, AirflowNotFoundException) or is_configuration_error(cause)):
+            why = "configuration problem"
+        elif isinstance(cause, LeaseLostError):
+            why = "the run lost the writer lease"
+        else:  # the task's own check (an unknown param, a run without a data interval)
+            why = "retrying cannot help"
+        return f"{try_number} (not retried: {why})"
+    if not isinstance(max_tries, int):
+        return str(try_number)
+    total = max_tries + 1
+    return f"{try_number} of {total} " + ("(the last)" if try_number >= total else "(Airflow retries it)")
+
+
 def failure_message(context: Mapping[str, Any]) -> tuple[str, str]:
     """(subject, HTML body) for a failed task (or DAG run) from its Airflow context: DAG, task,
     run, try, the exception with its traceback's tail, and a link to the task's log."""
@@ -249,10 +275,9 @@ def failure_message(context: Mapping[str, Any]) -> tuple[str, str]:
         url = airflow_task_url(dag_id, run_id, task_id, map_index=map_index, try_number=try_number)
     else:
         url = airflow_run_url(dag_id, run_id)
-    attempt = ""
-    if try_number:
-        attempt = f"{try_number} of {max_tries + 1}" if isinstance(max_tries, int) else str(try_number)
-    error, trace = _error_text(context.get("exception") or context.get("reason"))
+    failure = context.get("exception") or context.get("reason")
+    attempt = attempt_text(try_number, max_tries, failure)
+    error, trace = _error_text(failure)
     what = f"Task {task}" if task else "DAG run"
     subject = _one_line(f"[Airflow] {dag_id}: {what[0].lower() + what[1:]} failed (run {run_id})")[:250]
     html = _failure_template().render(

@@ -22,7 +22,6 @@ from airflow.sdk import PokeReturnValue
 from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundException, AirflowSkipException
 
 from include.provisioning.errors import (
-    ConfigurationError,
     JobQuarantinedError,
     LeaseBusyError,
     LeaseLostError,
@@ -69,30 +68,54 @@ def _count_auth_failure(exc: BaseException, dag_id: str | None, run_id: str | No
         engine.state.close()
 
 
+def _record_on_cycle(exc: BaseException, cycle_id: str | None, kind: str | None) -> None:
+    """Keep why this task failed on the run's cycle (``api.record_stage_failure``), so the
+    Provisioning page and its API show the engine's message, not only "failed"."""
+    if not cycle_id:
+        return
+    from entra_provisioning import runtime
+    from include.provisioning import api
+
+    try:
+        engine = runtime.build_engine()
+    except Exception:  # the state store itself may be what is misconfigured
+        log.warning("could not record this failure on cycle %s", cycle_id, exc_info=True)
+        return
+    try:
+        api.record_stage_failure(engine, cycle_id, exc, kind=kind)
+    except Exception:  # the task's own error matters more than the page's copy of it
+        log.warning("could not record this failure on cycle %s", cycle_id, exc_info=True)
+    finally:
+        engine.state.close()
+
+
 @contextmanager
-def engine_errors(what: str, dag_id: str | None = None, run_id: str | None = None) -> Iterator[None]:
+def engine_errors(
+    what: str, dag_id: str | None = None, run_id: str | None = None, cycle_id: str | None = None
+) -> Iterator[None]:
     """Turn the engine's terminal errors into Airflow's "fail now" and missing inputs into a skip;
-    an authentication failure also counts towards the job's quarantine."""
+    an authentication failure also counts towards the job's quarantine. A failure of a stage of
+    ``cycle_id`` is recorded on that cycle (its kind and the engine's message) for the page."""
     try:
         yield
-    except (ConfigurationError, AirflowNotFoundException) as exc:
-        if isinstance(exc, ConfigurationError):
-            _count_auth_failure(exc, dag_id, run_id)
-        raise AirflowFailException(f"{what}: configuration problem, not retried: {exc}") from exc
-    except LeaseLostError as exc:
-        raise AirflowFailException(
-            f"{what}: this run lost the writer lease ({exc}); another run may be writing. "
-            "Clear the run to start over: it resumes or reopens its cycle under the lease."
-        ) from exc
     except MissingArtifactError as exc:
         raise AirflowSkipException(
             f"{what}: an earlier stage's output is missing for this cycle ({exc}). The run's cycle was "
             "committed or replaced; clear from 'extract' to run a new cycle."
         ) from exc
     except Exception as exc:
-        if is_configuration_error(exc):
-            _count_auth_failure(exc, dag_id, run_id)
+        # An undefined Airflow connection is a configuration problem the engine cannot see.
+        configuration = isinstance(exc, AirflowNotFoundException) or is_configuration_error(exc)
+        _record_on_cycle(exc, cycle_id, "configuration" if configuration else None)
+        if configuration:
+            if not isinstance(exc, AirflowNotFoundException):
+                _count_auth_failure(exc, dag_id, run_id)
             raise AirflowFailException(f"{what}: configuration problem, not retried: {exc}") from exc
+        if isinstance(exc, LeaseLostError):
+            raise AirflowFailException(
+                f"{what}: this run lost the writer lease ({exc}); another run may be writing. "
+                "Clear the run to start over: it resumes or reopens its cycle under the lease."
+            ) from exc
         raise
 
 
@@ -235,7 +258,7 @@ def run_stage(name: str, cycle: dict[str, Any], dag_id: str, run_id: str, shard:
 
     part = Shard(shard["index"], shard["count"]) if shard is not None else None
     what = name if part is None or part.whole else f"{name} ({part.describe()})"
-    with engine_errors(what, dag_id, run_id):
+    with engine_errors(what, dag_id, run_id, cycle.get("cycle_id")):
         engine = runtime.build_engine(lease_holder=runtime.run_key(dag_id, run_id))
         try:
             ws = runtime.workspace(cycle["workspace"])
@@ -285,7 +308,7 @@ def commit_cycle(cycle: dict[str, Any], dag_id: str, run_id: str) -> dict[str, A
     from include.provisioning.report import EscrowBacklog, format_summary
     from include.provisioning.stages import CycleResult
 
-    with engine_errors("commit", dag_id, run_id):
+    with engine_errors("commit", dag_id, run_id, cycle.get("cycle_id")):
         engine = runtime.build_engine(lease_holder=runtime.run_key(dag_id, run_id))
         try:
             ws = runtime.workspace(cycle["workspace"])

@@ -143,10 +143,34 @@ def test_an_unknown_user_fails_the_task_at_once_naming_them(monkeypatch: pytest.
     from include.provisioning.errors import UnknownUserError
 
     counted: list[BaseException] = []
+    recorded: list[tuple[str, str | None, str | None]] = []
     monkeypatch.setattr(tasks, "_count_auth_failure", lambda exc, *args: counted.append(exc))
-    with pytest.raises(AirflowFailException) as failed, tasks.engine_errors("extract", "dag", "run"):
+    monkeypatch.setattr(tasks, "_record_on_cycle", lambda exc, *args: recorded.append((str(exc), *args)))
+    with pytest.raises(AirflowFailException) as failed, tasks.engine_errors("extract", "dag", "run", "c-1"):
         raise UnknownUserError("nobody@nowhere.example")
     message = str(failed.value)
     assert message.startswith("extract: configuration problem, not retried: ")
     assert "Entra ID has no user nobody@nowhere.example" in message
     assert "not assigned" not in message
+    # The engine's own message is what the run's cycle keeps for the Provisioning page.
+    assert recorded == [(str(UnknownUserError("nobody@nowhere.example")), "c-1", "configuration")]
+
+
+def test_a_stage_failure_is_recorded_on_the_cycle_with_its_kind(monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundException, AirflowSkipException
+    from entra_provisioning import tasks
+
+    from include.provisioning.errors import MissingArtifactError
+
+    recorded: list[tuple[str, str | None, str | None]] = []
+    monkeypatch.setattr(tasks, "_record_on_cycle", lambda exc, *args: recorded.append((str(exc), *args)))
+    with pytest.raises(TimeoutError), tasks.engine_errors("load", "dag", "run", "c-1"):
+        raise TimeoutError("Salesforce did not answer")  # retried by Airflow: its kind is the engine's
+    with pytest.raises(AirflowFailException), tasks.engine_errors("load", "dag", "run", "c-1"):
+        raise AirflowNotFoundException("The conn_id `salesforce_default` isn't defined")
+    with pytest.raises(AirflowSkipException), tasks.engine_errors("load", "dag", "run", "c-1"):
+        raise MissingArtifactError("plan")  # a skip, not a failure: nothing recorded
+    assert recorded == [
+        ("Salesforce did not answer", "c-1", None),
+        ("The conn_id `salesforce_default` isn't defined", "c-1", "configuration"),
+    ]

@@ -344,3 +344,39 @@ def test_the_catcher_script_gives_airflow_its_settings_and_keeps_each_message(
     assert lines[0].startswith("SMTP catcher listening on 127.0.0.1:")
     assert any(line.endswith(str(eml)) and the_report.subject in line for line in lines)
     assert lines[-1] == "SMTP catcher stopped"
+
+
+def _failed_at_once(cause: BaseException | None) -> BaseException:
+    from airflow.sdk.exceptions import AirflowFailException
+
+    try:
+        raise AirflowFailException("extract: configuration problem, not retried: ...") from cause
+    except AirflowFailException as exc:
+        return exc
+
+
+def test_the_try_line_says_when_a_failure_is_not_retried() -> None:
+    from entra_provisioning.notify import attempt_text
+
+    from include.provisioning.errors import LeaseLostError, UnknownUserError
+
+    unknown = _failed_at_once(UnknownUserError("nobody.here@relecloud.example"))
+    assert attempt_text(1, 3, unknown) == "1 (not retried: configuration problem)"
+    assert attempt_text(1, 3, _failed_at_once(LeaseLostError("x"))) == "1 (not retried: the run lost the writer lease)"
+    assert attempt_text(1, 3, _failed_at_once(None)) == "1 (not retried: retrying cannot help)"
+    assert attempt_text(2, 3, RuntimeError("Bulk job failed")) == "2 of 4 (Airflow retries it)"
+    assert attempt_text(4, 3, RuntimeError("Bulk job failed")) == "4 of 4 (the last)"
+    assert attempt_text(None, 3, RuntimeError("x")) == ""
+
+
+def test_the_failure_mail_of_an_unknown_user_shows_one_try_not_retried() -> None:
+    from types import SimpleNamespace
+
+    from entra_provisioning.notify import failure_message
+
+    from include.provisioning.errors import UnknownUserError
+
+    ti = SimpleNamespace(dag_id="d", run_id="r", task_id="extract", map_index=-1, try_number=1, max_tries=3)
+    _subject, body = failure_message({"ti": ti, "exception": _failed_at_once(UnknownUserError("nobody@x.example"))})
+    assert "<td>1 (not retried: configuration problem)</td>" in body
+    assert "1 of 4" not in body

@@ -244,6 +244,23 @@ def test_one_user_is_provisioned_on_demand_and_its_steps_are_shown(
     ]
 
 
+def test_a_run_for_a_user_entra_does_not_have_says_why_on_the_page(frame: FrameLocator) -> None:
+    # Found by a new user's trial: the page said only "run … failed".
+    nobody = "nobody.here@relecloud.example"
+    frame.locator("#provision-upn").fill(nobody)
+    frame.locator("#provision-submit").click()
+    result = frame.get_by_test_id("action-result")
+    expect(result).to_have_attribute("data-state", "failed", timeout=WAIT_MS)
+    failure = frame.get_by_test_id("action-failure")
+    expect(failure).to_be_visible()
+    expect(failure).to_contain_text("stopped in extract: configuration problem, not retried: fix it and run again: ")
+    expect(failure).to_contain_text(f"Entra ID has no user {nobody}")
+    # The overview shows the same cycle: where it stopped, and not 100 %.
+    expect(frame.get_by_test_id("cycle-stage")).to_have_text("extract (0 of 6 stages done)")
+    expect(frame.get_by_test_id("cycle-progress")).to_have_attribute("value", "0")
+    expect(frame.get_by_test_id("cycle-reason")).to_contain_text(f"Entra ID has no user {nobody}")
+
+
 def test_a_script_in_a_directory_value_stays_text_on_the_page_opened_alone(
     ui_server: AirflowServer, page: Page, dialogs: list[str], console: list[str]
 ) -> None:

@@ -87,3 +87,23 @@ def test_provisioning_one_user_on_demand_runs_the_dag_as_the_admin_and_shows_the
         assert overview["cycle"]["cycle_id"] == shown["cycle"]["cycle_id"]
         by_run = client.get("/api/cycles/by-run", params={"dag_id": DAG_ID, "run_id": run_id})
         assert by_run.status_code == 200 and by_run.json()["cycle_id"] == shown["cycle"]["cycle_id"]
+
+
+def test_a_run_for_a_user_entra_does_not_have_says_why_and_where_it_stopped(ui_server: AirflowServer) -> None:
+    # Found by a new user's trial: the page said only "failed" and progress 100 %; the reason was
+    # in the task log alone. Now the extract records the engine's error on the run's cycle.
+    unpause(ui_server)
+    nobody = "nobody.here@relecloud.example"
+    with _client(ui_server, password_token(ui_server, "admin")) as client:
+        started = client.post("/api/actions/provision_user", json={"user": nobody})
+        assert started.status_code == 200, started.text
+        run_id = started.json()["dag_run_id"]
+        assert ServerRuns(ui_server).wait(run_id) == "failed", ServerRuns(ui_server).tasks(run_id)
+        shown = client.get(f"/api/runs/{run_id}").json()
+    assert shown["run"]["failed_tasks"] == [{"task_id": "extract", "map_index": -1, "try_number": 1}]
+    cycle = shown["cycle"]
+    assert (cycle["status"], cycle["committed"], shown["log"]) == ("failed", False, [])
+    assert (cycle["failure"]["kind"], cycle["failure"]["stage"]) == ("configuration", "extract")
+    assert cycle["failure"]["message"].startswith(f"Entra ID has no user {nobody} (Graph: 404")
+    assert cycle["reason"] == cycle["failure"]["message"]
+    assert (cycle["progress"]["stage"], cycle["progress"]["done"], cycle["progress"]["percent"]) == ("extract", 0, 0)

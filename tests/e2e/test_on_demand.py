@@ -15,12 +15,14 @@ from typing import Any
 
 import orjson
 import pytest
+from sqlalchemy import create_engine, select
 
 from include.provisioning import api
 from include.provisioning.cycle import Engine, run_cycle
 from include.provisioning.errors import ConfigurationError, UnknownUserError
-from include.provisioning.model import Action, LogEntry, Status
+from include.provisioning.model import Action, CycleStatus, LogEntry, Status
 from include.provisioning.runtime import build_engine
+from include.provisioning.state.schema import cycles
 from tests.e2e.conftest import org_users
 from tests.sandbox_process import SandboxProcess
 
@@ -158,6 +160,14 @@ def test_an_unknown_user_is_a_configuration_error_naming_them(sandbox: SandboxPr
         with pytest.raises(UnknownUserError, match=r"nobody@nowhere\.example") as raised:
             run_cycle(engine, focus_upn="nobody@nowhere.example")
         assert isinstance(raised.value, ConfigurationError)
+        # The cycle keeps why it stopped and where, for the Provisioning page.
+        (failed,) = engine.state.cycles(1)
+        assert (failed.status, failed.reason) == (CycleStatus.FAILED, f"UnknownUserError: {raised.value}")
+        db = create_engine(engine.state.url)
+        with db.connect() as conn:
+            row = conn.execute(select(cycles.c.failure_kind, cycles.c.stage)).one()
+        db.dispose()
+        assert tuple(row) == ("configuration", "extract")
         outcome = api.provision_user(engine, "nobody@nowhere.example")
         assert outcome.unknown_user and not outcome.ok
         assert [s.name for s in outcome.steps if s.status == "failed"] == ["import"]

@@ -230,6 +230,7 @@ def test_a_version_5_database_gains_the_reactivated_count_and_the_later_log_inde
             conn.execute(text("CREATE INDEX ix_provisioning_log_upn_lower ON provisioning_log (lower(upn))"))
         conn.execute(text("ALTER TABLE cycles DROP COLUMN reactivated"))
         _drop_display_name(conn)
+        _drop_failure_kind(conn)
         conn.execute(text("UPDATE state_schema SET version = 5"))
 
     cycle_id, engine, current_indexes = _one_cycle_at_an_older_version(open_store, url, back_to_version_5)
@@ -270,11 +271,43 @@ def _back_to_version_4(conn: Connection) -> None:
     for name in _log_index_names(conn):
         conn.execute(text(f"DROP INDEX {name}"))
     _drop_display_name(conn)
+    _drop_failure_kind(conn)
     conn.execute(text("CREATE INDEX ix_provisioning_log_cycle_id ON provisioning_log (cycle_id)"))
     conn.execute(text("CREATE INDEX ix_provisioning_log_entra_id ON provisioning_log (entra_id)"))
     conn.execute(text("ALTER TABLE cycles DROP COLUMN stage"))
     conn.execute(text("ALTER TABLE cycles DROP COLUMN reactivated"))
     conn.execute(text("UPDATE state_schema SET version = 4"))
+
+
+def _drop_failure_kind(conn: Connection) -> None:
+    """Take away version 8's ``cycles.failure_kind``."""
+    conn.execute(text("ALTER TABLE cycles DROP COLUMN failure_kind"))
+
+
+def test_a_version_7_database_gains_the_failure_kind_of_a_cycle(
+    open_store: Callable[..., StateStore], url: str
+) -> None:
+
+    def back_to_version_7(conn: Connection) -> None:
+        _drop_failure_kind(conn)
+        conn.execute(text("UPDATE state_schema SET version = 7"))
+
+    old_cycle, engine, _ = _one_cycle_at_an_older_version(open_store, url, back_to_version_7)
+    again = open_store()
+    failed = again.start_cycle(Mode.FULL, "fp", now=T0 + HOUR)
+    again.enter_stage(failed, "extract")
+    again.record_failure(failed, "configuration", "Entra ID has no user x@contoso.com")
+    again.record_failure(old_cycle, "transient", "a committed cycle keeps its story")
+    again.fail_cycle(failed, "Airflow run r ended before the cycle was committed (see the failed task)")
+    with engine.connect() as conn:
+        version = conn.execute(text("SELECT version FROM state_schema")).scalar()
+        rows = conn.execute(text("SELECT id, status, failure_kind, reason FROM cycles ORDER BY started_at")).all()
+    engine.dispose()
+    assert version == schema.SCHEMA_VERSION == 8
+    assert [tuple(row) for row in rows] == [
+        (old_cycle, "succeeded", None, None),
+        (failed, "failed", "configuration", "Entra ID has no user x@contoso.com"),
+    ]
 
 
 def _drop_display_name(conn: Connection) -> None:
@@ -292,6 +325,7 @@ def test_a_version_6_database_gains_the_display_name_of_the_log_and_the_quaranti
 
     def back_to_version_6(conn: Connection) -> None:
         _drop_display_name(conn)
+        _drop_failure_kind(conn)
         conn.execute(text("UPDATE state_schema SET version = 6"))
         assert not any("display_name" in name for name in _log_index_names(conn))
 
@@ -312,7 +346,7 @@ def test_a_version_6_database_gains_the_display_name_of_the_log_and_the_quaranti
     assert [tuple(row) for row in quarantine] == [(old_cycle, None), (new_cycle, "Quinn Q")]
     assert again.quarantine_entries() == held_out
     name_index = "ix_provisioning_log_display_name_lower_" + ("action_status" if url.startswith("sqlite") else "c")
-    assert version == schema.SCHEMA_VERSION == 7
+    assert version == schema.SCHEMA_VERSION == 8
     assert name_index in indexes and indexes == current_indexes
     # The row written before keeps no name (nothing in the store had it); the new one has it.
     assert [tuple(row) for row in rows] == [

@@ -345,3 +345,61 @@ def test_a_state_store_that_does_not_answer_is_a_503_without_its_address(api: Te
     answer = api.get("/api/overview")
     assert answer.status_code == 503 and "does not answer" in answer.text
     assert "s3cret" not in answer.text and str(port) not in answer.text
+
+
+def test_a_run_that_failed_on_an_unknown_user_says_why_and_where_it_stopped(
+    api: TestClient, engine: Engine, monkeypatch: Any
+) -> None:
+    # What the extract task of a provision-on-demand run does (``tasks.engine_errors``): the
+    # engine's UnknownUserError is recorded on the cycle, then the teardown closes the cycle.
+    from entra_provisioning.ui import actions
+
+    from include.provisioning import api as front_door
+    from include.provisioning.errors import UnknownUserError
+
+    upn = "nobody.here@relecloud.example"
+    workspace = MemoryWorkspace()
+    key = "airflow:entra_salesforce_provisioning:manual__2"
+    context, ws = stages.begin(engine, lambda _cycle_id: workspace, run_key=key, focus_upn=upn)
+    try:
+        stages.run_extract(engine, ws)
+    except UnknownUserError as exc:
+        assert front_door.record_stage_failure(engine, context.cycle_id, exc) == "configuration"
+    ended = "Airflow run manual__2 ended before the cycle was committed (see the failed task)"
+    front_door.close_cycle(engine, holder=key, cycle_id=context.cycle_id, reason=ended)
+
+    async def airflow_says(_request: Any, run_id: str) -> dict[str, Any]:  # Airflow's answer, as the user
+        return {"dag_id": actions.PROVISIONING_DAG_ID, "dag_run_id": run_id, "state": "failed"}
+
+    monkeypatch.setattr(actions, "run_state", airflow_says)
+    body = api.get("/api/runs/manual__2").json()
+    shown = body["cycle"]
+    assert (body["run"]["state"], shown["status"], shown["committed"], body["log"]) == ("failed", "failed", False, [])
+    message = f"Entra ID has no user {upn} (Graph: 404 for GET /users/{{id | userPrincipalName}}); check the name"
+    assert shown["failure"] == {"kind": "configuration", "stage": "extract", "message": message}
+    assert shown["reason"] == message  # the teardown's "ended before…" does not replace it
+    assert (shown["progress"]["stage"], shown["progress"]["done"], shown["progress"]["percent"]) == ("extract", 0, 0)
+    # The overview and the chart's cycles say the same.
+    assert api.get("/api/overview").json()["cycle"]["failure"] == shown["failure"]
+
+
+def test_a_cycle_closed_without_a_recorded_failure_keeps_the_teardowns_reason(api: TestClient, engine: Engine) -> None:
+    from include.provisioning import api as front_door
+
+    workspace = MemoryWorkspace()
+    key = "airflow:entra_dag:manual__3"
+    context, ws = stages.begin(engine, lambda _cycle_id: workspace, run_key=key)
+    stages.run_extract(engine, ws)
+    stages.run_validate(engine, ws)
+    # A try of transform failed and was recorded; its retry entered the stage again, which clears it.
+    front_door.record_stage_failure(engine, context.cycle_id, TimeoutError("Salesforce did not answer"))
+    assert api.get("/api/overview").json()["cycle"]["failure"] == {
+        "kind": "unexpected",
+        "stage": "validate",
+        "message": "Salesforce did not answer",
+    }
+    stages.run_transform(engine, ws)
+    front_door.close_cycle(engine, holder=key, cycle_id=context.cycle_id, reason="the worker was lost")
+    shown = api.get("/api/overview").json()["cycle"]
+    assert (shown["failure"], shown["reason"], shown["status"]) == (None, "the worker was lost", "failed")
+    assert (shown["progress"]["stage"], shown["progress"]["done"], shown["progress"]["percent"]) == ("transform", 2, 33)

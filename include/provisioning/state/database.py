@@ -130,4 +130,6 @@ def _migrate(conn: Any, found: int) -> None:
         for index in schema.LOG_INDEXES:
             if index.name not in present:
                 index.create(conn)  # skipped on the other dialect (``ddl_if``)
+    if found < 8:  # why a cycle that did not commit stopped (its kind; the message is ``reason``)
+        conn.execute(text("ALTER TABLE cycles ADD COLUMN failure_kind VARCHAR(16)"))
     conn.execute(update(schema.state_schema).where(schema.state_schema.c.id == 1).values(version=schema.SCHEMA_VERSION))

@@ -27,7 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.sql import column, func, literal_column
 from sqlalchemy.types import TypeDecorator
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 """Bump with a migration in ``store._migrate`` whenever a table changes shape."""
 
 ID = String(64)
@@ -98,6 +98,9 @@ cycles = Table(
     # The stage the cycle last entered (``stages.STAGES``), so a monitor can show how far a running
     # cycle got; the stages' timings arrive only with the commit (schema version 5).
     Column("stage", String(16), nullable=True),
+    # What stopped a cycle that did not commit: ``errors.FAILURE_KINDS`` (``reason`` holds the
+    # message); null while it runs or when it committed, so the page says why (schema version 8).
+    Column("failure_kind", String(16), nullable=True),
 )
 
 leases = Table(

@@ -21,7 +21,7 @@ from operator import itemgetter
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Connection, Table, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, Table, bindparam, case, delete, func, insert, or_, select, update
 from sqlalchemy.exc import OperationalError
 
 from include.provisioning.gc_pause import collector_paused
@@ -356,18 +356,37 @@ class StateStore:
             conn.execute(
                 update(schema.cycles)
                 .where(schema.cycles.c.id == cycle_id)
-                .values(stage=stage, heartbeat_at=utc(now or _now()))
+                # A stage entered again (a retry) clears the failure the last try recorded.
+                .values(stage=stage, heartbeat_at=utc(now or _now()), failure_kind=None)
+            )
+
+    def record_failure(self, cycle_id: str, kind: str, message: str) -> None:
+        """Record why ``cycle_id`` stopped in the stage it last entered: ``kind`` is one of
+        ``errors.FAILURE_KINDS``, ``message`` the engine's error (kept as the cycle's ``reason``,
+        which ``fail_cycle`` then keeps). Cleared when a stage is entered again (a retry); a
+        committed or unknown cycle is left as it is."""
+        cycles = schema.cycles
+        with self._engine.begin() as conn:
+            conn.execute(
+                update(cycles)
+                .where(cycles.c.id == cycle_id, cycles.c.committed_at.is_(None))
+                .values(failure_kind=kind, reason=message)
             )
 
     def fail_cycle(self, cycle_id: str, reason: str, summary: CycleSummary | None = None) -> None:
-        """Close a cycle that did not commit (failed, or stopped on purpose); state is untouched."""
+        """Close a cycle that did not commit (failed, or stopped on purpose); state is untouched.
+        A failure a stage recorded (``record_failure``) keeps its message: ``reason`` is only used
+        when none was recorded."""
         status = CycleStatus.FAILED
         if summary is not None and summary.status in (CycleStatus.FAILED, CycleStatus.STOPPED):
             status = summary.status
-        values: dict[str, Any] = {"status": status.value, "reason": reason}
         if summary is not None:
-            values.update(self._summary_values(summary))
-            values["status"], values["reason"] = status.value, reason
+            values: dict[str, Any] = self._summary_values(summary)
+        else:
+            values = {}
+        recorded = schema.cycles.c.failure_kind.is_not(None)
+        values["status"] = status.value
+        values["reason"] = case((recorded, schema.cycles.c.reason), else_=reason)
         values["finished_at"] = utc(summary.finished_at) if summary and summary.finished_at else _now()
         with self._engine.begin() as conn:
             done = conn.execute(update(schema.cycles).where(schema.cycles.c.id == cycle_id).values(**values))
@@ -855,6 +874,7 @@ class StateStore:
             values["status"] = CycleStatus.SUCCEEDED.value
         values["finished_at"] = utc(summary.finished_at) if summary.finished_at else now
         values["committed_at"] = _now()
+        values["failure_kind"] = None  # a failed try that a retry got past is no longer the story
         conn.execute(update(schema.cycles).where(schema.cycles.c.id == summary.cycle_id).values(**values))
 
     # -- history -------------------------------------------------------------------------------

@@ -126,8 +126,21 @@ async def trigger(request: Request, name: str, user: str | None) -> dict[str, An
 
 
 async def run_state(request: Request, run_id: str) -> dict[str, Any]:
-    """``{"dag_id", "dag_run_id", "state", "start_date", "end_date", "conf"}`` of a provisioning
-    DAG run, read from Airflow as the user."""
+    """``{"dag_id", "dag_run_id", "state", "start_date", "end_date", "conf", "failed_tasks"}`` of a
+    provisioning DAG run, read from Airflow as the user. ``failed_tasks`` (``[{"task_id",
+    "map_index", "try_number"}]``, empty unless the run failed) names where it failed even when it
+    failed before it opened a cycle (whose row would say why): Airflow's task instances with
+    ``state=failed`` (``GET .../dagRuns/{run_id}/taskInstances``; empty when Airflow refuses it)."""
     path = f"api/v2/dags/{quote(PROVISIONING_DAG_ID, safe='')}/dagRuns/{quote(run_id, safe='')}"
     run = _relay(await call_airflow(request, "GET", path), f"read run {run_id}")
-    return {key: run.get(key) for key in ("dag_id", "dag_run_id", "state", "start_date", "end_date", "conf")}
+    found = {key: run.get(key) for key in ("dag_id", "dag_run_id", "state", "start_date", "end_date", "conf")}
+    found["failed_tasks"] = []
+    if found["state"] == "failed":
+        answer = await call_airflow(request, "GET", f"{path}/taskInstances", params={"state": "failed"})
+        # A user who may read runs but not task instances still gets the run (without this list).
+        instances = (answer.json().get("task_instances") or []) if answer.status_code == 200 else []
+        found["failed_tasks"] = [
+            {key: ti.get(key) for key in ("task_id", "map_index", "try_number")}
+            for ti in sorted(instances, key=lambda ti: ti.get("start_date") or "")
+        ]
+    return found

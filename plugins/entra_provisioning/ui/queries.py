@@ -22,7 +22,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from entra_provisioning.ui import log_query
-from include.provisioning.model import Action, CycleStatus
+from include.provisioning.model import Action
 from include.provisioning.salesforce_messages import plain_message
 from include.provisioning.stages import STAGES
 from include.provisioning.state import job_quarantine, schema
@@ -55,15 +55,21 @@ def airflow_run(run_key: str | None) -> dict[str, str] | None:
 
 def cycle_row(row: Any, now: dt.datetime) -> dict[str, Any]:
     """One cycle: ids, ``mode``, ``status``, times, ``duration_seconds`` (so far, while running),
-    ``stage`` reached and ``progress`` (``{"stage", "done", "total", "percent"}``; 100 when the
-    cycle ended), the ``COUNTS`` and ``in_scope``, ``reactivated`` (of ``updated``, not in the sum),
-    ``phase_seconds`` and the ``airflow_run``."""
+    ``stage`` reached and ``progress`` (``{"stage", "done", "total", "percent"}``; 100 only when
+    the cycle committed), the ``COUNTS`` and ``in_scope``, ``reactivated`` (of ``updated``, not in
+    the sum), ``reason``, ``failure`` (``{"kind", "stage", "message"}``, what a stage recorded when
+    it failed, ``kind`` one of ``errors.FAILURE_KINDS``; None otherwise), ``phase_seconds`` and the
+    ``airflow_run``."""
     counts = {name: int(row[name]) for name in COUNTS}
     end = row["finished_at"] or now
-    running = row["status"] == CycleStatus.RUNNING.value
+    committed = row["committed_at"] is not None
     stage = row["stage"]
-    # A running cycle has finished the stages before the one it is in; an ended one, all of them.
-    done = (STAGES.index(stage) if stage in STAGES else 0) if running else len(STAGES)
+    # A committed cycle did every stage; any other (running, failed, stopped) has finished the
+    # stages before the one it is in or stopped in.
+    done = len(STAGES) if committed else (STAGES.index(stage) if stage in STAGES else 0)
+    failure = None
+    if row["failure_kind"] and not committed:
+        failure = {"kind": row["failure_kind"], "stage": stage, "message": row["reason"]}
     return {
         "cycle_id": row["id"],
         "mode": row["mode"],
@@ -71,7 +77,7 @@ def cycle_row(row: Any, now: dt.datetime) -> dict[str, Any]:
         "started_at": _iso(row["started_at"]),
         "finished_at": _iso(row["finished_at"]),
         "heartbeat_at": _iso(row["heartbeat_at"]),
-        "committed": row["committed_at"] is not None,
+        "committed": committed,
         "duration_seconds": round((end - row["started_at"]).total_seconds(), 3),
         "stage": stage,
         "progress": {
@@ -85,6 +91,7 @@ def cycle_row(row: Any, now: dt.datetime) -> dict[str, Any]:
         "in_scope": sum(counts.values()),
         "reactivated": int(row["reactivated"]),
         "reason": row["reason"],
+        "failure": failure,
         "phase_seconds": loads(row["phase_seconds"]) or {},
         "airflow_run": airflow_run(row["run_key"]),
     }

@@ -60,6 +60,19 @@
 
   // -- overview ------------------------------------------------------------------------------
 
+  // What each recorded failure kind (errors.FAILURE_KINDS) means for the person reading it.
+  const FAILURE_KINDS = {
+    configuration: "configuration problem, not retried: fix it and run again",
+    transient: "the service or the state store did not answer (Airflow retries it)",
+    unexpected: "unexpected error (see the task's log in Airflow)",
+  };
+
+  function failureText(failure) {
+    // "stopped in extract: configuration problem, not retried: …: Entra ID has no user …"
+    const kind = FAILURE_KINDS[failure.kind] || failure.kind;
+    return `stopped in ${failure.stage || "its first stage"}: ${kind}: ${failure.message}`;
+  }
+
   function renderCycle(cycle) {
     const link = $("cycle-run-link");
     if (!cycle) { setText("cycle-id", "no cycle yet"); link.hidden = true; return; }
@@ -69,11 +82,11 @@
     setText("cycle-started", utc(cycle.started_at));
     setText("cycle-duration", seconds(cycle.duration_seconds));
     const progress = cycle.progress;
-    setText("cycle-stage", cycle.status === "running"
-      ? `${progress.stage || "starting"} (${progress.done} of ${progress.total} stages done)` : cycle.stage);
+    setText("cycle-stage", cycle.committed ? cycle.stage
+      : `${progress.stage || "starting"} (${progress.done} of ${progress.total} stages done)`);
     $("cycle-progress").value = progress.percent;
     $("cycle-progress").textContent = `${progress.percent} %`;
-    setText("cycle-reason", cycle.reason || "");
+    setText("cycle-reason", cycle.failure ? failureText(cycle.failure) : cycle.reason || "");
     for (const name of ["created", "updated", "unchanged", "deactivated", "quarantined", "escrowed", "held_back", "in_scope"]) {
       setText(`count-${name}`, cycle[name]);
     }
@@ -217,6 +230,7 @@
     delete result.dataset.runId;  // the previous action's run and state no longer describe this one
     delete result.dataset.state;
     $("action-steps").replaceChildren();
+    $("action-failure").hidden = true;
     result.textContent = `${name}: starting…`;
     try {
       const run = await getJson(`/actions/${encodeURIComponent(name)}`, {
@@ -245,6 +259,17 @@
           item.append(steps);
           return item;
         }));
+        if (state === "failed") {
+          // Why, as the failing stage recorded it; a run that failed before it opened a cycle
+          // (or whose store could not be written) has only Airflow's task log to say so.
+          const failure = $("action-failure");
+          const tasks = (found.run.failed_tasks || []).map((task) => task.task_id).join(", ");
+          const where = tasks ? `failed task ${tasks}` : "its failed task";
+          failure.textContent = found.cycle && found.cycle.failure ? failureText(found.cycle.failure)
+            : found.cycle && found.cycle.reason ? `${found.cycle.reason} (${where})`
+              : `the run failed before it opened a provisioning cycle: see ${where} in Airflow`;
+          failure.hidden = false;
+        }
         if (state === "success" && found.cycle && !found.log.length) {
           // The log records changes only: a user already up to date leaves no row.
           $("action-result").textContent += ": nothing to change";

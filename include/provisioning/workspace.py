@@ -76,6 +76,11 @@ class BatchFrameCodec(FrameCodec, Protocol):
 
     def decode_batches(self, frames: Iterable[pd.DataFrame], attrs: Mapping[str, Any]) -> Any: ...
 
+    def value_of(self, value: Any) -> Any:
+        """What ``get`` gives back for a ``value`` that was ``put`` (a codec may take a lazier
+        form than it decodes to): a memory workspace keeps this."""
+        ...
+
 
 FramePart = Callable[[pd.DataFrame], pd.DataFrame]
 """Cuts a part (a shard's rows) out of an encoded frame, in the codec's layout."""
@@ -83,6 +88,9 @@ FramePart = Callable[[pd.DataFrame], pd.DataFrame]
 
 class Workspace:
     """Files of one cycle under ``root``: ``<name>.parquet`` frames, ``<name>.json`` documents."""
+
+    holds_objects = False
+    """Whether ``get`` gives back the very objects ``put`` was given (nothing is re-read)."""
 
     def __init__(self, root: Any) -> None:
         self.root = root
@@ -152,15 +160,29 @@ class Workspace:
             for writer in writers.values():
                 writer.close()
         for each, buffer in buffers.items():
-            self._write(f"{each}.parquet", buffer.getvalue())
+            self._write(f"{each}.parquet", buffer.getbuffer())  # a view: the file's bytes are not copied
 
     def get(self, name: str, codec: FrameCodec) -> Any:
         if not isinstance(codec, BatchFrameCodec):
             return codec.decode(self.read_frame(name))
-        parquet = pq.ParquetFile(io.BytesIO(self._read(f"{name}.parquet")))
-        attrs = (parquet.schema_arrow.metadata or {}).get(ATTRS_KEY)
-        batches = (batch.to_pandas() for batch in parquet.iter_batches(batch_size=BATCH_ROWS))
-        return codec.decode_batches(batches, orjson.loads(attrs) if attrs else {})
+        with self._open(f"{name}.parquet") as handle:
+            parquet = pq.ParquetFile(handle)
+            batches = (batch.to_pandas() for batch in parquet.iter_batches(batch_size=BATCH_ROWS))
+            return codec.decode_batches(batches, _attrs(parquet))
+
+    def stream(self, name: str, codec: BatchFrameCodec) -> Iterator[Any]:
+        """``get`` a batch of rows at a time: the value of each ``BATCH_ROWS`` rows (each decoded
+        with the whole value's ``attrs``), at least one. The file is read as the values are
+        taken, so only one batch of the value is in memory (a million users' plan at commit)."""
+        with self._open(f"{name}.parquet") as handle:
+            parquet = pq.ParquetFile(handle)
+            attrs = _attrs(parquet)
+            empty = True
+            for batch in parquet.iter_batches(batch_size=BATCH_ROWS):
+                empty = False
+                yield codec.decode_batches([batch.to_pandas()], attrs)
+            if empty:
+                yield codec.decode_batches([], attrs)
 
     def write_json(self, name: str, document: Any) -> None:
         self._write(f"{name}.json", orjson.dumps(document, default=_json_default, option=orjson.OPT_INDENT_2))
@@ -181,22 +203,34 @@ class Workspace:
     def read_bytes(self, name: str) -> bytes:
         return self._read(name)
 
-    def _write(self, name: str, data: bytes) -> None:
+    def _write(self, name: str, data: bytes | memoryview) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         with self._path(name).open("wb") as handle:
             handle.write(data)
 
     def _read(self, name: str) -> bytes:
+        with self._open(name) as handle:
+            return bytes(handle.read())
+
+    def _open(self, name: str) -> Any:
+        """The file ``name`` opened for reading (a context manager)."""
         path = self._path(name)
         if not path.exists():
             raise MissingArtifactError(f"{path} does not exist")
-        with path.open("rb") as handle:
-            return handle.read()
+        return path.open("rb")
+
+
+def _attrs(parquet: pq.ParquetFile) -> dict[str, Any]:
+    """The frame ``attrs`` a Parquet file's schema metadata holds (empty when none)."""
+    attrs = (parquet.schema_arrow.metadata or {}).get(ATTRS_KEY)
+    return orjson.loads(attrs) if attrs else {}
 
 
 class MemoryWorkspace(Workspace):
     """The same interface over a dict: the CLI runs every stage in one process, so nothing is
     serialised (frames are handed over as they are)."""
+
+    holds_objects = True
 
     def __init__(self) -> None:
         super().__init__(root=None)
@@ -219,7 +253,7 @@ class MemoryWorkspace(Workspace):
         return frame if columns is None else frame[[c for c in columns if c in frame]]
 
     def put(self, name: str, value: Any, codec: FrameCodec, *, parts: Mapping[str, FramePart] | None = None) -> None:
-        self._items[f"{name}.parquet"] = value
+        self._items[f"{name}.parquet"] = codec.value_of(value) if isinstance(codec, BatchFrameCodec) else value
         if parts:  # objects are kept as they are: each part is the decoded cut
             frame = codec.encode(value)
             for part, cut in parts.items():
@@ -227,6 +261,9 @@ class MemoryWorkspace(Workspace):
 
     def get(self, name: str, codec: FrameCodec) -> Any:
         return self._get(f"{name}.parquet")
+
+    def stream(self, name: str, codec: BatchFrameCodec) -> Iterator[Any]:
+        yield self._get(f"{name}.parquet")  # already in memory: one batch
 
     def write_json(self, name: str, document: Any) -> None:
         # Round-trip through JSON so a stage cannot rely on something the file workspace would lose.

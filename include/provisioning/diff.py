@@ -227,7 +227,9 @@ class _People:
 
     ids: np.ndarray
     upn: list[Any]
-    roles: list[list[str]]
+    raw_roles: np.ndarray
+    """The USERS frame's ``appRoleAssignments`` as read (None past its rows): ``roles`` turns one
+    into a list when its change is built (a million lists held for the whole diff took 75 MB)."""
     soft: np.ndarray
     mapped_row: np.ndarray
     """Row of the MAPPED frame, -1 when the user has none (its mapping failed upstream)."""
@@ -235,6 +237,9 @@ class _People:
     @property
     def in_scope(self) -> np.ndarray:
         return ~self.soft & (self.mapped_row >= 0)
+
+    def roles(self, person: int) -> list[str]:
+        return _roles(self.raw_roles[person])
 
     @classmethod
     def of(cls, d: DiffInput) -> _People:
@@ -244,7 +249,9 @@ class _People:
         extra = mapped_ids.iloc[extra_rows]
         ids = np.concatenate([user_ids.to_numpy(), extra.to_numpy()]).astype(object)
         upn = _python(d.users["userPrincipalName"]) if "userPrincipalName" in d.users else [None] * len(user_ids)
-        roles = [_roles(v) for v in d.users["appRoleAssignments"]] if "appRoleAssignments" in d.users else []
+        raw_roles = np.full(len(ids), None, dtype=object)
+        if "appRoleAssignments" in d.users:
+            raw_roles[: len(user_ids)] = d.users["appRoleAssignments"].to_numpy(dtype=object)
         soft = [
             frame["IsSoftDeleted"].fillna(False).astype(bool).to_numpy()
             if "IsSoftDeleted" in frame
@@ -254,7 +261,7 @@ class _People:
         return cls(
             ids=ids,
             upn=upn + [None] * len(extra),
-            roles=roles + [[] for _ in range(len(ids) - len(roles))],
+            raw_roles=raw_roles,
             soft=np.concatenate(soft),
             mapped_row=_positions(ids, mapped_ids),
         )
@@ -557,7 +564,7 @@ class _Planner:
             {} if changes is None else changes,
             match_value,
             {} if desired is None else desired,
-            self.people.roles[person],
+            self.people.roles(person),
         )
 
     def _match_value(self, person: int, desired: dict[str, Any]) -> Any:
@@ -619,18 +626,16 @@ class _Planner:
         if not len(people):
             return
         self.open[people] = False
-        rows = self.desired.iloc[self.people.mapped_row[people]].reset_index(drop=True)
-        for name, value in self.d.defaults.items():
-            column = rows[name].astype(object) if name in rows else pd.Series([None] * len(rows), dtype=object)
-            rows[name] = column.where(column.notna() & (column != ""), value)
-        rows[IS_ACTIVE] = True
-        blocked = self._duplicate_usernames(people, rows)
+        creates = _Creates(self, people)
+        unique = [name for name in UNIQUE_FIELDS if name in creates.columns]
+        blocked = self._duplicate_usernames(people, creates.frame(np.arange(len(people)), unique))
         for i, reason in blocked.items():
             self._hold(people[i], reason)
-        sent = np.ones(len(people), dtype=bool)
-        sent[list(blocked)] = False
-        kept = np.flatnonzero(sent)
-        self._add(_Creates(self, people[kept], rows, kept), people[kept], Action.CREATE)
+        if blocked:
+            sent = np.ones(len(people), dtype=bool)
+            sent[list(blocked)] = False
+            creates.keep(np.flatnonzero(sent))
+        self._add(creates, creates.people, Action.CREATE)
 
     def _duplicate_usernames(self, people: np.ndarray, rows: pd.DataFrame) -> dict[int, str]:
         """Creates Salesforce would refuse because a value it keeps unique is taken (Username:
@@ -715,18 +720,49 @@ class _Planner:
 
 
 class _Creates:
-    """Creates: every mapped field (defaults for nulls), nulls not sent."""
+    """Creates: every mapped field (defaults for nulls), nulls not sent.
 
-    def __init__(self, planner: _Planner, people: np.ndarray, rows: pd.DataFrame, at: np.ndarray) -> None:
-        # ``rows``: the desired values (defaults applied) of every create, blocked ones included;
-        # ``at``: the row there of each of ``people``.
-        self.planner, self.people, self.rows, self.at = planner, people, rows, at
+    Their values are taken from the diff's MAPPED columns a batch at a time (``frame``), defaults
+    applied then: a copy of every create's row (with each defaulted column made of Python
+    strings) took a gigabyte at a million users, held until the plan file was written."""
+
+    def __init__(self, planner: _Planner, people: np.ndarray) -> None:
+        self.planner, self.people = planner, people
+        self.mapped_row = planner.people.mapped_row[people]
+        desired, defaults = planner.desired, planner.d.defaults
+        self.columns = [*desired.columns, *(name for name in defaults if name not in desired)]
+        if IS_ACTIVE not in self.columns:
+            self.columns.append(IS_ACTIVE)
         # FieldChange is immutable, so a repeated value (a profile, a locale) shares one object.
-        self.shared = {c: _shared_changes(rows[c]) for c in rows.columns}
+        self.shared = {name: _shared_changes(self._column(name, self.mapped_row)) for name in self.columns}
+
+    def keep(self, rows: np.ndarray) -> None:
+        """Only the creates at ``rows`` go ahead (the rest were held)."""
+        self.people, self.mapped_row = self.people[rows], self.mapped_row[rows]
+
+    def frame(self, rows: np.ndarray, columns: list[str] | None = None) -> pd.DataFrame:
+        """The desired values (defaults applied, ``IsActive`` true) of the creates at ``rows``."""
+        at = self.mapped_row[rows]
+        names = self.columns if columns is None else columns
+        return pd.DataFrame({name: self._column(name, at) for name in names}, index=pd.RangeIndex(len(rows)))
+
+    def _column(self, name: str, at: np.ndarray) -> pd.Series:
+        if name == IS_ACTIVE:
+            return pd.Series(True, index=pd.RangeIndex(len(at)))
+        desired = self.planner.desired
+        if name in desired:
+            column = desired[name].iloc[at].reset_index(drop=True)
+        else:
+            column = pd.Series([None] * len(at), dtype=object)
+        defaults = self.planner.d.defaults
+        if name not in defaults:
+            return column
+        column = column.astype(object)
+        return column.where(column.notna() & (column != ""), defaults[name])
 
     def build(self, rows: np.ndarray) -> list[PlannedChange]:
         planner = self.planner
-        frame = self.rows.iloc[self.at[rows]]
+        frame = self.frame(rows)
         columns = list(frame.columns)
         values = [_python(frame[c].where(frame[c] != "", None)) for c in columns]
         shared = self.shared

@@ -4,7 +4,9 @@
 rows ``StateStore.commit_cycle`` then writes in one transaction: provisioning-log entries,
 snapshot rows, escrow changes and quarantine rows. Keeping it pure makes every rule (what a
 failure does to escrow, what a deactivation does to the snapshot) testable on its own, and
-keeps the transaction short: all decisions are made before it writes.
+keeps the transaction short: all decisions are made before it writes. ``CommitBuilder`` does
+the same a part of the plan at a time (the commit stage streams a million users' plan file row
+group by row group, writing each part's rows before it reads the next).
 
 Rules, one user at a time:
 

@@ -118,11 +118,11 @@ class PlanTable:
         return plan
 
     def _build(self, people: np.ndarray) -> list[PlannedChange]:
-        built: list[PlannedChange | None] = [None] * len(people)
+        """The changes of ``people`` (positions, ascending), each built by its segment."""
+        built: dict[int, PlannedChange] = {}
         segments = self.segment[people]
         for segment in np.unique(segments).tolist():
             at = np.flatnonzero(segments == segment)
             changes = self.segments[segment].build(self.row[people[at]])
-            for i, change in zip(at.tolist(), changes, strict=True):
-                built[i] = change
-        return built  # type: ignore[return-value]  # every position was filled
+            built.update(zip(at.tolist(), changes, strict=True))
+        return [built[i] for i in range(len(people))]

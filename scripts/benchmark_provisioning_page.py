@@ -8,12 +8,14 @@ with ``--rows`` log rows spread over ``--cycles`` cycles 20 minutes apart (a bul
 executemany in one transaction, PostgreSQL's ``COPY``), then ``ANALYZE``. The mix is a directory's:
 mostly updates and successes, a few percent of failures with Salesforce error codes, creates,
 deactivations, reactivations, held-back deletions and quarantines, over a population of users with
-their UPNs, Entra object ids and Salesforce ids; every held-back deactivation and escrowed record
-the overview lists is there too.
+their UPNs, display names ("Adele Vance": a dozen given names and ten surnames, so a name is
+shared by about 1 % of the log, as common names are), Entra object ids and Salesforce ids; 2 % of
+the rows have no display name (written before schema version 7). Every held-back deactivation and
+escrowed record the overview lists is there too.
 
 Every route and filter of the API is then called in-process through the FastAPI app
-(``fastapi.testclient.TestClient`` on ``entra_provisioning.ui.app``, Airflow's access checks
-overridden to allow, as tests/ui do), so a time includes the query, the row shaping and the JSON;
+(``scripts/page_client.py``: a ``TestClient`` on ``entra_provisioning.ui.app``, Airflow's access
+checks overridden to allow, the client tests/ui use too), so a time includes the query, the row shaping and the JSON;
 ``--repeat`` calls each, and the table gives the median in milliseconds per back end. The target
 is "well under a second" for every row. PostgreSQL uses a database of its own, created from the
 ``--pg-url`` database and dropped at the end; the SQLite file lives in a temporary directory.
@@ -52,6 +54,7 @@ from include.provisioning.model import Action, CycleStatus, Status  # noqa: E402
 from include.provisioning.state import StateStore, schema  # noqa: E402
 from include.provisioning.state.store import LOG_COLUMNS  # noqa: E402
 from scripts.airflow_server import airflow_environment  # noqa: E402
+from scripts.page_client import page_client  # noqa: E402
 
 TARGET = "well under 1 s"
 CYCLE_SPACING = dt.timedelta(minutes=20)
@@ -78,6 +81,13 @@ GIVEN = ("adele", "alex", "diego", "grady", "henrietta", "isaiah", "johanna", "j
 SURNAMES = ("vance", "wilber", "siciliani", "archie", "mueller", "langer", "lauridsen", "sherman", "gu", "holt")
 PROPERTIES = ("Title", "Department", "Phone", "MobilePhone", "ManagerId", "City", "FirstName", "LastName")
 _SF_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_SF_CHECKSUM_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
+"""The three characters an 18-character id adds are a checksum of the case of the first 15, each
+one of these 32 (Salesforce Help, "What are Salesforce IDs composed of?"): never lower case."""
+
+
+NAMELESS_SHARE = 0.02
+"""Rows without a display name: written before the log kept one (schema version 7)."""
 
 
 @dataclass(frozen=True)
@@ -85,6 +95,7 @@ class Person:
     entra_id: str
     upn: str
     sf_id: str
+    display_name: str
 
 
 @dataclass(frozen=True)
@@ -99,13 +110,16 @@ class Filled:
 
 
 def people(count: int, rng: random.Random) -> list[Person]:
-    """``count`` users with distinct UPNs (given.surname<n>@contoso.example), GUIDs and 18-character
-    Salesforce User ids (key prefix 005)."""
+    """``count`` users with distinct UPNs (given.surname<n>@contoso.example), display names
+    (``Given Surname``, shared), GUIDs and 18-character Salesforce User ids (key prefix 005)."""
     found = []
     for n in range(count):
-        upn = f"{rng.choice(GIVEN)}.{rng.choice(SURNAMES)}{n}@contoso.example"
-        sf_id = "005" + "".join(rng.choice(_SF_ALPHABET) for _ in range(15))
-        found.append(Person(str(uuid.UUID(int=rng.getrandbits(128), version=4)), upn, sf_id))
+        given, surname = rng.choice(GIVEN), rng.choice(SURNAMES)
+        upn = f"{given}.{surname}{n}@contoso.example"
+        key = "005" + "".join(rng.choice(_SF_ALPHABET) for _ in range(12))
+        sf_id = key + "".join(rng.choice(_SF_CHECKSUM_ALPHABET) for _ in range(3))
+        entra_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+        found.append(Person(entra_id, upn, sf_id, f"{given.title()} {surname.title()}"))
     return found
 
 
@@ -148,6 +162,7 @@ def log_rows(rows: int, cycles: int, population: list[Person], rng: random.Rando
                 "status": status.value,
                 "entra_id": person.entra_id,
                 "upn": person.upn,
+                "display_name": None if rng.random() < NAMELESS_SHARE else person.display_name,
                 "sf_id": None if action is Action.CREATE and status is not Status.SUCCESS else person.sf_id,
                 "changes": orjson.dumps(changes).decode(),
                 "error_code": error_code,
@@ -276,6 +291,8 @@ def queries(filled: Filled) -> list[tuple[str, str, dict[str, Any]]]:
     early_window = {"since": early.isoformat(), "until": (early + dt.timedelta(hours=1)).isoformat()}
     week = {"since": (middle - dt.timedelta(days=7)).isoformat(), "until": middle.isoformat()}
     first_name = person.upn.split(".")[0] + "."  # one of a dozen given names: ~8 % of the log
+    given = person.upn.split(".")[0]  # the start of the UPN and of the display name: both indexes
+    mixed = person.display_name[:-2].swapcase()  # "aDELE vAN": ~1 % of the log (a shared name)
     deep = filled.min_id + (filled.max_id - filled.min_id) // 100  # 99 % of the log is newer
     return [
         ("overview", "/api/overview", {}),
@@ -284,6 +301,10 @@ def queries(filled: Filled) -> list[tuple[str, str, dict[str, Any]]]:
         ("log: next page 99 % deep", "/api/log", {"before": deep}),
         ("search: UPN prefix", "/api/log", {"q": person.upn.split("@")[0][:-1]}),
         ("search: UPN prefix, next page 99 % deep", "/api/log", {"q": person.upn[:4], "before": deep}),
+        ("search: display name prefix, mixed case", "/api/log", {"q": mixed}),
+        ("search: display name prefix, next page 99 % deep", "/api/log", {"q": mixed, "before": deep}),
+        ("search: given name (UPN or display name)", "/api/log", {"q": given}),
+        ("search: name nobody has", "/api/log", {"q": "Nobody Here"}),
         ("search: Entra id", "/api/log", {"q": person.entra_id}),
         ("search: Salesforce id (18)", "/api/log", {"q": person.sf_id}),
         ("search: Salesforce id (15)", "/api/log", {"q": person.sf_id[:15]}),
@@ -302,6 +323,12 @@ def queries(filled: Filled) -> list[tuple[str, str, dict[str, Any]]]:
         ("combined: cycle + status Failure", "/api/log", {"cycle_id": filled.middle_cycle, "status": "Failure"}),
         ("combined: action Disable + status Failure", "/api/log", {"action": "Disable", "status": "Failure"}),
         ("combined: first name + action Update", "/api/log", {"q": first_name, "action": "Update"}),
+        ("combined: display name + action Update", "/api/log", {"q": person.display_name, "action": "Update"}),
+        (
+            "combined: given name + Reactivate + Failure",
+            "/api/log",
+            {"q": given, "action": "Reactivate", "status": "Failure"},
+        ),
         (
             "combined: first name + Reactivate + Failure",
             "/api/log",
@@ -312,34 +339,14 @@ def queries(filled: Filled) -> list[tuple[str, str, dict[str, Any]]]:
         ("details: one row", f"/api/log/{filled.min_id + (filled.max_id - filled.min_id) // 2}", {}),
         ("CSV export: one cycle", "/api/log.csv", {"cycle_id": filled.middle_cycle}),
         ("CSV export: one cycle's failures", "/api/log.csv", {"cycle_id": filled.middle_cycle, "status": "Failure"}),
+        ("CSV export: a display name, 1 week", "/api/log.csv", {**week, "q": person.display_name}),
     ]
-
-
-@contextlib.contextmanager
-def api_client(url: str) -> Iterator[Any]:
-    """A ``TestClient`` on the page's app reading the store at ``url``, every access check allowed
-    (none of Airflow's auth manager runs in this process; Airflow must be configured before, as
-    ``main`` and tests/ui do). Also the tests' client of the JSON API."""
-    from entra_provisioning.ui import app as ui
-    from entra_provisioning.ui.queries import StateReader
-    from fastapi.testclient import TestClient
-
-    reader = StateReader(url)
-    allowed = {ui.can_view_plugins, ui.can_read_runs, ui.can_trigger_runs}
-    ui.app.dependency_overrides.update({check: lambda: None for check in allowed})
-    ui.app.dependency_overrides[ui.state_reader] = lambda: reader
-    try:
-        with TestClient(ui.app, root_path="/provisioning") as client:
-            yield client
-    finally:
-        ui.app.dependency_overrides.clear()
-        reader.close()
 
 
 def time_queries(url: str, filled: Filled, repeat: int) -> dict[str, tuple[float, str]]:
     """Median milliseconds and what came back (rows, bytes) for each of ``queries``."""
     measured: dict[str, tuple[float, str]] = {}
-    with api_client(url) as client:
+    with page_client(url) as client:
         for label, path, params in queries(filled):
             times, answer = [], None
             for _ in range(repeat):

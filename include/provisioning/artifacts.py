@@ -32,7 +32,18 @@ from include.provisioning.state.codec import (
 )
 
 __all__ = ["PLAN", "PLAN_GROUPS", "QUARANTINE", "RESULTS", "STORED_PLAN", "WRITE_GROUPS", "PlanCodec"]
-PLAN_COLUMNS = ["group", "entra_id", "upn", "action", "sf_id", "match_value", "changes", "desired", "roles"]
+PLAN_COLUMNS = [
+    "group",
+    "entra_id",
+    "upn",
+    "action",
+    "sf_id",
+    "match_value",
+    "changes",
+    "desired",
+    "roles",
+    "display_name",
+]
 RESULT_COLUMNS = [
     "entra_id",
     "action",
@@ -160,6 +171,7 @@ class PlanCodec:
                 json_bytes({name: (f.old, f.new) for name, f in c.changes.items()}).decode(),
                 json_bytes(c.desired).decode(),
                 json_bytes(c.roles if type(c.roles) is list else list(c.roles)).decode(),
+                c.display_name,
             )
             for group, c in batch
         ]
@@ -181,6 +193,7 @@ class PlanCodec:
                     changes_json(change.changes, what=what),
                     dumps(change.desired, what=what),
                     dumps(list(change.roles), what=what),
+                    change.display_name,
                 )
             )
         return rows
@@ -211,14 +224,18 @@ class PlanCodec:
         changes = ChangesDecoder()
         with collector_paused():
             for frame in frames:
-                self._fill(plan, [frame[c] for c in PLAN_COLUMNS], changes, stored_values=self.stored_values)
+                # A plan written before the display name was kept (a run resumed across an upgrade) has none.
+                columns = [
+                    frame[c] if c in frame else pd.Series([None] * len(frame), dtype=object) for c in PLAN_COLUMNS
+                ]
+                self._fill(plan, columns, changes, stored_values=self.stored_values)
         return plan
 
     @staticmethod
     def _fill(
         plan: Plan, columns: list[pd.Series], decode_changes: ChangesDecoder, *, stored_values: bool = False
     ) -> None:
-        group, entra_id, upn, action, sf_id, match_value, changes, desired, roles = columns
+        group, entra_id, upn, action, sf_id, match_value, changes, desired, roles, display_name = columns
         built = map(
             PlannedChange,
             entra_id.tolist(),
@@ -229,6 +246,7 @@ class PlanCodec:
             _texts(match_value),
             list(map(JsonObject, desired.tolist())) if stored_values else list(map(orjson.loads, desired.tolist())),
             list(map(orjson.loads, roles.tolist())),
+            _texts(display_name),
         )
         appends: dict[str, Any] = {}
         for name, change in zip(group.tolist(), built, strict=True):
@@ -267,29 +285,36 @@ class ResultsCodec:
 
 
 class QuarantineCodec:
-    """``list[QuarantinedUser]`` ↔ rows of (entra_id, upn, reasons as JSON)."""
+    """``list[QuarantinedUser]`` ↔ rows of (entra_id, upn, reasons as JSON, display_name)."""
 
     def encode(self, users: list[QuarantinedUser]) -> pd.DataFrame:
-        rows = [(q.entra_id, q.user_principal_name, orjson.dumps(q.reasons).decode()) for q in users]
-        return pd.DataFrame(rows, columns=["entra_id", "upn", "reasons"], dtype=object)
+        rows = [(q.entra_id, q.user_principal_name, orjson.dumps(q.reasons).decode(), q.display_name) for q in users]
+        return pd.DataFrame(rows, columns=["entra_id", "upn", "reasons", "display_name"], dtype=object)
 
     def decode(self, frame: pd.DataFrame) -> list[QuarantinedUser]:
+        names = _texts(frame["display_name"]) if "display_name" in frame else [None] * len(frame)
         return list(
             map(
                 QuarantinedUser,
                 frame["entra_id"].tolist(),
                 _texts(frame["upn"]),
                 list(map(orjson.loads, frame["reasons"].tolist())),
+                names,
             )
         )
 
 
 def _quarantined_dict(user: QuarantinedUser) -> dict[str, Any]:
-    return {"entra_id": user.entra_id, "upn": user.user_principal_name, "reasons": list(user.reasons)}
+    return {
+        "entra_id": user.entra_id,
+        "upn": user.user_principal_name,
+        "reasons": list(user.reasons),
+        "display_name": user.display_name,
+    }
 
 
 def _quarantined_from(data: dict[str, Any]) -> QuarantinedUser:
-    return QuarantinedUser(data["entra_id"], data.get("upn"), list(data.get("reasons", [])))
+    return QuarantinedUser(data["entra_id"], data.get("upn"), list(data.get("reasons", [])), data.get("display_name"))
 
 
 PLAN = PlanCodec()

@@ -227,6 +227,8 @@ class _People:
 
     ids: np.ndarray
     upn: list[Any]
+    display_name: list[Any]
+    """Entra's ``displayName`` (None when the USERS frame has no such column or no value)."""
     raw_roles: np.ndarray
     """The USERS frame's ``appRoleAssignments`` as read (None past its rows): ``roles`` turns one
     into a list when its change is built (a million lists held for the whole diff took 75 MB)."""
@@ -249,6 +251,7 @@ class _People:
         extra = mapped_ids.iloc[extra_rows]
         ids = np.concatenate([user_ids.to_numpy(), extra.to_numpy()]).astype(object)
         upn = _python(d.users["userPrincipalName"]) if "userPrincipalName" in d.users else [None] * len(user_ids)
+        names = _python(d.users["displayName"]) if "displayName" in d.users else [None] * len(user_ids)
         raw_roles = np.full(len(ids), None, dtype=object)
         if "appRoleAssignments" in d.users:
             raw_roles[: len(user_ids)] = d.users["appRoleAssignments"].to_numpy(dtype=object)
@@ -261,6 +264,7 @@ class _People:
         return cls(
             ids=ids,
             upn=upn + [None] * len(extra),
+            display_name=names + [None] * len(extra),
             raw_roles=raw_roles,
             soft=np.concatenate(soft),
             mapped_row=_positions(ids, mapped_ids),
@@ -513,6 +517,7 @@ class _Planner:
             segments=[],
             entra_ids=self.entra_ids,
             upn=self.people.upn,
+            display_name=self.people.display_name,
             quarantined=[],
         )
 
@@ -533,7 +538,10 @@ class _Planner:
 
     def _hold(self, person: int, *reasons: str) -> None:
         self.open[person] = False
-        self.held[int(person)] = QuarantinedUser(self.entra_ids[person], self.people.upn[person], list(reasons))
+        people = self.people
+        self.held[int(person)] = QuarantinedUser(
+            self.entra_ids[person], people.upn[person], list(reasons), people.display_name[person]
+        )
 
     def _add(self, segment: Segment, people: np.ndarray, actions: Sequence[Action] | Action) -> None:
         """``people`` (positions) are decided: ``segment`` builds their changes, by their order."""
@@ -565,6 +573,7 @@ class _Planner:
             match_value,
             {} if desired is None else desired,
             self.people.roles(person),
+            self.people.display_name[person],
         )
 
     def _match_value(self, person: int, desired: dict[str, Any]) -> Any:

@@ -38,6 +38,7 @@ SNAPSHOT frame (state store, what this product applied): ``entra_id``, ``sf_id``
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -121,6 +122,8 @@ class QuarantinedUser:
     entra_id: str
     user_principal_name: str | None
     reasons: list[str]
+    display_name: str | None = None
+    """Entra's ``displayName``, when the stage that held the user out had it."""
 
 
 @dataclass(slots=True)
@@ -141,6 +144,9 @@ class PlannedChange:
     """Every target field's value this product wants (after defaults): becomes the snapshot."""
     roles: list[str] = field(default_factory=list)
     """The user's app role values this cycle (the snapshot keeps them to spot role changes)."""
+    display_name: str | None = None
+    """Entra's ``displayName``; for a user the directory no longer has, the last one the
+    provisioning log knew, else the Salesforce user's ``FirstName LastName`` (``stages._name_the_gone``)."""
 
 
 @dataclass
@@ -187,6 +193,15 @@ def salesforce_id_key(sf_id: str) -> str:
     return sf_id[:SALESFORCE_ID_KEY]
 
 
+def salesforce_name(fields: Mapping[str, Any]) -> str | None:
+    """A Salesforce ``User``'s name from its fields: ``FirstName LastName``, as the compound field
+    ``Name`` joins them (Salesforce Help, "Compound Fields": Name), or None when neither is set
+    (the mapping does not manage them, or the record is empty)."""
+    parts = [fields.get(name) for name in ("FirstName", "LastName")]
+    words = [str(part).strip() for part in parts if isinstance(part, str) and part.strip()]
+    return " ".join(words) or None
+
+
 @dataclass(slots=True)
 class LogEntry:
     """One provisioning-log row (one user action in one cycle)."""
@@ -201,6 +216,9 @@ class LogEntry:
     error_code: str | None
     error_message: str | None
     at: dt.datetime
+    display_name: str | None = None
+    """The user's name as the planned change or quarantine had it (``PlannedChange.display_name``);
+    searchable by prefix in the Provisioning page (schema version 7)."""
 
 
 @dataclass
@@ -271,6 +289,7 @@ class JobRecord:
 
     user_principal_name: str | None
     action: Action
+    display_name: str | None = None
 
 
 @dataclass

@@ -19,7 +19,7 @@ from typing import Protocol
 import numpy as np
 
 from include.provisioning.gc_pause import collector_paused
-from include.provisioning.model import Action, Plan, PlannedChange, QuarantinedUser
+from include.provisioning.model import Action, Plan, PlannedChange, QuarantinedUser, salesforce_name
 
 PLAN_GROUPS = ("creates", "updates", "deactivations", "reactivations", "held_back", "unchanged")
 """The lists of a ``Plan`` holding planned changes, in the plan file's order."""
@@ -37,6 +37,9 @@ NO_GROUP = -1
 """The group code of a user with no planned change (held with a reason: ``quarantined``)."""
 BUILD_BATCH = 20_000
 """Users whose ``PlannedChange`` objects are built at a time."""
+_NAMED = (*WRITE_GROUPS, "held_back")
+"""The groups whose changes reach the provisioning log named (``PlanTable.name``)."""
+_NAMED_GROUPS = [PLAN_GROUPS.index(group) for group in _NAMED]
 
 
 class Segment(Protocol):
@@ -62,8 +65,32 @@ class PlanTable:
     entra_ids: list[str]
     upn: list[str | None]
     """By person; the segments read it as they build, so ``name`` reaches the changes."""
+    display_name: list[str | None]
+    """By person, like ``upn``."""
     quarantined: list[QuarantinedUser]
     held_back_reason: str | None = None
+    named: bool = False
+    """``name`` was called: a write or held-back change still without a display name then gets
+    the Salesforce user's as it is built."""
+
+    @classmethod
+    def of(cls, plan: Plan) -> PlanTable:
+        """The table of a plan whose changes are built already (a plan made elsewhere, tests)."""
+        changes = [change for group in PLAN_GROUPS for change in getattr(plan, group)]
+        groups = [code for code, group in enumerate(PLAN_GROUPS) for _ in getattr(plan, group)]
+        table = cls(
+            group=np.array(groups, dtype=np.int8),
+            segment=np.zeros(len(changes), dtype=np.int16),
+            row=np.arange(len(changes)),
+            segments=[],
+            entra_ids=[c.entra_id for c in changes],
+            upn=[c.user_principal_name for c in changes],
+            display_name=[c.display_name for c in changes],
+            quarantined=list(plan.quarantined),
+            held_back_reason=plan.held_back_reason,
+        )
+        table.segments.append(_Built(table, changes))
+        return table
 
     def people(self, group: str) -> np.ndarray:
         """Positions of the users in ``group``, ascending (the plan's order within a list)."""
@@ -81,15 +108,22 @@ class PlanTable:
         self.held_back_reason = reason
 
     def nameless(self) -> list[str]:
-        """Entra ids of the writes and held-back users without a UPN (see ``name``)."""
-        sent = np.isin(self.group, [PLAN_GROUPS.index(g) for g in (*WRITE_GROUPS, "held_back")])
-        return [self.entra_ids[p] for p in np.flatnonzero(sent).tolist() if self.upn[p] is None]
+        """Entra ids of the writes and held-back users without a UPN or display name (see ``name``)."""
+        sent = np.flatnonzero(np.isin(self.group, _NAMED_GROUPS)).tolist()
+        return [self.entra_ids[p] for p in sent if self.upn[p] is None or self.display_name[p] is None]
 
-    def name(self, upns: Mapping[str, str]) -> None:
-        """Give users without a UPN the one in ``upns`` (Entra id → UPN)."""
-        for person, entra_id in enumerate(self.entra_ids):
-            if self.upn[person] is None and entra_id in upns:
-                self.upn[person] = upns[entra_id]
+    def name(self, known: Mapping[str, tuple[str | None, str | None]]) -> None:
+        """Give the writes and held-back users without a UPN or display name the ones ``known``
+        has (Entra id → (UPN, display name), the provisioning log's); a change still without a
+        display name gets the Salesforce user's, ``FirstName LastName`` of its ``desired`` (see
+        ``stages._name_the_gone``)."""
+        self.named = True
+        for person in np.flatnonzero(np.isin(self.group, _NAMED_GROUPS)).tolist():
+            if self.upn[person] is not None and self.display_name[person] is not None:
+                continue
+            upn, display_name = known.get(self.entra_ids[person], (None, None))
+            self.upn[person] = self.upn[person] or upn
+            self.display_name[person] = self.display_name[person] or display_name
 
     def batches(self, group: str, size: int = BUILD_BATCH) -> Iterator[list[PlannedChange]]:
         """The changes of ``group``, at most ``size`` at a time, in the plan's order."""
@@ -98,6 +132,10 @@ class PlanTable:
             changes = self._build(people[start : start + size])
             if group == "held_back":
                 changes = [dataclasses.replace(c, action=Action.STAGED_DELETE) for c in changes]
+            if self.named and group in _NAMED:
+                for change in changes:
+                    if change.display_name is None:
+                        change.display_name = salesforce_name(change.desired)
             yield changes
 
     def grouped(self) -> Iterator[tuple[str, PlannedChange]]:
@@ -126,3 +164,17 @@ class PlanTable:
             changes = self.segments[segment].build(self.row[people[at]])
             built.update(zip(at.tolist(), changes, strict=True))
         return [built[i] for i in range(len(people))]
+
+
+class _Built:
+    """The segment of ``PlanTable.of``: changes built already, given back with the table's names."""
+
+    def __init__(self, table: PlanTable, changes: list[PlannedChange]) -> None:
+        self.table, self.changes = table, changes
+
+    def build(self, rows: np.ndarray) -> list[PlannedChange]:
+        upn, display_name = self.table.upn, self.table.display_name
+        return [
+            dataclasses.replace(self.changes[row], user_principal_name=upn[row], display_name=display_name[row])
+            for row in rows.tolist()
+        ]

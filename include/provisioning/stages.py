@@ -512,7 +512,9 @@ def _quarantined_so_far(ws: Workspace, upto: str) -> list[QuarantinedUser]:
         for entry in ws.get(name, QUARANTINE):
             known = merged.get(entry.entra_id)
             if known is None:
-                merged[entry.entra_id] = QuarantinedUser(entry.entra_id, entry.user_principal_name, list(entry.reasons))
+                merged[entry.entra_id] = QuarantinedUser(
+                    entry.entra_id, entry.user_principal_name, list(entry.reasons), entry.display_name
+                )
             else:
                 known.reasons.extend(r for r in entry.reasons if r not in known.reasons)
     return list(merged.values())
@@ -531,9 +533,22 @@ def _read_shards(ws: Workspace, stage: str, base: str) -> pd.DataFrame:
     return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
 
 
-def _upns(users: pd.DataFrame) -> dict[str, str | None]:
-    upns = users["userPrincipalName"] if "userPrincipalName" in users else pd.Series([None] * len(users))
-    return {str(k): (None if pd.isna(v) else str(v)) for k, v in zip(users["id"], upns, strict=True)}
+def _names(users: pd.DataFrame) -> dict[str, tuple[str | None, str | None]]:
+    """Entra id → (userPrincipalName, displayName) of the USERS frame's rows (None where absent)."""
+    nulls = pd.Series([None] * len(users), dtype=object)
+    upns = users.get("userPrincipalName", nulls)
+    names = users.get("displayName", nulls)
+    return {
+        str(k): (None if pd.isna(upn) else str(upn), None if pd.isna(name) else str(name))
+        for k, upn, name in zip(users["id"], upns, names, strict=True)
+    }
+
+
+def _quarantined(
+    names: Mapping[str, tuple[str | None, str | None]], entra_id: str, reasons: list[str]
+) -> QuarantinedUser:
+    upn, display_name = names.get(entra_id, (None, None))
+    return QuarantinedUser(entra_id, upn, reasons, display_name)
 
 
 def _artifact_names(ws: Workspace, stage: str, base: str) -> list[str]:
@@ -645,8 +660,8 @@ def _validate(engine: Engine, ws: Workspace, shard: Shard, write_docs: Callable[
         validation = validate(users[~users["id"].isin(already)], engine.suite_path)
     if write_docs is not None:
         write_docs(validation)
-    upns = _upns(users)
-    quarantined = [QuarantinedUser(q.entra_id, upns.get(q.entra_id), list(q.reasons)) for q in validation.quarantined]
+    names = _names(users)
+    quarantined = [_quarantined(names, q.entra_id, list(q.reasons)) for q in validation.quarantined]
     ws.write_frame(shard.name("valid"), validation.valid.reset_index(drop=True))
     ws.put(shard.name("quarantine_validate"), quarantined, QUARANTINE)
     ws.write_json(
@@ -693,7 +708,7 @@ def _transform(engine: Engine, ws: Workspace, shard: Shard) -> StageOutcome:
     before = session.requests_by_kind()
     users = shard.take(_held_users(ws))
     valid = ws.read_frame(shard.name("valid"))
-    upns = _upns(users)
+    names = _names(users)
     errors: dict[str, list[str]] = {}
     with phase("transform"):
         mapping = engine.table.evaluate(valid)
@@ -707,7 +722,7 @@ def _transform(engine: Engine, ws: Workspace, shard: Shard) -> StageOutcome:
                 errors.setdefault(entra_id, []).extend(r for r in reasons if r not in errors.get(entra_id, []))
         excluded = {q.entra_id for q in _quarantined_so_far(ws, "transform")} | set(errors)
         mapped = mapped[~mapped["id"].isin(excluded)]
-    quarantined = [QuarantinedUser(k, upns.get(k), v) for k, v in errors.items()]
+    quarantined = [_quarantined(names, k, v) for k, v in errors.items()]
     ws.write_frame(shard.name("mapped"), mapped.reset_index(drop=True))
     ws.put(shard.name("quarantine_transform"), quarantined, QUARANTINE)
     blocks_create = {k: v for k, v in mapping.blocks_create.items() if k in in_scope_ids and k not in excluded}
@@ -734,7 +749,7 @@ def _guarded_blocks(ws: Workspace) -> tuple[dict[str, list[str]], dict[str, list
     return merged["create"], merged["update"]
 
 
-DIFF_USER_COLUMNS = ("id", "userPrincipalName", "appRoleAssignments", "IsSoftDeleted")
+DIFF_USER_COLUMNS = ("id", "userPrincipalName", "displayName", "appRoleAssignments", "IsSoftDeleted")
 """The USERS columns the diff reads (``diff._People``); the others stay in the file."""
 
 
@@ -860,12 +875,14 @@ def _observe(
 
 
 def _name_the_gone(engine: Engine, plan: PlanTable) -> None:
-    """Give a planned change without a UPN the one the provisioning log last knew: Graph's delta
-    names a deleted user by id alone, and a deactivation must not reach the log (or the report)
-    without saying who it is."""
+    """Give a planned change without a UPN or display name the one the provisioning log last
+    knew: Graph's delta names a deleted user by id alone, and a deactivation must not reach the
+    log (or the report) without saying who it is. A display name the log never had (a user last
+    logged before schema version 7) is the Salesforce user's, ``FirstName LastName`` as the change
+    found them (a deactivation's ``desired`` is the Salesforce record; ``PlanTable.name``)."""
     nameless = plan.nameless()
     if nameless:
-        plan.name(engine.state.last_upns(nameless))
+        plan.name(engine.state.last_names(nameless))
 
 
 # -- load ----------------------------------------------------------------------------------------
@@ -905,7 +922,7 @@ def bulk_rows(changes: list[PlannedChange], *, keyed: bool) -> list[dict[str, An
 def _send(engine: Engine, session: SalesforceSession, cycle_id: str, plan: Plan) -> list[RecordResult]:
     """One Bulk API 2.0 ingest job per group of ``WRITE_ORDER``, each finished before the next."""
 
-    who = {c.entra_id: JobRecord(c.user_principal_name, c.action) for c in plan.writes()}
+    who = {c.entra_id: JobRecord(c.user_principal_name, c.action, c.display_name) for c in plan.writes()}
 
     def remember(job_id: str, operation: str, key_field: str, keys: dict[str, str]) -> None:
         records = {entra_id: who[entra_id] for entra_id in keys.values() if entra_id in who}

@@ -157,11 +157,13 @@ def test_a_cycle_started_on_the_page_shows_its_stages_then_its_counts(
 def test_the_log_is_searched_and_a_row_opens_its_details(
     frame: FrameLocator, page: Page, screenshots: Path, dialogs: list[str], console: list[str]
 ) -> None:
-    frame.locator("#log-search").fill("script.user")
+    frame.locator("#log-search").fill("<SCRIPT>alert")  # the start of the display name, in another case
     frame.locator("#log-apply").click()
     rows = frame.get_by_test_id("log-row")
     expect(rows).to_have_count(1)
     expect(rows.first).to_contain_text(SCRIPT_UPN)
+    expect(rows.first).to_contain_text(SCRIPT_NAME)  # the name as text in its cell
+    assert frame.locator("#log-rows script").count() == 0
     rows.first.click()
     detail = frame.get_by_test_id("log-detail")
     expect(detail).to_be_visible()
@@ -205,6 +207,7 @@ def test_the_filtered_log_exports_as_csv(frame: FrameLocator, page: Page, tmp_pa
     download.save_as(saved)
     (row,) = list(csv.DictReader(io.StringIO(saved.read_text(encoding="utf-8-sig"))))
     assert (row["entra_id"], row["user_principal_name"], row["status"]) == (SCRIPT_USER, SCRIPT_UPN, "Success")
+    assert row["Display name"] == SCRIPT_NAME
 
 
 def test_one_user_is_provisioned_on_demand_and_its_steps_are_shown(

@@ -135,9 +135,10 @@ def test_disabling_a_user_deactivates_it(sandbox: SandboxProcess, cycle: Cycle) 
 def test_soft_delete_deactivates_it(sandbox: SandboxProcess, cycle: Cycle) -> None:
     result, changes = _after_change(sandbox, cycle, lambda: sandbox.graph.delete(f"/_sandbox/users/{ZOE}"))
     assert _only(changes, "zoe.muller@contoso.example") == {"IsActive": (True, False)}
-    # The log row says who it is, though Graph's delta names a deleted user by id alone.
-    assert [(e.action, e.status, e.user_principal_name) for e in result.log if e.entra_id == ZOE] == [
-        (Action.DISABLE, Status.SUCCESS, "zoe.muller@contoso.example")
+    # The log row says who it is, though Graph's delta names a deleted user by id alone: the UPN
+    # and display name the log last knew.
+    assert [(e.action, e.status, e.user_principal_name, e.display_name) for e in result.log if e.entra_id == ZOE] == [
+        (Action.DISABLE, Status.SUCCESS, "zoe.muller@contoso.example", "Zoë Müller")
     ]
 
 

@@ -65,3 +65,21 @@ def test_importing_gx_leaves_the_collector_as_it_was(enabled: bool, collector_en
     gx = import_gx()
     assert gx.__name__ == "great_expectations" and hasattr(gx, "ValidationDefinition")
     assert gc.isenabled() is enabled
+
+
+@pytest.mark.parametrize(
+    ("argv", "function", "collector"),
+    [
+        # Giving it back would start a collection of everything the run built, just before exit.
+        (["provision-user", "adele.vance@contoso.example"], "_provision_user", False),
+        (["sync", "--dry-run"], "_sync", True),
+    ],
+)
+def test_in_a_process_that_ends_after_the_command_only_provision_user_pauses_the_collector_for_good(
+    argv: list[str], function: str, collector: bool, collector_enabled: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[bool] = []
+    monkeypatch.setattr(cli, function, _recording(seen))
+    assert cli.main(argv, process_ends=True) == cli.EXIT_OK
+    assert seen == [collector]
+    assert gc.isenabled() is collector

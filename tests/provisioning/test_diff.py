@@ -105,6 +105,7 @@ def users_frame(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
         {
             "id": pd.Series([r["id"] for r in rows], dtype=object),
             "userPrincipalName": pd.Series([r["userPrincipalName"] for r in rows], dtype=object),
+            "displayName": pd.Series([r.get("displayName") for r in rows], dtype=object),
             "appRoleAssignments": pd.Series([r["roles"] for r in rows], dtype=object),
             "IsSoftDeleted": pd.Series([bool(r["IsSoftDeleted"]) for r in rows], dtype=bool),
             "scopeReason": pd.Series([("unassigned" if r["IsSoftDeleted"] else None) for r in rows], dtype=object),
@@ -117,7 +118,7 @@ def _columns(rows: Iterable[dict[str, Any]], first: list[str]) -> list[str]:
 
 
 def mapped_frame(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
-    columns = [c for c in _columns(rows, list(entra(0))) if c not in ("userPrincipalName", "roles")]
+    columns = [c for c in _columns(rows, list(entra(0))) if c not in ("userPrincipalName", "displayName", "roles")]
     return pd.DataFrame([{c: r.get(c) for c in columns} for r in rows], columns=columns)
 
 
@@ -294,6 +295,13 @@ def test_second_create_with_the_same_username_is_held_case_insensitively() -> No
     (held,) = plan.quarantined
     assert held.user_principal_name == "user2@contoso.example"
     assert "'USER1@Contoso.example' is also the Username of Entra user e1 (user1@contoso.example)" in held.reasons[0]
+
+
+def test_changes_and_holds_carry_the_users_display_name() -> None:
+    people = [entra(1, displayName="Adèle Vance"), entra(2, Username="USER1@Contoso.example", displayName="Twin")]
+    plan = World([*people, entra(3)]).plan()
+    found = {item.entra_id: item.display_name for item in [*plan.creates, *plan.quarantined]}
+    assert found == {"e1": "Adèle Vance", "e2": "Twin", "e3": None}  # e3: no displayName in Entra
 
 
 def test_create_whose_username_belongs_to_another_linked_user_is_held() -> None:

@@ -11,9 +11,13 @@ from include.provisioning.model import SCOPE_REASONS
 def test_attributes_drop_computed_names_keep_order_and_add_what_extraction_needs() -> None:
     select = ["mail", "appRoleAssignments", "givenName", "id", "IsSoftDeleted", "mail", "", "surname"]
     attributes = graph_attributes(select)
-    assert attributes == ["mail", "givenName", "surname", "userPrincipalName", "accountEnabled"]
-    assert select_clause(attributes) == "id,mail,givenName,surname,userPrincipalName,accountEnabled"
-    assert graph_attributes(["accountEnabled", "userPrincipalName"]) == ["accountEnabled", "userPrincipalName"]
+    assert attributes == ["mail", "givenName", "surname", "userPrincipalName", "accountEnabled", "displayName"]
+    assert select_clause(attributes) == "id,mail,givenName,surname,userPrincipalName,accountEnabled,displayName"
+    assert graph_attributes(["displayName", "accountEnabled", "userPrincipalName"]) == [
+        "displayName",
+        "accountEnabled",
+        "userPrincipalName",
+    ]
 
 
 def test_scope_reasons_from_most_to_least_final() -> None:

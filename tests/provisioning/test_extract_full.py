@@ -72,13 +72,14 @@ def test_full_extract_of_the_example_tenant(sandbox: SandboxProcess) -> None:
         "surname",
         "preferredLanguage",
         "accountEnabled",
+        "displayName",  # always read: the provisioning log names users by it
         "appRoleAssignments",
         "assignedVia",
         "IsSoftDeleted",
         "scopeReason",
     ]
     zoe = users[ZOE]  # member of Sales EMEA - France, nested in the assigned Sales EMEA
-    assert zoe["givenName"] == "Zoë" and zoe["surname"] == "Müller"
+    assert zoe["givenName"] == "Zoë" and zoe["surname"] == "Müller" and zoe["displayName"] == "Zoë Müller"
     assert zoe["appRoleAssignments"] == ["Standard User"] and zoe["assignedVia"] == "group:Sales EMEA"
     assert users[MEGAN]["assignedVia"] == "group:Sales EMEA"
     assert users[ALEX]["appRoleAssignments"] == ["System Administrator"] and users[ALEX]["assignedVia"] == "direct"

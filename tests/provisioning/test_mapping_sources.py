@@ -133,6 +133,7 @@ def test_select_names_the_extension_attributes_object_once_and_only_the_director
         "extensionAttribute7",
         "jobTitle",
         "extensionAttribute3",
+        "displayName",  # always read: the provisioning log names users by it
     ]
     assert select_properties(attributes) == [
         "userPrincipalName",
@@ -140,13 +141,14 @@ def test_select_names_the_extension_attributes_object_once_and_only_the_director
         "onPremisesExtensionAttributes",
         DIVISION,
         "jobTitle",
+        "displayName",
     ]
     assert select_clause(attributes) == (
-        f"id,userPrincipalName,accountEnabled,onPremisesExtensionAttributes,{DIVISION},jobTitle"
+        f"id,userPrincipalName,accountEnabled,onPremisesExtensionAttributes,{DIVISION},jobTitle,displayName"
     )
     # A table that reads none of them selects neither (a tenant may hold many directory extensions).
     plain = graph_attributes(table(("Title", "[jobTitle]")).source_attributes())
-    assert select_clause(plain) == "id,userPrincipalName,accountEnabled,jobTitle"
+    assert select_clause(plain) == "id,userPrincipalName,accountEnabled,jobTitle,displayName"
 
 
 # --- USERS columns from Graph's shapes ---------------------------------------------------------------

@@ -67,7 +67,8 @@ def _typed_plan(plan: Plan) -> list[Any]:
         for c in getattr(plan, group):
             changes = [(name, _typed(f.old), _typed(f.new)) for name, f in c.changes.items()]
             desired = [(name, _typed(v)) for name, v in c.desired.items()]
-            rows.append((group, c.entra_id, c.user_principal_name, c.action, c.sf_id, c.match_value, changes, desired))
+            who = (c.entra_id, c.user_principal_name, c.display_name)
+            rows.append((group, *who, c.action, c.sf_id, c.match_value, changes, desired))
             rows.append(("roles", [_typed(r) for r in c.roles]))
     return rows
 
@@ -82,6 +83,7 @@ def _tricky_plan() -> Plan:
         match_value=TRICKY["Username"],
         desired={**TRICKY, "Phone": None},
         roles=["Standard User", "Zoë's role"],
+        display_name="Zoë O'Brien 🙂",
     )
     twin = PlannedChange(
         "e2",
@@ -104,6 +106,7 @@ def _tricky_plan() -> Plan:
         },
         match_value="megan@contoso.example",
         desired={"Title": None, "IsActive": True, "EmployeeNumber": 7.5},
+        display_name="Megan Bowen",
     )
     return Plan(
         creates=[create, twin],
@@ -284,13 +287,22 @@ def test_shared_changes_keep_each_values_type() -> None:
 def test_quarantined_users_round_trip(tmp_path: Path) -> None:
     users = [
         QuarantinedUser("e1", None, ["mail: missing", 'surname: is the text "#N/A", Zoë']),
-        QuarantinedUser("e2", "zoë@x.example", []),
+        QuarantinedUser("e2", "zoë@x.example", [], "Zoë <b>"),
     ]
     ws = Workspace(tmp_path)
     ws.put("quarantine_plan", users, QUARANTINE)
     back = ws.get("quarantine_plan", QUARANTINE)
     assert back == users
     assert back[0].user_principal_name is None and back[1].reasons == []
+    assert (back[0].display_name, back[1].display_name) == (None, "Zoë <b>")
+
+
+def test_a_plan_file_without_display_names_decodes_with_none(tmp_path: Path) -> None:
+    """A plan written before the display name was kept (a run resumed across the upgrade)."""
+    frame = PLAN.encode(_tricky_plan()).drop(columns=["display_name"])
+    back = PLAN.decode(frame)
+    assert [c.display_name for c in back.writes()] == [None] * 5
+    assert [c.user_principal_name for c in back.updates] == ["megan@contoso.example"]
 
 
 def test_results_round_trip_with_their_types(tmp_path: Path) -> None:

@@ -16,12 +16,14 @@ import textwrap
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import pytest
-from sqlalchemy import Connection, create_engine, text
+from sqlalchemy import Connection, Engine, create_engine, text
 
+from include.provisioning import stages
 from include.provisioning.model import (
     Action,
     CycleStatus,
@@ -36,6 +38,7 @@ from include.provisioning.model import (
     RecordResult,
     Status,
 )
+from include.provisioning.plan_table import PlanTable
 from include.provisioning.state import StateError, StateStore, bulk, schema
 from include.provisioning.state.commit import NO_RESULT_MESSAGE
 from include.provisioning.state.database import index_names
@@ -79,6 +82,7 @@ def create(n: int) -> PlannedChange:
         match_value=f"user{n}@contoso.com",
         desired=want,
         roles=["Standard User"],
+        display_name=f"User {n}",
     )
 
 
@@ -92,6 +96,7 @@ def change(n: int, action: Action, changes: dict[str, FieldChange], **want: obje
         match_value=f"user{n}@contoso.com",
         desired=desired(n, **want),
         roles=["Standard User"],
+        display_name=f"User {n}",
     )
 
 
@@ -198,12 +203,7 @@ def test_reopening_keeps_data_and_a_newer_schema_is_refused(open_store: Callable
 def test_a_version_4_database_gains_the_stage_column_and_the_log_paging_indexes(
     open_store: Callable[..., StateStore], url: str
 ) -> None:
-    first = open_store()
-    cycle_id, _ = run_cycle(first, Plan(creates=[create(1)]), [ok(create(1), 1)])
-    first.close()
-    engine = create_engine(url)
-    with engine.begin() as conn:
-        _back_to_version_4(conn)
+    cycle_id, engine, current_indexes = _one_cycle_at_an_older_version(open_store, url, _back_to_version_4)
     again = open_store()
     again.enter_stage(cycle_id, "load")
     with engine.connect() as conn:
@@ -213,27 +213,27 @@ def test_a_version_4_database_gains_the_stage_column_and_the_log_paging_indexes(
     engine.dispose()
     sqlite = url.startswith("sqlite")
     upn_index = "ix_provisioning_log_upn_lower_action_status" if sqlite else "ix_provisioning_log_upn_lower_c"
-    wanted = {index.name for index in schema.LOG_INDEXES if not str(index.name).startswith("ix_provisioning_log_upn")}
     assert (version, stage) == (schema.SCHEMA_VERSION, "load")
-    assert indexes == {*wanted, upn_index}  # the old single-column ones are gone
+    assert upn_index in indexes and indexes == current_indexes  # the old single-column ones are gone
     assert [c.cycle_id for c in again.cycles()] == [cycle_id]
 
 
 def test_a_version_5_database_gains_the_reactivated_count_and_the_later_log_indexes(
     open_store: Callable[..., StateStore], url: str
 ) -> None:
-    first = open_store()
-    cycle_id, _ = run_cycle(first, Plan(creates=[create(1)]), [ok(create(1), 1)])
-    first.close()
-    engine = create_engine(url)
-    with engine.begin() as conn:  # version 5 as first released: no time-window index, SQLite's UPN index alone
-        current_indexes = _log_index_names(conn)
+
+    def back_to_version_5(
+        conn: Connection,
+    ) -> None:  # as first released: no time-window index, SQLite's UPN index alone
         conn.execute(text("DROP INDEX ix_provisioning_log_at_id"))
         if conn.dialect.name == "sqlite":
             conn.execute(text("DROP INDEX ix_provisioning_log_upn_lower_action_status"))
             conn.execute(text("CREATE INDEX ix_provisioning_log_upn_lower ON provisioning_log (lower(upn))"))
         conn.execute(text("ALTER TABLE cycles DROP COLUMN reactivated"))
+        _drop_display_name(conn)
         conn.execute(text("UPDATE state_schema SET version = 5"))
+
+    cycle_id, engine, current_indexes = _one_cycle_at_an_older_version(open_store, url, back_to_version_5)
     again = open_store()
     with engine.connect() as conn:
         assert _log_index_names(conn) == current_indexes
@@ -246,16 +246,70 @@ def test_a_version_5_database_gains_the_reactivated_count_and_the_later_log_inde
     assert (version, counts) == (schema.SCHEMA_VERSION, {cycle_id: (0, 0), later: (1, 1)})
 
 
+def _one_cycle_at_an_older_version(
+    open_store: Callable[..., StateStore], url: str, downgrade: Callable[[Connection], None]
+) -> tuple[str, Engine, set[str]]:
+    """A store with one committed cycle, then given an older version's shape by ``downgrade``:
+    the cycle's id, an engine on the database and the log's indexes of the current version."""
+    first = open_store()
+    cycle_id, _ = run_cycle(first, Plan(creates=[create(1)]), [ok(create(1), 1)])
+    first.close()
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        current_indexes = _log_index_names(conn)
+        downgrade(conn)
+    return cycle_id, engine, current_indexes
+
+
 def _back_to_version_4(conn: Connection) -> None:
     """Give a current database version 4's shape: no ``cycles.stage`` nor ``cycles.reactivated``,
     single-column log indexes."""
     for name in _log_index_names(conn):
         conn.execute(text(f"DROP INDEX {name}"))
+    _drop_display_name(conn)
     conn.execute(text("CREATE INDEX ix_provisioning_log_cycle_id ON provisioning_log (cycle_id)"))
     conn.execute(text("CREATE INDEX ix_provisioning_log_entra_id ON provisioning_log (entra_id)"))
     conn.execute(text("ALTER TABLE cycles DROP COLUMN stage"))
     conn.execute(text("ALTER TABLE cycles DROP COLUMN reactivated"))
     conn.execute(text("UPDATE state_schema SET version = 4"))
+
+
+def _drop_display_name(conn: Connection) -> None:
+    """Take away version 7's ``provisioning_log.display_name`` and its index."""
+    for name in _log_index_names(conn):
+        if "display_name" in name:
+            conn.execute(text(f"DROP INDEX {name}"))
+    conn.execute(text("ALTER TABLE provisioning_log DROP COLUMN display_name"))
+
+
+def test_a_version_6_database_gains_the_log_display_name_and_its_search_index(
+    open_store: Callable[..., StateStore], url: str
+) -> None:
+
+    def back_to_version_6(conn: Connection) -> None:
+        _drop_display_name(conn)
+        conn.execute(text("UPDATE state_schema SET version = 6"))
+        assert not any("display_name" in name for name in _log_index_names(conn))
+
+    old_cycle, engine, current_indexes = _one_cycle_at_an_older_version(open_store, url, back_to_version_6)
+    again = open_store()
+    renamed = change(1, Action.UPDATE, {"LastName": FieldChange("Last1", "Vance")}, LastName="Vance")
+    renamed.display_name = "Adèle Vance"
+    run_cycle(again, Plan(updates=[renamed]), [ok(renamed, 1)], now=T0 + HOUR)
+    with engine.connect() as conn:
+        version = conn.execute(text("SELECT version FROM state_schema")).scalar()
+        rows = conn.execute(text("SELECT cycle_id, upn, display_name FROM provisioning_log ORDER BY id")).all()
+        indexes = _log_index_names(conn)
+    engine.dispose()
+    name_index = "ix_provisioning_log_display_name_lower_" + ("action_status" if url.startswith("sqlite") else "c")
+    assert version == schema.SCHEMA_VERSION == 7
+    assert name_index in indexes and indexes == current_indexes
+    # The row written before keeps no name (nothing in the store had it); the new one has it.
+    assert [tuple(row) for row in rows] == [
+        (old_cycle, "user1@contoso.com", None),
+        (rows[1][0], "user1@contoso.com", "Adèle Vance"),
+    ]
+    assert again.last_names(["entra-1"]) == {"entra-1": ("user1@contoso.com", "Adèle Vance")}
 
 
 def _log_index_names(conn: Connection) -> set[str]:
@@ -792,8 +846,8 @@ def test_a_crashed_cycles_jobs_are_filed_under_it_with_who_each_row_is(store: St
     run_cycle(store, Plan(creates=[create(3)]), [ok(create(3), 3)], now=T0 - HOUR)  # the log knows user3
     crashed = store.start_cycle(Mode.FULL, "fp", now=T0)
     records = {
-        "entra-a": JobRecord("a@contoso.com", Action.CREATE),
-        "entra-b": JobRecord("b@contoso.com", Action.CREATE),
+        "entra-a": JobRecord("a@contoso.com", Action.CREATE, "Adele Vance"),
+        "entra-b": JobRecord("b@contoso.com", Action.CREATE),  # recorded before v7: no display name
     }
     keys = {"a@contoso.com": "entra-a", "b@contoso.com": "entra-b"}
     store.record_job(crashed, "750A", "insert", "Username", keys, records=records)
@@ -819,6 +873,8 @@ def test_a_crashed_cycles_jobs_are_filed_under_it_with_who_each_row_is(store: St
         ("entra-a", "a@contoso.com", Action.CREATE, Status.SUCCESS, sf_id(1), None),
         ("entra-b", "b@contoso.com", Action.CREATE, Status.FAILURE, None, "DUPLICATE_USERNAME"),
     ]
+    names = {e.entra_id: e.display_name for e in logged}
+    assert names == {"entra-3": "User 3", "entra-a": "Adele Vance", "entra-b": None}  # user3's from the log
     by_user = {e.entra_id: e.error_message for e in logged}
     assert by_user["entra-a"] == f"settled by cycle {settler} from Bulk job 750A"
     assert by_user["entra-b"] == f"taken (settled by cycle {settler} from Bulk job 750A)"
@@ -834,15 +890,41 @@ def test_a_crashed_cycles_jobs_are_filed_under_it_with_who_each_row_is(store: St
     )
 
 
-def test_last_upns_name_users_the_log_has_seen(store: StateStore) -> None:
-    run_cycle(store, Plan(creates=[create(1), create(2)]), [ok(create(1), 1), ok(create(2), 2)])
-    renamed = dataclasses.replace(create(1), user_principal_name="renamed@contoso.com", action=Action.UPDATE)
-    gone = dataclasses.replace(create(2), user_principal_name=None, action=Action.DISABLE)
+def test_last_names_name_users_the_log_has_seen(store: StateStore) -> None:
+    three = create(3)
+    three.display_name = None  # logged by UPN alone, as rows before schema version 7
+    creates = [create(1), create(2), three]
+    run_cycle(store, Plan(creates=creates), [ok(c, n) for n, c in enumerate(creates, start=1)])
+    renamed = dataclasses.replace(
+        create(1), user_principal_name="renamed@contoso.com", display_name="Renamed", action=Action.UPDATE
+    )
+    gone = dataclasses.replace(create(2), user_principal_name=None, display_name=None, action=Action.DISABLE)
     run_cycle(store, Plan(updates=[renamed], deactivations=[gone]), [ok(renamed, 1), ok(gone, 2)], now=T0 + HOUR)
-    assert store.last_upns(["entra-1", "entra-2", "entra-3"]) == {
-        "entra-1": "renamed@contoso.com",  # the latest
-        "entra-2": "user2@contoso.com",  # its deactivation was logged without one
+    assert store.last_names(["entra-1", "entra-2", "entra-3", "entra-4"]) == {
+        "entra-1": ("renamed@contoso.com", "Renamed"),  # the latest
+        "entra-2": ("user2@contoso.com", "User 2"),  # its deactivation was logged without either
+        "entra-3": ("user3@contoso.com", None),
     }
+
+
+def test_a_user_the_directory_no_longer_has_is_named_by_the_log_or_else_by_salesforce(store: StateStore) -> None:
+    """``stages._name_the_gone``: a deactivation Graph's delta names by id alone."""
+    three = create(3)
+    three.display_name = None  # logged before schema version 7: the log has its UPN only
+    run_cycle(store, Plan(creates=[create(1), three]), [ok(create(1), 1), ok(three, 3)])
+    leaving = {"IsActive": FieldChange(True, False)}
+    gone = [
+        change(1, Action.DISABLE, leaving),
+        change(3, Action.DISABLE, leaving, FirstName="Grady", LastName="Archie"),
+    ]
+    for user in gone:
+        user.user_principal_name = user.display_name = None
+    table = PlanTable.of(Plan(deactivations=gone))
+    stages._name_the_gone(SimpleNamespace(state=store), table)  # type: ignore[arg-type]  (it reads engine.state only)
+    assert [(c.user_principal_name, c.display_name) for c in table.to_plan().deactivations] == [
+        ("user1@contoso.com", "User 1"),  # the log's
+        ("user3@contoso.com", "Grady Archie"),  # Salesforce's FirstName LastName, as the deactivation found them
+    ]
 
 
 def test_a_version_3_database_gains_the_job_records_column(url: str) -> None:

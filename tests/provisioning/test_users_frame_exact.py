@@ -87,13 +87,13 @@ def test_role_count_of_many_rows_matches_a_set_per_row() -> None:
 
 # --- the USERS frame ----------------------------------------------------------------------------
 
-ATTRIBUTES = ["mail", "surname", "userPrincipalName", "accountEnabled"]
+ATTRIBUTES = ["mail", "surname", "userPrincipalName", "accountEnabled", "displayName"]
 COLUMNS = ["id", *ATTRIBUTES, "appRoleAssignments", "assignedVia", "IsSoftDeleted", "scopeReason"]
 
 
 def record(user_id: str, **values: Any) -> dict[str, Any]:
     base = {"id": user_id, "mail": f"{user_id}@x", "surname": user_id.upper()}
-    base.update(userPrincipalName=f"{user_id}@x.example", accountEnabled=True)
+    base.update(userPrincipalName=f"{user_id}@x.example", accountEnabled=True, displayName=f"User {user_id}")
     base.update(values)
     return base
 
@@ -145,7 +145,9 @@ def test_build_gives_every_column_exactly() -> None:
     frame, quarantined = reader.build(set(ids), roles, removed)
 
     assert quarantined == [
-        QuarantinedUser("u07", "u07@x.example", ["app role assignment a1 (direct) grants app role r1, which ..."]),
+        QuarantinedUser(
+            "u07", "u07@x.example", ["app role assignment a1 (direct) grants app role r1, which ..."], "User u07"
+        ),
         QuarantinedUser("u08", None, ["no role"]),
     ]
     kept = ["u01", "u02", "u03", "u04", "u05", "u06", "u09", "u10", "u11", "u12", "u13"]
@@ -157,6 +159,7 @@ def test_build_gives_every_column_exactly() -> None:
             "surname": [None if u in gone or u == "u09" else u.upper() for u in kept],
             "userPrincipalName": [None if u in gone else f"{u}@x.example" for u in kept],
             "accountEnabled": [None if u in gone else {"u02": False, "u13": None}.get(u, True) for u in kept],
+            "displayName": [None if u in gone else f"User {u}" for u in kept],
             "appRoleAssignments": pd.Series(
                 [
                     ["Sales Manager", "Standard User"],
@@ -207,7 +210,7 @@ def test_build_of_nobody() -> None:
     reader = _Reader(None, service_principal_id="sp", select=["mail"], known={}, also_fetch=(), progress=None)  # type: ignore[arg-type]
     frame, quarantined = reader.build(set(), {}, {})
     assert quarantined == []
-    assert list(frame.columns) == ["id", "mail", "userPrincipalName", "accountEnabled", *COLUMNS[5:]]
+    assert list(frame.columns) == ["id", "mail", "userPrincipalName", "accountEnabled", "displayName", *COLUMNS[6:]]
     assert frame.empty
     assert frame["IsSoftDeleted"].dtype == bool and frame["appRoleAssignments"].dtype == object
 

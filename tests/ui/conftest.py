@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from include.provisioning.cycle import Engine
-from scripts.benchmark_provisioning_page import api_client
+from scripts.page_client import page_client
 from tests.airflow.airflow_env import REPO_ROOT, airflow_environment
 from tests.e2e.conftest import cycle, make_engine
 from tests.provisioning.conftest import pg_database, url
@@ -44,5 +44,5 @@ def engine(make_engine: Callable[..., Engine], url: str) -> Iterator[Engine]:
 def api(engine: Engine) -> Iterator[object]:
     """A ``TestClient`` on the page's app reading ``engine``'s state store, every access check
     allowed (none of Airflow's auth manager runs in this process)."""
-    with api_client(engine.state.url) as client:
+    with page_client(engine.state.url) as client:
         yield client

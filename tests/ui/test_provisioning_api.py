@@ -22,7 +22,7 @@ from tests.airflow.server import free_port
 from tests.e2e.conftest import add_assigned_user
 from tests.sandbox_process import SandboxProcess
 
-ADELE, ALEX, MEGAN = (f"00000000-0000-0000-0000-00000000000{i}" for i in (1, 2, 3))
+ADELE, ALEX, MEGAN, ZOE = (f"00000000-0000-0000-0000-00000000000{i}" for i in (1, 2, 3, 4))
 ADELE_UPN = "adele.vance@contoso.example"
 SCRIPT_NAME = "<script>alert(1)</script>"
 FORMULA_UPN = "=hyperlink.x@contoso.example"
@@ -131,6 +131,26 @@ def test_search_by_upn_prefix_entra_id_and_salesforce_id(api: TestClient, cycle:
     assert api.get("/api/log", params={"q": "nobody.here"}).json()["rows"] == []
 
 
+def test_search_by_the_start_of_a_display_name_in_any_case(api: TestClient, cycle: Cycle) -> None:
+    result = _initial(cycle)
+    named = {entry.entra_id: entry.display_name for entry in result.log}
+    assert named[ADELE] == "Adele Vance" and named[ZOE] == "Zoë Müller"  # Entra's displayName, logged
+    # "adele v" is no start of the UPN (adele.vance@...): these rows are found by the display name.
+    for search, who in (("aDeLe V", ADELE), ("ADELE VANCE", ADELE), ("zOë mü", ZOE), ("Zoë Müller", ZOE)):
+        rows = api.get("/api/log", params={"q": search}).json()["rows"]
+        assert rows and {row["entra_id"] for row in rows} == {who}, search
+        assert {row["display_name"] for row in rows} == {named[who]}
+    # A name search pages by key like any other: every row of "a" (Adele, Alex: UPNs and names), once.
+    names = ("user_principal_name", "display_name")
+    everything = _all_pages(api, 50)
+    expected = [row["id"] for row in everything if any((row[n] or "").lower().startswith("a") for n in names)]
+    assert len(expected) >= 2 and [row["id"] for row in _all_pages(api, 1, q="A")] == expected
+    combined = api.get("/api/log", params={"q": "alex w", "status": "Failure"}).json()["rows"]
+    assert [(row["entra_id"], row["display_name"]) for row in combined] == [(ALEX, "Alex Wilber")]
+    details = api.get(f"/api/log/{combined[0]['id']}").json()
+    assert details["display_name"] == "Alex Wilber"
+
+
 def test_filters_by_action_status_error_code_and_time(api: TestClient, cycle: Cycle) -> None:
     result = _initial(cycle)
     failed = api.get("/api/log", params={"status": "Failure"}).json()["rows"]
@@ -185,6 +205,9 @@ def test_the_csv_export_streams_the_filtered_rows_with_formulas_neutralised(
     assert [int(row["id"]) for row in rows] == _log_ids(engine)
     formula = [row for row in rows if row["entra_id"] == "00000000-0000-0000-0000-0000000000f1"]
     assert formula and all(row["user_principal_name"] == "'" + FORMULA_UPN for row in formula)
+    assert all(row["Display name"] == "'=Hyperlink X" for row in formula)  # its displayName, neutralised
+    adele = [row for row in rows if row["entra_id"] == ADELE]
+    assert adele and {row["Display name"] for row in adele} == {"Adele Vance"}
     assert not any(cell.startswith(("=", "+", "-", "@")) for row in rows for cell in row.values())
     failed_csv = api.get("/api/log.csv", params={"status": "Failure"}).content.decode("utf-8-sig")
     failed = list(csv.DictReader(io.StringIO(failed_csv)))
@@ -197,6 +220,8 @@ def test_directory_values_are_data_never_markup(api: TestClient, cycle: Cycle, s
     sandbox.graph.patch("/_sandbox/users/00000000-0000-0000-0000-0000000000f2", json=patch).raise_for_status()
     _initial(cycle)
     (row,) = api.get("/api/log", params={"q": "script.user"}).json()["rows"]
+    (by_name,) = api.get("/api/log", params={"q": "<SCRIPT>alert("}).json()["rows"]  # the name, any case
+    assert by_name["id"] == row["id"] and by_name["display_name"] == row["display_name"] == SCRIPT_NAME
     details = api.get(f"/api/log/{row['id']}")
     assert details.headers["content-type"] == "application/json"
     assert SCRIPT_NAME in [change["new"] for change in details.json()["changes"]]  # the value, unchanged, as JSON

@@ -19,6 +19,7 @@ def _row(**values: object) -> dict[str, object]:
         "status": "Success",
         "entra_id": "e1",
         "user_principal_name": "=x@contoso.example",
+        "display_name": "@Zoë =SUM(A1)",
         "sf_id": None,
         "error_code": None,
         "error_message": None,
@@ -34,8 +35,10 @@ def test_the_export_writes_every_column_and_chunks_large_exports() -> None:
     text = "".join(chunks)
     assert text.startswith("\ufeff")  # UTF-8 with a byte-order mark, as the report e-mail's CSV
     parsed = list(csv.DictReader(io.StringIO(text.removeprefix("\ufeff"))))
-    assert len(parsed) == 2_500 and tuple(parsed[0]) == csv_export.COLUMNS
+    header = tuple(name if name != "display_name" else "Display name" for name in csv_export.COLUMNS)
+    assert len(parsed) == 2_500 and tuple(parsed[0]) == header
     assert parsed[0]["user_principal_name"] == "'=x@contoso.example"
+    assert parsed[0]["Display name"] == "'@Zoë =SUM(A1)"  # neutralised like every cell
     assert parsed[0]["changes"] == '{"Title":["-1","+2"]}'
 
 

@@ -305,7 +305,8 @@ class _Reader:
                 assigned = roles.get(user_id)
                 if assigned is not None and assigned.problems:
                     upn = record.get("userPrincipalName") if record else None
-                    quarantined.append(QuarantinedUser(user_id, upn, list(assigned.problems)))
+                    name = record.get("displayName") if record else None
+                    quarantined.append(QuarantinedUser(user_id, upn, list(assigned.problems), name))
                     continue
                 gone = removed.get(user_id)
                 kept.append(user_id)

@@ -30,9 +30,10 @@ from include.provisioning.graph.user_attributes import (
 
 COMPUTED_COLUMNS = ("appRoleAssignments", "assignedVia", "IsSoftDeleted", "scopeReason")
 """Columns the extraction computes; never sent to Graph in ``$select``."""
-ALWAYS_SELECTED = ("userPrincipalName", "accountEnabled")
+ALWAYS_SELECTED = ("userPrincipalName", "accountEnabled", "displayName")
 """Read whatever the mapping asks for: the UPN names users in messages, accountEnabled decides
-``IsSoftDeleted``."""
+``IsSoftDeleted``, displayName names them in the provisioning log (Entra's logs show it as the
+user's name; the Provisioning page searches it)."""
 
 
 def graph_attributes(select: Iterable[str]) -> list[str]:

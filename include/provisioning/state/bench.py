@@ -102,6 +102,7 @@ def _creates(rows: int) -> tuple[list[str], list[dict[str, Any]], list[PlannedCh
             match_value=desired[n]["Username"],
             desired=desired[n],
             roles=["Standard User"],
+            display_name=f"Given Surname{n}",  # the log's display name column and index are paid for
         )
         for n in range(rows)
     ]
@@ -120,7 +121,17 @@ def measure(url: str, rows: int) -> list[Timing]:
     """Timings of the store's heavy operations on ``url``."""
     ids, desired, creates, results = _creates(rows)
     unchanged = [
-        PlannedChange(ids[n], c.user_principal_name, Action.OTHER, _sf_id(n), {}, c.match_value, c.desired, c.roles)
+        PlannedChange(
+            ids[n],
+            c.user_principal_name,
+            Action.OTHER,
+            _sf_id(n),
+            {},
+            c.match_value,
+            c.desired,
+            c.roles,
+            c.display_name,
+        )
         for n, c in enumerate(creates)
     ]
     touched = range(0, rows, 100)
@@ -134,6 +145,7 @@ def measure(url: str, rows: int) -> list[Timing]:
             creates[n].match_value,
             {**desired[n], "LastName": "Renamed"},
             ["Standard User"],
+            f"Given Surname{n}",
         )
         for n in touched
     ]

@@ -210,6 +210,7 @@ def _log(
         error_code,
         error_message,
         now,
+        change.display_name,
     )
 
 
@@ -334,6 +335,7 @@ class CommitBuilder:
                     error_code=None,
                     error_message="; ".join(user.reasons) or "quarantined (no reason given)",
                     at=self.now,
+                    display_name=user.display_name,
                 )
             )
         return rows

@@ -105,6 +105,12 @@ def _migrate(conn: Any, found: int) -> None:
         raise StateConfigError(
             f"the state database has schema version {found} and no migration to {schema.SCHEMA_VERSION}"
         )
+    if found < 7:
+        # Issue 9: the log names users by display name too. Added first, because the log's index
+        # creation below (versions 5 and 6) creates every index of ``LOG_INDEXES``, its own too.
+        # Rows written before keep a null display name: the store never had one to copy (the
+        # snapshot holds Salesforce's fields, not Entra's name); they are found by UPN and ids.
+        conn.execute(text("ALTER TABLE provisioning_log ADD COLUMN display_name TEXT"))
     if found < 2:
         conn.execute(text("ALTER TABLE cycles ADD COLUMN run_key VARCHAR(250)"))
         conn.execute(text("CREATE INDEX IF NOT EXISTS ix_cycles_run_key ON cycles (run_key)"))
@@ -120,8 +126,10 @@ def _migrate(conn: Any, found: int) -> None:
     if found < 6:  # issue 8: reactivations counted apart (a part of ``updated``; older cycles say 0)
         conn.execute(text("ALTER TABLE cycles ADD COLUMN reactivated INTEGER NOT NULL DEFAULT 0"))
         # The log's time-window index and SQLite's UPN index with action and status came after
-        # version 5's first indexes: a version 5 store may have the old UPN index and lack these.
+        # version 5's first indexes: a version 5 store may have the old UPN index and lack these
+        # (created with version 7's below).
         conn.execute(text("DROP INDEX IF EXISTS ix_provisioning_log_upn_lower"))
+    if found < 7:  # the display name's indexes, and those a version 5 store may lack (above)
         present = index_names(conn, "provisioning_log")
         for index in schema.LOG_INDEXES:
             if index.name not in present:

@@ -40,13 +40,14 @@ _GROUP_OF = {
 
 
 def records_json(records: Mapping[str, JobRecord]) -> dict[str, list[str | None]]:
-    """``{entra id: [UPN, action]}``, as ``bulk_jobs.records`` keeps it."""
-    return {entra_id: [r.user_principal_name, str(r.action)] for entra_id, r in records.items()}
+    """``{entra id: [UPN, action, display name]}``, as ``bulk_jobs.records`` keeps it."""
+    return {entra_id: [r.user_principal_name, str(r.action), r.display_name] for entra_id, r in records.items()}
 
 
 def records_from_json(value: Any) -> dict[str, JobRecord]:
-    """The inverse of :func:`records_json`; a job recorded before schema v4 has none (``{}``)."""
-    return {str(k): JobRecord(v[0], Action(v[1])) for k, v in (value or {}).items()}
+    """The inverse of :func:`records_json`; a job recorded before schema v4 has none (``{}``),
+    one recorded before v7 ``[UPN, action]`` without the display name."""
+    return {str(k): JobRecord(v[0], Action(v[1]), v[2] if len(v) > 2 else None) for k, v in (value or {}).items()}
 
 
 def settle_rows(
@@ -59,13 +60,14 @@ def settle_rows(
     now: dt.datetime,
     schedule_hours: Sequence[float],
     prior_escrow: Mapping[str, EscrowEntry],
-    known_upns: Mapping[str, str] | None = None,
+    known_names: Mapping[str, tuple[str | None, str | None]] | None = None,
 ) -> CommitRows:
     """Log rows and escrow changes for ``results`` (one per user) of ``crashed_cycle_id``'s ``jobs``.
 
     ``job_of`` maps each result's Entra id to the job that reported it (named in the row's
-    message, with ``settled_by``, the cycle that settled it). ``known_upns`` names users the jobs'
-    records do not (a job recorded before schema v4), from the provisioning log. Raises ``StateError`` as
+    message, with ``settled_by``, the cycle that settled it). ``known_names`` (Entra id → UPN and
+    display name, ``StateStore.last_names``) names users the jobs' records do not (a job recorded
+    before schema v4, or v7 for the display name), from the provisioning log. Raises ``StateError`` as
     ``build_commit`` does (e.g. a success without a Salesforce id). ``rows.snapshot_writes`` is empty."""
     records: dict[str, JobRecord] = {}
     for job in jobs:
@@ -75,9 +77,10 @@ def settle_rows(
         record = records.get(result.entra_id)
         action = record.action if record is not None else result.action
         upn = record.user_principal_name if record is not None else None
-        if upn is None and known_upns:
-            upn = known_upns.get(result.entra_id)
-        change = PlannedChange(result.entra_id, upn, action, result.sf_id, {})
+        display_name = record.display_name if record is not None else None
+        known_upn, known_name = (known_names or {}).get(result.entra_id, (None, None))
+        change = PlannedChange(result.entra_id, upn or known_upn, action, result.sf_id, {})
+        change.display_name = display_name or known_name
         getattr(plan, _GROUP_OF.get(action, "updates")).append(change)
     rows = build_commit(
         crashed_cycle_id,
@@ -114,6 +117,7 @@ def log_json(entries: Sequence[LogEntry]) -> list[dict[str, Any]]:
             "status": str(e.status),
             "entra_id": e.entra_id,
             "upn": e.user_principal_name,
+            "display_name": e.display_name,
             "sf_id": e.sf_id,
             "error_code": e.error_code,
             "error_message": e.error_message,
@@ -138,6 +142,7 @@ def log_entry(row: Mapping[str, Any]) -> LogEntry:
         error_code=row["error_code"],
         error_message=row["error_message"],
         at=dt.datetime.fromisoformat(at) if isinstance(at, str) else at,
+        display_name=row.get("display_name"),  # absent from a log artifact written before v7
     )
 
 

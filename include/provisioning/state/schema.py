@@ -27,7 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.sql import column, func, literal_column
 from sqlalchemy.types import TypeDecorator
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 """Bump with a migration in ``store._migrate`` whenever a table changes shape."""
 
 ID = String(64)
@@ -214,6 +214,16 @@ LOG_INDEXES = (
         dialect="sqlite"
     ),
     Index("ix_provisioning_log_upn_lower_c", func.lower(column("upn")).collate("C")).ddl_if(dialect="postgresql"),
+    # The display name the same way (schema version 7): a name search is a prefix of either.
+    Index(
+        "ix_provisioning_log_display_name_lower_action_status",
+        func.lower(column("display_name")),
+        "action",
+        "status",
+    ).ddl_if(dialect="sqlite"),
+    Index("ix_provisioning_log_display_name_lower_c", func.lower(column("display_name")).collate("C")).ddl_if(
+        dialect="postgresql"
+    ),
 )
 """The log's indexes, named so ``database._migrate`` can create them in an older database."""
 
@@ -231,9 +241,12 @@ provisioning_log = Table(
     Column("error_code", Text, nullable=True),
     Column("error_message", Text, nullable=True),
     Column("at", UTCDateTime, nullable=False),
+    # Entra's displayName (schema version 7; null in older rows and for users known by id alone).
+    Column("display_name", Text, nullable=True),
     # Keyset paging of the log (newest first, ``id < last seen``) under a filter (schema version 5):
     # each filter's column followed by ``id``, so PostgreSQL reads one page of the index in order
-    # (SQLite's indexes end in the rowid anyway). The UPN is searched case-insensitively by prefix.
+    # (SQLite's indexes end in the rowid anyway). The UPN and the display name are searched
+    # case-insensitively by prefix.
     *LOG_INDEXES,
 )
 

@@ -21,7 +21,7 @@ from operator import itemgetter
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Connection, Table, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.exc import OperationalError
 
 from include.provisioning.gc_pause import collector_paused
@@ -79,6 +79,7 @@ LOG_COLUMNS = [
     "error_code",
     "error_message",
     "at",
+    "display_name",
 ]
 ESCROW_COLUMNS = [
     "entra_id",
@@ -558,8 +559,13 @@ class StateStore:
         per user, across the jobs) under that cycle, escrow its failures, and forget the jobs, in
         one transaction (``recovery.settle_rows`` has the rules). Returns the log entries written."""
         ids = sorted({r.entra_id for r in results})
-        named = {e for job in jobs for e, record in job.records.items() if record.user_principal_name}
-        known_upns = self.last_upns([i for i in ids if i not in named])
+        named = {
+            entra_id
+            for job in jobs
+            for entra_id, record in job.records.items()
+            if record.user_principal_name and record.display_name
+        }
+        known_names = self.last_names([i for i in ids if i not in named])
         with self._engine.begin() as conn:
             rows = settle_rows(
                 crashed_cycle_id,
@@ -570,7 +576,7 @@ class StateStore:
                 now=now,
                 schedule_hours=check_schedule(escrow_schedule_hours),
                 prior_escrow=self._prior_escrow(conn, ids),
-                known_upns=known_upns,
+                known_names=known_names,
             )
             self._write_log(conn, rows.log)
             self._write_escrow(conn, rows)
@@ -726,6 +732,7 @@ class StateStore:
                         entry.error_code,
                         entry.error_message,
                         stamp,
+                        entry.display_name,
                     )
                 )
             bulk.insert(table, LOG_COLUMNS, rows)
@@ -883,20 +890,29 @@ class StateStore:
             rows = conn.execute(query.order_by(table.c.id.desc()).limit(limit)).mappings().all()
         return [log_entry(row) for row in reversed(rows)]
 
-    def last_upns(self, entra_ids: Sequence[str]) -> dict[str, str]:
-        """The userPrincipalName the provisioning log last recorded for each of ``entra_ids`` (a
-        user Entra has since deleted is named by id alone); ids never logged with one are absent."""
+    def last_names(self, entra_ids: Sequence[str]) -> dict[str, tuple[str | None, str | None]]:
+        """``(userPrincipalName, display name)`` the provisioning log last recorded for each of
+        ``entra_ids``, each the latest row that had one (a user Entra has since deleted is named by
+        id alone; rows before schema version 7 have no display name); ids never logged with either
+        are absent."""
         table = schema.provisioning_log
-        found: dict[str, str] = {}
+        upns: dict[str, str] = {}
+        names: dict[str, str] = {}
         with self._engine.connect() as conn:
             for chunk in _chunks(sorted(set(entra_ids)), 1_000):
                 query = (
-                    select(table.c.entra_id, table.c.upn)
-                    .where(table.c.entra_id.in_(chunk), table.c.upn.is_not(None))
+                    select(table.c.entra_id, table.c.upn, table.c.display_name)
+                    .where(
+                        table.c.entra_id.in_(chunk), or_(table.c.upn.is_not(None), table.c.display_name.is_not(None))
+                    )
                     .order_by(table.c.id)
                 )
-                found.update({entra_id: upn for entra_id, upn in conn.execute(query)})
-        return found
+                for entra_id, upn, name in conn.execute(query):  # oldest first: the latest value stays
+                    if upn is not None:
+                        upns[entra_id] = upn
+                    if name is not None:
+                        names[entra_id] = name
+        return {entra_id: (upns.get(entra_id), names.get(entra_id)) for entra_id in upns.keys() | names.keys()}
 
     def quarantine_entries(self, cycle_id: str | None = None) -> list[QuarantinedUser]:
         """Quarantined users of ``cycle_id``, or the current quarantine: the latest committed cycle's."""

@@ -27,12 +27,15 @@ COLUMNS = (
     "status",
     "entra_id",
     "user_principal_name",
+    "display_name",
     "sf_id",
     "error_code",
     "error_message",
     "changes",
 )
 """The export's columns: a ``log_query.full_row``'s fields; ``changes`` is ``{property: [old, new]}`` JSON."""
+HEADER = {"display_name": "Display name"}
+"""Header cells that differ from the field's name (the issue names the display name's column)."""
 ROWS_PER_CHUNK = 1_000
 BYTE_ORDER_MARK = "\ufeff"
 
@@ -49,7 +52,7 @@ def csv_chunks(rows: Iterable[dict[str, Any]]) -> Iterator[str]:
     buffer = io.StringIO(newline="")
     writer = csv.writer(buffer, quoting=csv.QUOTE_ALL, lineterminator="\r\n")
     buffer.write(BYTE_ORDER_MARK)
-    writer.writerow(COLUMNS)
+    writer.writerow([HEADER.get(name, name) for name in COLUMNS])
     for count, row in enumerate(rows, start=1):
         writer.writerow(_cells(row))
         if count % ROWS_PER_CHUNK == 0:

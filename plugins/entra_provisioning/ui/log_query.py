@@ -6,10 +6,15 @@ neither repeats nor disappears (no ``OFFSET``). The filters have ``(column, id)`
 state store's schema (``schema.LOG_INDEXES``, version 5); a success is found in id order (most rows
 are successes), action and time range walk the id order too.
 
-The search box takes one text and decides what it is from its shape, so each search uses one index:
-an Entra object id (a GUID), a Salesforce user id (15 or 18 letters and digits, ``005`` prefix, as
-Salesforce's key prefix for User), or else the start of a userPrincipalName, case-insensitive
-(the UPN is the name the log records; the engine keeps no display name in it).
+The search box takes one text and decides what it is from its shape: an Entra object id (a GUID),
+a Salesforce user id (15 or 18 letters and digits, ``005`` prefix, as Salesforce's key prefix for
+User), or else a name: the start of the userPrincipalName or of the display name (Entra's
+``displayName``, schema version 7), case-insensitive. An id reads one index; a name reads the UPN's
+and the display name's (SQLite: each branch on its own, ``_select``). "Case-insensitive" is the
+database's ``lower()``, applied to the search text too so both sides fold alike: PostgreSQL folds
+by the database's character type (UTF-8: every letter), SQLite folds ASCII letters only, so there
+``émile`` does not find ``Émile`` (``Émile`` and ``ÉMILE`` do). Rows written before version 7 have
+no display name and are found by UPN and ids.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Select, and_, func, literal_column, or_, select
+from sqlalchemy import ColumnElement, Connection, Select, Text, and_, func, literal, literal_column, or_, select, union
 
 from include.provisioning.model import Action, Status, salesforce_id_key
 from include.provisioning.salesforce_messages import plain_message
@@ -38,7 +43,7 @@ _SALESFORCE_USER_ID = re.compile(r"^005[0-9A-Za-z]{12}([0-9A-Za-z]{3})?$")
 UNSUCCESSFUL = LOG.c.status != literal_column(f"'{Status.SUCCESS.value}'")
 """The condition of the partial ``(status, id)`` index, written as the index has it: SQLite uses a
 partial index only for a query that repeats its condition with the same literal (no parameter)."""
-_UPN_PREFIX_END = "\U0010ffff"  # the largest code point: every text starting with the prefix sorts below it
+_PREFIX_END = "\U0010ffff"  # the largest code point: every text starting with the prefix sorts below it
 
 
 @dataclass(frozen=True)
@@ -69,6 +74,11 @@ class LogFilter:
         search = (self.search or "").strip()
         if search:
             found.append(_search_condition(search, dialect))
+        return found + self.other_conditions()
+
+    def other_conditions(self) -> list[ColumnElement[bool]]:
+        """The conditions of every field but ``search`` (the same on both back ends)."""
+        found: list[ColumnElement[bool]] = []
         for column, value in (
             (LOG.c.cycle_id, self.cycle_id),
             (LOG.c.action, self.action),
@@ -87,34 +97,56 @@ class LogFilter:
 
 
 def search_kind(search: str) -> str:
-    """What the search text is taken for: ``entra_id``, ``sf_id`` or ``upn`` (a prefix)."""
+    """What the search text is taken for: ``entra_id``, ``sf_id`` or ``name`` (the start of a
+    UPN or of a display name)."""
     if _GUID.match(search):
         return "entra_id"
     if _SALESFORCE_USER_ID.match(search):
         return "sf_id"
-    return "upn"
+    return "name"
 
 
-def upn_key(dialect: str) -> ColumnElement[str]:
-    """The lower-cased UPN as its index holds it: PostgreSQL's under collation "C", so that a
-    range of it is a prefix whatever the database's collation (``schema.LOG_INDEXES``)."""
-    lowered = func.lower(LOG.c.upn)
+def lowered_key(column: Any, dialect: str) -> ColumnElement[str]:
+    """``lower(column)`` as its index holds it (the UPN's and the display name's,
+    ``schema.LOG_INDEXES``): PostgreSQL's under collation "C", so that a range of it is a prefix
+    whatever the database's collation."""
+    lowered = func.lower(column)
     return lowered.collate("C") if dialect == "postgresql" else lowered
 
 
-def _search_condition(search: str, dialect: str) -> ColumnElement[bool]:
+def upn_key(dialect: str) -> ColumnElement[str]:
+    """The lower-cased UPN as its index holds it (``lowered_key``)."""
+    return lowered_key(LOG.c.upn, dialect)
+
+
+def _starts_with(column: Any, search: str, dialect: str) -> ColumnElement[bool]:
+    """``column`` starts with ``search``, case-insensitively, as a range of ``lowered_key`` (an
+    index range, where ``LIKE`` would be a scan on PostgreSQL outside collation "C"). The search
+    text is lowered by the database, as the column is (see the module notes)."""
+    prefix = func.lower(literal(search, Text))
+    key = lowered_key(column, dialect)
+    return and_(key >= prefix, key < prefix.concat(_PREFIX_END))
+
+
+def search_alternatives(search: str, dialect: str) -> list[ColumnElement[bool]]:
+    """The conditions a row may meet to match ``search`` (any one of them), each readable from
+    one index: one for an id, two for a name (its UPN starts with it, its display name does)."""
     kind = search_kind(search)
     if kind == "entra_id":
-        return LOG.c.entra_id == search.lower()  # Graph writes object ids in lower case
+        return [LOG.c.entra_id == search.lower()]  # Graph writes object ids in lower case
     if kind == "sf_id":
         if len(search) == 18:
-            return or_(LOG.c.sf_id == search, LOG.c.sf_id == salesforce_id_key(search))
+            return [or_(LOG.c.sf_id == search, LOG.c.sf_id == salesforce_id_key(search))]
         # A 15-character id matches its 18-character form (the same id plus a case checksum).
         in_range = and_(LOG.c.sf_id >= search, LOG.c.sf_id <= search + "ZZZ")
-        return or_(LOG.c.sf_id == search, and_(in_range, func.substr(LOG.c.sf_id, 1, 15) == search))
-    prefix = search.lower()
-    key = upn_key(dialect)
-    return and_(key >= prefix, key < prefix + _UPN_PREFIX_END)
+        return [or_(LOG.c.sf_id == search, and_(in_range, func.substr(LOG.c.sf_id, 1, 15) == search))]
+    return [_starts_with(LOG.c.upn, search, dialect), _starts_with(LOG.c.display_name, search, dialect)]
+
+
+def _search_condition(search: str, dialect: str) -> ColumnElement[bool]:
+    """``search_alternatives`` as one condition."""
+    alternatives = search_alternatives(search, dialect)
+    return alternatives[0] if len(alternatives) == 1 else or_(*alternatives)
 
 
 def _select(
@@ -123,13 +155,30 @@ def _select(
     """At most ``limit`` of the filter's rows, newest first. With ``by_time``
     (``window_in_the_past``) and for a ranged search on SQLite the ids are chosen first, ordered by
     ``id + 0``, an expression no index holds, so neither planner walks the id order from the newest
-    row down to the matches; each reads the range from its index (``(at, id)``; the UPN's, which
-    also holds action and status) and sorts the ids it found, reading the table only for the
-    ``limit`` rows shown. The rows and their order are the same either way."""
-    conditions = log_filter.conditions(dialect)
+    row down to the matches; each reads the range from its index (``(at, id)``; the UPN's or the
+    display name's, which also hold action and status) and sorts the ids it found, reading the
+    table only for the ``limit`` rows shown. On SQLite a name search picks ``limit`` ids from each
+    of its two indexes on its own and keeps the newest ``limit`` of both: with ``OR`` SQLite reads
+    each matching row from the table to check the other filters. The rows and their order are the
+    same either way."""
+    conditions = log_filter.other_conditions()
     if before is not None:
         conditions.append(_key_below(log_filter, dialect, before))
-    if by_time or _ranged_on_sqlite(log_filter, dialect):
+    search = (log_filter.search or "").strip()
+    alternatives = search_alternatives(search, dialect) if search else []
+    ranged = _ranged_on_sqlite(log_filter, dialect)
+    if ranged and len(alternatives) > 1:
+        newest_first = (LOG.c.id + 0).desc()
+        branches = [
+            select(LOG.c.id).where(alternative, *conditions).order_by(newest_first).limit(limit).subquery()
+            for alternative in alternatives
+        ]
+        found = union(*(select(branch.c.id) for branch in branches)).subquery()
+        ids = select(found.c.id).order_by(found.c.id.desc()).limit(limit)
+        return select(LOG).where(LOG.c.id.in_(ids.scalar_subquery())).order_by(LOG.c.id.desc())
+    if alternatives:
+        conditions.insert(0, _search_condition(search, dialect))
+    if by_time or ranged:
         ids = select(LOG.c.id).where(*conditions).order_by((LOG.c.id + 0).desc()).limit(limit)
         return select(LOG).where(LOG.c.id.in_(ids.scalar_subquery())).order_by(LOG.c.id.desc())
     return select(LOG).where(*conditions).order_by(LOG.c.id.desc()).limit(limit)
@@ -163,10 +212,10 @@ def _key_below(log_filter: LogFilter, dialect: str, before: int) -> ColumnElemen
 
 
 def _ranged_on_sqlite(log_filter: LogFilter, dialect: str) -> bool:
-    """A search that is a range of an index (a UPN prefix, a 15-character Salesforce id) on SQLite."""
+    """A search that is a range of an index (a name prefix, a 15-character Salesforce id) on SQLite."""
     search = (log_filter.search or "").strip()
     kind = search_kind(search) if search else None
-    return dialect == "sqlite" and (kind == "upn" or (kind == "sf_id" and len(search) == 15))
+    return dialect == "sqlite" and (kind == "name" or (kind == "sf_id" and len(search) == 15))
 
 
 def page(
@@ -209,8 +258,8 @@ def one_row(conn: Connection, row_id: int) -> dict[str, Any] | None:
 
 def summary_row(row: Any) -> dict[str, Any]:
     """A list row: ``id``, ``at`` (ISO 8601 UTC), ``cycle_id``, ``action``, ``status``,
-    ``entra_id``, ``user_principal_name``, ``sf_id``, ``error_code``, ``error_message`` and
-    ``changed`` (the names of the changed properties)."""
+    ``entra_id``, ``user_principal_name``, ``display_name`` (None in rows before schema version 7),
+    ``sf_id``, ``error_code``, ``error_message`` and ``changed`` (the names of the changed properties)."""
     return {
         "id": row["id"],
         "at": row["at"].isoformat(),
@@ -219,6 +268,7 @@ def summary_row(row: Any) -> dict[str, Any]:
         "status": row["status"],
         "entra_id": row["entra_id"],
         "user_principal_name": row["upn"],
+        "display_name": row["display_name"],
         "sf_id": row["sf_id"],
         "error_code": row["error_code"],
         "error_message": plain_message(row["error_message"]),  # rows stored before the loader did it

@@ -168,7 +168,8 @@
     const tr = element("tr", null, {"data-row-id": row.id, "data-testid": "log-row", tabindex: "0"});
     tr.append(
       element("td", utc(row.at)), element("td", row.action), element("td", row.status, {class: `status-${row.status}`}),
-      element("td", row.user_principal_name || row.entra_id), element("td", row.sf_id || ""),
+      element("td", row.display_name || ""), element("td", row.user_principal_name || row.entra_id),
+      element("td", row.sf_id || ""),
       element("td", row.error_code ? `${row.error_code}: ${row.error_message || ""}` : (row.error_message || "")),
     );
     tr.addEventListener("click", () => openRow(row.id));
@@ -188,7 +189,8 @@
     try {
       const row = await getJson(`/log/${encodeURIComponent(rowId)}`);
       $("log-detail").hidden = false;
-      setText("detail-title", `${row.action} ${row.user_principal_name || row.entra_id} (${row.status})`);
+      const who = row.user_principal_name || row.entra_id;
+      setText("detail-title", `${row.action} ${row.display_name ? `${row.display_name} (${who})` : who} (${row.status})`);
       renderSteps("detail-steps", row.steps);
       $("detail-changes").tBodies[0].replaceChildren(...row.changes.map((change) => {
         const tr = element("tr");

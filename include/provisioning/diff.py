@@ -52,7 +52,7 @@ from include.provisioning.model import (
     PlannedChange,
     QuarantinedUser,
 )
-from include.provisioning.plan_table import GROUP_OF_ACTION, NO_GROUP, PlanTable, Segment
+from include.provisioning.plan_table import GROUP_OF_ACTION, NO_GROUP, PersonTexts, PlanTable, Segment
 from include.provisioning.settings import SyncOptions
 from include.provisioning.shares import percent, percent_of
 
@@ -226,8 +226,8 @@ class _People:
     """Everyone this cycle decides about, by position: the USERS frame, then mapped-only ids."""
 
     ids: np.ndarray
-    upn: list[Any]
-    display_name: list[Any]
+    upn: PersonTexts
+    display_name: PersonTexts
     """Entra's ``displayName`` (None when the USERS frame has no such column or no value)."""
     raw_roles: np.ndarray
     """The USERS frame's ``appRoleAssignments`` as read (None past its rows): ``roles`` turns one
@@ -250,8 +250,8 @@ class _People:
         extra_rows = np.flatnonzero(~mapped_ids.isin(user_ids).to_numpy())
         extra = mapped_ids.iloc[extra_rows]
         ids = np.concatenate([user_ids.to_numpy(), extra.to_numpy()]).astype(object)
-        upn = _python(d.users["userPrincipalName"]) if "userPrincipalName" in d.users else [None] * len(user_ids)
-        names = _python(d.users["displayName"]) if "displayName" in d.users else [None] * len(user_ids)
+        upn = PersonTexts(d.users.get("userPrincipalName"), len(ids))
+        names = PersonTexts(d.users.get("displayName"), len(ids))
         raw_roles = np.full(len(ids), None, dtype=object)
         if "appRoleAssignments" in d.users:
             raw_roles[: len(user_ids)] = d.users["appRoleAssignments"].to_numpy(dtype=object)
@@ -263,8 +263,8 @@ class _People:
         ]
         return cls(
             ids=ids,
-            upn=upn + [None] * len(extra),
-            display_name=names + [None] * len(extra),
+            upn=upn,
+            display_name=names,
             raw_roles=raw_roles,
             soft=np.concatenate(soft),
             mapped_row=_positions(ids, mapped_ids),

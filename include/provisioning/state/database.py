@@ -25,7 +25,7 @@ SQLITE_CACHE_KIB = 65_536
 """SQLite's page cache per connection (its default is 2 MiB), allocated as pages are read: a
 million users' commit inserts a part of the plan into the log (and its indexes), then the
 snapshot, then the log again, and with 2 MiB each table's pages evicted the other's. 64 MiB took
-the commit's store work from 48 to 37 CPU-s at 1,000,000 users (measured on one workspace)."""
+the commit from 64 to 46 CPU-s at 1,000,000 users (docs/decisions.md, Production)."""
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

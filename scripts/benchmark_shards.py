@@ -80,6 +80,9 @@ class ShardRun:
     outcome: str
     load: str
     tasks: list[TaskInstance] = field(default_factory=list)
+    sandbox_cpu: dict[str, float] = field(default_factory=dict)
+    """CPU seconds of the sandbox process (the stand-in for Graph and Salesforce, sharing the
+    machine's cores with the tasks) while each stage ran, by stage."""
 
     def max_task(self) -> TaskInstance | None:
         return max(self.tasks, key=lambda t: t.peak_rss) if self.tasks else None
@@ -179,18 +182,28 @@ def _task(stage: str, run_dir: Path, env_file: Path, state_url: str, count: int,
     return TaskInstance(name, child.returncode, seconds, cpu, int(peak.read_text()) if peak.exists() else 0)
 
 
-def _cycle(users: int, shards: int, env_file: Path, workdir: Path, parallelism: int) -> ShardRun:
+def _process_cpu(pid: int) -> float:
+    """User + system CPU seconds a live process has used so far (``/proc/<pid>/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _cycle(users: int, shards: int, env_file: Path, workdir: Path, parallelism: int, *, sandbox_pid: int) -> ShardRun:
     run_dir = workdir / f"shards{shards}"
     run_dir.mkdir()
     state_url = f"sqlite:///{run_dir / 'state.db'}"
     load = _load()
     tasks: list[TaskInstance] = []
+    sandbox_cpu: dict[str, float] = {}
     started = time.perf_counter()
 
     def step(stage: str, sharded: bool = False) -> bool:
         indices: list[int | None] = list(range(shards)) if sharded else [None]
+        before = _process_cpu(sandbox_pid)
         with ThreadPoolExecutor(max_workers=min(parallelism, len(indices))) as pool:
             done = list(pool.map(lambda i: attempts(stage, i), indices))
+        sandbox_cpu[stage] = _process_cpu(sandbox_pid) - before
+        print(f"    {'(sandbox)':<14} {'':>9}  {sandbox_cpu[stage]:7.1f} CPU-s  while {stage} ran", flush=True)
         return all(t.exit_code == 0 for t in done)
 
     def attempts(stage: str, index: int | None) -> TaskInstance:
@@ -219,7 +232,7 @@ def _cycle(users: int, shards: int, env_file: Path, workdir: Path, parallelism: 
     wall = time.perf_counter() - started
     summary_file = run_dir / "summary.json"
     outcome = _outcome(json.loads(summary_file.read_text())) if summary_file.exists() else "no summary"
-    return ShardRun(users, shards, wall, "success" if ok else "failed", outcome, load, tasks)
+    return ShardRun(users, shards, wall, "success" if ok else "failed", outcome, load, tasks, sandbox_cpu)
 
 
 def _size(users: int, shard_counts: list[int], args: argparse.Namespace, report: Report) -> list[ShardRun]:
@@ -236,7 +249,7 @@ def _size(users: int, shard_counts: list[int], args: argparse.Namespace, report:
             if position:  # the first cycle starts from the fixtures the sandbox loaded
                 report.add(f"{users:,} sandbox reset", _reset_sandbox(sandbox, fixtures), "to the fixtures")
             print(f"  {users:,} users, {shards} shard(s):", flush=True)
-            run = _cycle(users, shards, sandbox.env_file, workdir, args.parallelism)
+            run = _cycle(users, shards, sandbox.env_file, workdir, args.parallelism, sandbox_pid=sandbox.proc.pid)
             top = run.max_task()
             top_text = f"{_mib(top.peak_rss)} ({top.task})" if top else "-"
             report.add(f"{users:,} {shards} shard(s)", run.wall, run.outcome, f"max task {top_text}")
@@ -287,6 +300,8 @@ def _print(runs: list[ShardRun]) -> None:
             ],
             right={1, 2, 3, 4},
         )
+        by_stage = ", ".join(f"{stage} {seconds:.1f}" for stage, seconds in run.sandbox_cpu.items() if seconds >= 0.05)
+        print(f"sandbox CPU-s while each stage ran: {by_stage} (total {sum(run.sandbox_cpu.values()):.1f})")
 
 
 def _parser() -> argparse.ArgumentParser:

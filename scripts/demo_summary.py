@@ -134,7 +134,7 @@ Where to look
   the Airflow UI:                 bash scripts/standalone.sh
                                   (a separate Airflow with its own sandbox, runs and e-mails)
   the command line:               the demo's sandbox is stopped now; start one as the README's "The sandbox" shows,
-                                  then python -m include.provisioning sync --env-file .sandbox/sandbox.env"""
+                                  then .venv/bin/python -m include.provisioning sync --env-file .sandbox/sandbox.env"""
     )
     return 0
 

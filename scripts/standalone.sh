@@ -60,7 +60,7 @@ stop_all() {
 }
 trap stop_all EXIT
 trap 'exit 130' INT TERM
-echo "==> starting airflow standalone (log: .standalone/standalone.log); about 20 s"
+echo "==> starting airflow standalone (log: .standalone/standalone.log); under a minute on a quiet machine"
 for _ in $(seq 1 240); do
   if .venv/bin/python - "$port" <<'PY' 2>/dev/null; then break; fi
 import json, sys, urllib.request
@@ -72,6 +72,8 @@ PY
 done
 password_file="$AIRFLOW_HOME/simple_auth_manager_passwords.json.generated"
 login=$(.venv/bin/python -c 'import json,sys; u,p=next(iter(json.load(open(sys.argv[1])).items())); print(f"user {u}, password {p}")' "$password_file")
+# The JSON API takes the JWT Airflow's own POST /auth/token issues for that login (as the UI does).
+token_body=$(.venv/bin/python -c 'import json,sys; u,p=next(iter(json.load(open(sys.argv[1])).items())); print(json.dumps({"username": u, "password": p}))' "$password_file")
 cat <<INFO
 
 Airflow is running at http://localhost:$port  ($login)
@@ -80,6 +82,8 @@ Airflow is running at http://localhost:$port  ($login)
   Connections:  Admin > Connections: msgraph_default, salesforce_default, provisioning_state, smtp_default (Test button on)
   Backfill:     .venv/bin/airflow backfill create --dag-id entra_salesforce_provisioning --from-date ... --to-date ...
                 (in another shell after: . scripts/airflow_env.sh $AIRFLOW_HOME)
+  JSON API:     token=\$(curl -s -X POST http://localhost:$port/auth/token -H 'Content-Type: application/json' -d '$token_body' | .venv/bin/python -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+                curl -H "Authorization: Bearer \$token" http://localhost:$port/provisioning/api/overview
   E-mails:      .standalone/mail/  (.venv/bin/python scripts/show_mail.py .standalone/mail)
   Sandbox:      .standalone/sandbox.env (Graph $SANDBOX_GRAPH_URL, Salesforce $SANDBOX_SALESFORCE_URL)
 Ctrl-C stops Airflow, the sandbox and the SMTP catcher.

@@ -27,6 +27,7 @@ import contextlib
 import dataclasses
 import gc
 import json
+import logging
 import os
 import sys
 import time
@@ -250,6 +251,11 @@ def main(argv: Sequence[str] | None = None, *, process_ends: bool = False) -> in
     (``python -m include.provisioning``), so a command that paused the cyclic collector leaves
     it paused instead of giving it back."""
     args = _parser().parse_args(argv)
+    # azure-identity logs a refused token request (trace id, timestamp, response body) at WARNING;
+    # with no handler configured Python prints that to stderr, --quiet or not, before the engine's
+    # own error, which names the connection and what to check. PROVISIONING_DEBUG shows it again.
+    if not os.environ.get("PROVISIONING_DEBUG"):
+        logging.getLogger("azure.identity").setLevel(logging.ERROR)
     # provision-user is a short process over one user: its cost is the imports (GX's above all,
     # and pandas' and SQLAlchemy's below, hence paused before them), whose long-lived objects the
     # cyclic collector would rescan again and again (2 of ~6 CPU seconds, measured) while the

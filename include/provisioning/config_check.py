@@ -82,7 +82,8 @@ def check_config(
             session = salesforce_connect(salesforce)
             info.append(f"Salesforce: logged in ({session.method}) to {session.instance_url}")
         except Exception as exc:
-            problems.append(f"Salesforce login: {exc}")
+            text = str(exc)  # SalesforceLoginError already starts "Salesforce login failed: ..."
+            problems.append(text if text.startswith("Salesforce login") else f"Salesforce login: {text}")
     return problems, info
 
 

@@ -301,6 +301,15 @@ class MappingTable:
             names.update(dict.fromkeys(self.scoping.attributes()))
         return [n for n in names if n not in DERIVED_ATTRIBUTES]
 
+    def evaluated_columns(self) -> list[str]:
+        """The USERS frame's columns ``evaluate`` reads: ``id``, ``IsSoftDeleted`` and every
+        attribute an expression uses (derived ones included), so a stage reads no other column."""
+        names: dict[str, None] = dict.fromkeys(("id", "IsSoftDeleted"))
+        for f in self.fields:
+            if f.expression is not None:
+                names.update(dict.fromkeys(f.expression.attributes()))
+        return list(names)
+
     def matching_fields(self) -> list[FieldMapping]:
         """Matching attributes, first to try first."""
         return sorted((f for f in self.fields if f.match_precedence is not None), key=lambda f: f.match_precedence or 0)

@@ -202,6 +202,17 @@ def salesforce_name(fields: Mapping[str, Any]) -> str | None:
     return " ".join(words) or None
 
 
+def user_label(display_name: str | None, user_principal_name: str | None, entra_id: str) -> str:
+    """How the product names a user to a person, everywhere it lists one (the cycle report, the
+    dry-run table, the Provisioning page's lists and steps): ``Display name (UPN)``, as Entra's
+    provisioning log shows a user by name and UPN. Without a display name (a row written before
+    schema version 7) the UPN alone; without a UPN (a user known by object id only) the object id
+    in its place. Empty strings count as missing. The page's script mirrors this rule
+    (``userLabel`` in ``plugins/entra_provisioning/ui/static/provisioning.js``)."""
+    who = user_principal_name or entra_id
+    return f"{display_name} ({who})" if display_name else who
+
+
 @dataclass(slots=True)
 class LogEntry:
     """One provisioning-log row (one user action in one cycle)."""

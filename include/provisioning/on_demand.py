@@ -19,12 +19,13 @@ configuration error: the DAG's task fails without retries), which the command li
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import pandas as pd
 
 from include.provisioning.cycle import CycleResult, Engine, run_cycle
 from include.provisioning.errors import UnknownUserError
-from include.provisioning.model import Action, PlannedChange
+from include.provisioning.model import Action, PlannedChange, user_label
 from include.provisioning.plan_preview import describe_changes
 
 
@@ -64,6 +65,11 @@ def _planned(result: CycleResult) -> tuple[str, PlannedChange] | None:
     return None
 
 
+def _text(value: Any) -> str | None:
+    """A USERS frame cell as text, None when missing (pandas may hold a missing value as NaN)."""
+    return None if value is None or pd.isna(value) else str(value)
+
+
 def provision_user(engine: Engine, upn: str, *, dry_run: bool = False, force: bool = False) -> OnDemandOutcome:
     """Run a cycle focused on ``upn`` and describe it as Entra's steps; never raises (a failure
     is the "connection test" step's). ``force`` is passed to ``run_cycle`` (the caller holds the
@@ -91,7 +97,8 @@ def describe(upn: str, result: CycleResult, *, dry_run: bool = False) -> OnDeman
     users = result.users if result.users is not None else pd.DataFrame()
     if users.empty and result.quarantined:  # read, but their app roles cannot be resolved
         entry = result.quarantined[0]
-        outcome.steps.append(Step("import", "ok", f"Entra user {entry.entra_id}"))
+        who = user_label(entry.display_name, entry.user_principal_name, entry.entra_id)
+        outcome.steps.append(Step("import", "ok", f"Entra user {who}, object id {entry.entra_id}"))
         outcome.steps.append(Step("validate", "failed", "; ".join(entry.reasons)))
         return outcome
     if users.empty:
@@ -106,9 +113,9 @@ def describe(upn: str, result: CycleResult, *, dry_run: bool = False) -> OnDeman
         return outcome
     row = users.iloc[0]
     roles = ", ".join(row["appRoleAssignments"]) or "none"
-    outcome.steps.append(
-        Step("import", "ok", f"Entra user {row['id']}; roles: {roles}; via {row['assignedVia'] or '-'}")
-    )
+    who = user_label(_text(row.get("displayName")), _text(row.get("userPrincipalName")), str(row["id"]))
+    via = row["assignedVia"] or "-"
+    outcome.steps.append(Step("import", "ok", f"Entra user {who}, object id {row['id']}; roles: {roles}; via {via}"))
     if bool(row["IsSoftDeleted"]):
         outcome.steps.append(
             Step("scope", "ok", f"out of scope ({row['scopeReason']}): the Salesforce user is disabled")
@@ -127,7 +134,9 @@ def describe(upn: str, result: CycleResult, *, dry_run: bool = False) -> OnDeman
     outcome.steps.append(Step("match", "ok", matched))
     fields = describe_changes(change, result.profile_names) or "no field changes"
     if dry_run:
-        outcome.steps.append(Step("action", "skipped", f"would {label}: {fields} (dry run)"))
+        # An up-to-date user plans Action.OTHER, whose label is "none": "would none" read as a typo.
+        planned_text = "no action" if change.action is Action.OTHER else f"would {label}"
+        outcome.steps.append(Step("action", "skipped", f"{planned_text}: {fields} (dry run)"))
         return outcome
     if change.action in (Action.OTHER, Action.STAGED_DELETE):
         reason = result.plan.held_back_reason if change.action is Action.STAGED_DELETE else "already up to date"

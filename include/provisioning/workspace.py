@@ -18,6 +18,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, BinaryIO, Protocol, runtime_checkable
 
+import numpy as np
 import orjson
 import pandas as pd
 import pyarrow as pa
@@ -25,7 +26,7 @@ import pyarrow.parquet as pq
 
 from include.provisioning.errors import MissingArtifactError
 
-__all__ = ["MemoryWorkspace", "MissingArtifactError", "Workspace"]
+__all__ = ["MemoryWorkspace", "MissingArtifactError", "RowFilter", "Workspace"]
 
 ATTRS_KEY = b"provisioning.attrs"
 """Parquet schema metadata key holding a frame's ``attrs`` (JSON)."""
@@ -90,6 +91,10 @@ class BatchFrameCodec(FrameCodec, Protocol):
 FramePart = Callable[[pd.DataFrame], pd.DataFrame]
 """Cuts a part (a shard's rows) out of an encoded frame, in the codec's layout."""
 
+RowFilter = tuple[str, Callable[[pd.Series], Any]]
+"""``(column, keep)``: the rows of a frame to read, ``keep`` giving a boolean mask (NumPy) from
+that column as pandas reads it (e.g. a shard's rows from the Entra ids)."""
+
 
 class Workspace:
     """Files of one cycle under ``root``: ``<name>.parquet`` frames, ``<name>.json`` documents."""
@@ -123,13 +128,26 @@ class Workspace:
         pq.write_table(table, buffer, compression="zstd")
         self._write(f"{name}.parquet", buffer.getvalue())
 
-    def read_frame(self, name: str, columns: Sequence[str] | None = None) -> pd.DataFrame:
-        """The frame ``name``; only those of ``columns`` it has, when given (Parquet reads just those)."""
+    def read_frame(
+        self, name: str, columns: Sequence[str] | None = None, *, rows: RowFilter | None = None
+    ) -> pd.DataFrame:
+        """The frame ``name``; only those of ``columns`` it has, when given (Parquet reads just those),
+        and only the ``rows`` kept, when given (a ``RowFilter`` whose column is read even if not in
+        ``columns``; the index is then a new ``RangeIndex``).
+
+        The rows are cut while the data is still Arrow: only the kept rows become pandas objects
+        (a shard of a million users builds a quarter of the list column's arrays, not all of them)."""
         data = io.BytesIO(self._read(f"{name}.parquet"))
         if columns is not None:
             present = set(pq.read_schema(data).names)
             columns = [c for c in columns if c in present]
-        table = pq.read_table(data, columns=columns)
+        key = rows[0] if rows is not None else None
+        wanted = columns if columns is None or key is None or key in columns else [*columns, key]
+        table = pq.read_table(data, columns=wanted)
+        if rows is not None:
+            table = table.filter(pa.array(np.asarray(rows[1](table.column(key).to_pandas()), dtype=bool)))
+            if wanted is not columns:
+                table = table.drop_columns([key])
         frame = table.to_pandas()
         attrs = (table.schema.metadata or {}).get(ATTRS_KEY)
         if attrs:
@@ -263,8 +281,12 @@ class MemoryWorkspace(Workspace):
     def write_frame(self, name: str, frame: pd.DataFrame) -> None:
         self._items[f"{name}.parquet"] = frame
 
-    def read_frame(self, name: str, columns: Sequence[str] | None = None) -> pd.DataFrame:
+    def read_frame(
+        self, name: str, columns: Sequence[str] | None = None, *, rows: RowFilter | None = None
+    ) -> pd.DataFrame:
         frame = self._get(f"{name}.parquet")
+        if rows is not None:
+            frame = frame[np.asarray(rows[1](frame[rows[0]]), dtype=bool)]
         return frame if columns is None else frame[[c for c in columns if c in frame]]
 
     def put(self, name: str, value: Any, codec: FrameCodec, *, parts: Mapping[str, FramePart] | None = None) -> None:

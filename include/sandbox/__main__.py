@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 
 from include.sandbox.core.envfile import sandbox_settings, write_env_file
+from include.sandbox.core.heap import settle_loaded_state
 from include.sandbox.core.server import Served, bind_socket, serve_forever, url_of
 from include.sandbox.core.service import build_app
 from include.sandbox.core.tls import ensure_tls
@@ -65,6 +66,7 @@ def _up(args: argparse.Namespace) -> int:
     ]
     settings = sandbox_settings(tenant, org, graph_url, sf_url, tls.ca_bundle)
     del tenant, org  # the emulators hold their own state; a million-user fixture is GBs
+    settle_loaded_state()
 
     def ready() -> None:
         if args.env_file:

@@ -30,7 +30,7 @@ from entra_provisioning.hooks.salesforce import salesforce_settings
 from entra_provisioning.hooks.state import ProvisioningStateHook
 from include.provisioning.engine import Engine
 from include.provisioning.mapping import MappingTable
-from include.provisioning.settings import DEFAULT_MAPPING_PATH, DEFAULT_SUITE_PATH, SettingsError, SyncOptions
+from include.provisioning.settings import DEFAULT_MAPPING_PATH, DEFAULT_SUITE_PATH, MINUTES, SyncOptions, parse_number
 from include.provisioning.state.lease import DEFAULT_LEASE_TTL
 from include.provisioning.workspace import Workspace
 
@@ -57,13 +57,7 @@ def lease_ttl() -> dt.timedelta:
     raw = _variable(LEASE_TTL_VARIABLE)
     if raw is None:
         return DEFAULT_LEASE_TTL
-    try:
-        minutes = float(raw)
-    except ValueError as exc:
-        raise SettingsError(f"Variable {LEASE_TTL_VARIABLE}={raw!r} is not a number of minutes") from exc
-    if minutes <= 0:
-        raise SettingsError(f"Variable {LEASE_TTL_VARIABLE}={raw!r} must be positive")
-    return dt.timedelta(minutes=minutes)
+    return dt.timedelta(minutes=parse_number(raw, f"Variable {LEASE_TTL_VARIABLE}", MINUTES))
 
 
 def build_engine(*, lease_holder: str | None = None) -> Engine:

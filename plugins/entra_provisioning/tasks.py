@@ -97,8 +97,15 @@ def engine_errors(what: str, dag_id: str | None = None, run_id: str | None = Non
 
 
 def _params(params: dict[str, Any]) -> dict[str, Any]:
+    """The run's params as ``stages.start`` takes them. ``shards`` goes through the one number
+    parser (1 to ``MAX_SHARDS``; the Param's schema says the same, but a run triggered through
+    the API with ``"shards": 0`` must not silently become one shard). Raises ``SettingsError``."""
     from include.provisioning.model import Mode
+    from include.provisioning.settings import NumberRange, parse_number
+    from include.provisioning.shards import MAX_SHARDS
 
+    shard_count = NumberRange(whole=True, minimum=1, maximum=MAX_SHARDS)
+    shards = params.get("shards")
     user = (params.get("user") or "").strip() or None
     return {
         "mode": Mode(params.get("mode") or Mode.AUTO.value),
@@ -107,7 +114,7 @@ def _params(params: dict[str, Any]) -> dict[str, Any]:
         "approve_deactivations": bool(params.get("approve_deactivations")),
         "lift_quarantine": bool(params.get("reset_quarantine")),
         "restart": bool(params.get("restart_provisioning")),
-        "shards": int(params.get("shards") or 1),
+        "shards": 1 if shards is None else int(parse_number(shards, "param shards", shard_count)),
     }
 
 
@@ -177,8 +184,8 @@ def begin_cycle(
     from include.provisioning.workspace import Workspace
 
     key = runtime.run_key(dag_id, run_id)
-    chosen = _params(params)
     with engine_errors("begin_cycle", dag_id, run_id):
+        chosen = _params(params)  # a bad param is a configuration error: failed, not retried
         engine = runtime.build_engine()
         try:
             base = runtime.run_path(dag_id, run_id)

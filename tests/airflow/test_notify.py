@@ -66,6 +66,7 @@ def report(**kwargs: object) -> CycleReport:
             "LICENSE_LIMIT_EXCEEDED",
             "no free licence",
             T0,
+            display_name="Adele <b>Vance</b>",
         ),
         LogEntry(
             "c",
@@ -82,7 +83,8 @@ def report(**kwargs: object) -> CycleReport:
     ]
     mail = "mail: missing (expect_column_values_to_not_be_null)"
     quarantined = [QuarantinedUser(f"q{n}", f"q{n}@contoso.example", [mail]) for n in range(3)]
-    held = [PlannedChange("h1", "=HYPERLINK(1)@x", Action.DISABLE, "005H", {})]
+    quarantined[0].display_name = "Zoë Müller"
+    held = [PlannedChange("h1", "=HYPERLINK(1)@x", Action.DISABLE, "005H", {}, display_name="=Grady Archie")]
     return cycle_report(summary, entries, quarantined, held, **kwargs)  # type: ignore[arg-type]
 
 
@@ -127,7 +129,16 @@ def test_the_cycle_report_arrives_with_its_content_link_and_csv(smtp_server: Smt
     body = html_body(message)
     assert f'href="{html.escape(url)}"' in body  # the run link, rendered at send time
     assert "<script>x" not in body and "&lt;script&gt;x&lt;/script&gt;@x" in body
+    assert "<b>Vance" not in body and "Adele &lt;b&gt;Vance&lt;/b&gt; (&lt;script&gt;x&lt;/script&gt;@x)" in body
     text = " ".join(html.unescape(re.sub(r"<[^>]+>", " ", body)).split())
+    # Each user as "Display name (UPN)"; a user without a name by the UPN alone.
+    for who in (
+        "Adele <b>Vance</b> (<script>x</script>@x)",
+        "Zoë Müller (q0@contoso.example)",
+        "=Grady Archie (=HYPERLINK(1)@x)",
+    ):
+        assert who in text
+    assert "dup@contoso.example" in text and "(dup@contoso.example)" not in text
     assert "Needs attention 2 failed 3 quarantined 1 held back" in text
     for title in (
         "No free Salesforce licence",
@@ -143,7 +154,7 @@ def test_the_cycle_report_arrives_with_its_content_link_and_csv(smtp_server: Smt
     assert list(files) == ["provisioning-20261130T072000Z-cd34.csv"]
     assert files["provisioning-20261130T072000Z-cd34.csv"] == the_report.csv_bytes
     rows = list(csv.reader(io.StringIO(files["provisioning-20261130T072000Z-cd34.csv"].decode("utf-8-sig"))))
-    assert [(row[3], row[8]) for row in rows[1:]] == [
+    assert [(row[3], row[9]) for row in rows[1:]] == [
         ("e1", "LICENSE_LIMIT_EXCEEDED"),
         ("e2", "DUPLICATE_USERNAME"),
         ("q0", "expect_column_values_to_not_be_null"),
@@ -151,6 +162,8 @@ def test_the_cycle_report_arrives_with_its_content_link_and_csv(smtp_server: Smt
         ("q2", "expect_column_values_to_not_be_null"),
         ("h1", "DELETION_THRESHOLD"),
     ]
+    assert rows[0][4:6] == ["user_principal_name", "display_name"]
+    assert [row[5] for row in rows[1:]] == ["Adele <b>Vance</b>", "", "Zoë Müller", "", "", "'=Grady Archie"]
     assert rows[6][4] == "'=HYPERLINK(1)@x"  # neutralised for spreadsheets
 
 

@@ -35,6 +35,9 @@ SCRIPT_NAME = "<script>alert(1)</script>"
 SCRIPT_USER = "00000000-0000-0000-0000-0000000000f2"
 SCRIPT_UPN = "script.user@contoso.example"
 JOINER = "00000000-0000-0000-0000-0000000000f3"
+HELD_OUT = "00000000-0000-0000-0000-0000000000f4"  # quarantined: no mail, markup for a name
+HELD_OUT_UPN = "held.out@contoso.example"
+IMG_NAME = "<img src=x onerror=alert(2)>"
 JOINER_UPN = "on.demand@contoso.example"
 # Every Salesforce call waits this long during the first cycle, so its stages last long enough
 # for the page's 3-second poll to see them (the sandbox's fault rules: docs/sandbox-fixtures.md).
@@ -113,6 +116,9 @@ def test_a_cycle_started_on_the_page_shows_its_stages_then_its_counts(
     add_assigned_user(sandbox_session, SCRIPT_USER, SCRIPT_UPN)
     patch = {"givenName": SCRIPT_NAME, "displayName": SCRIPT_NAME, "jobTitle": SCRIPT_NAME}
     sandbox_session.graph.patch(f"/_sandbox/users/{SCRIPT_USER}", json=patch).raise_for_status()
+    add_assigned_user(sandbox_session, HELD_OUT, HELD_OUT_UPN)
+    held_out = {"displayName": IMG_NAME, "mail": None}
+    sandbox_session.graph.patch(f"/_sandbox/users/{HELD_OUT}", json=held_out).raise_for_status()
     sandbox_session.salesforce.put("/_sandbox/faults", json=SLOW_SALESFORCE).raise_for_status()
     unpause(ui_server)
     try:
@@ -147,6 +153,10 @@ def test_a_cycle_started_on_the_page_shows_its_stages_then_its_counts(
     }
     in_scope = int(frame.get_by_test_id("count-in_scope").text_content() or "")
     assert counts["created"] >= 1 and in_scope >= counts["created"], counts
+    # The quarantined user is listed "Display name (UPN)", the markup in the name shown as text.
+    assert counts["quarantined"] == 1, counts
+    expect(frame.get_by_test_id("quarantined-list")).to_contain_text(f"{IMG_NAME} ({HELD_OUT_UPN}): mail")
+    assert frame.locator("#quarantined-list img").count() == 0
     expect(frame.get_by_test_id("cycle-run-link")).to_have_text(run_id)
     run_page = f"/dags/{DAG_ID}/runs/{quote(run_id, safe='')}"  # the UI's route, the id URL-encoded
     expect(frame.get_by_test_id("cycle-run-link")).to_have_attribute("href", run_page)
@@ -224,7 +234,8 @@ def test_one_user_is_provisioned_on_demand_and_its_steps_are_shown(
     expect(result).to_contain_text(f"provision_user: run {run_id} success (cycle ")
     steps = frame.get_by_test_id("action-steps")
     expect(steps.get_by_test_id("action-log-row")).to_have_count(1)
-    expect(steps).to_contain_text(f"Create {JOINER_UPN}: Success")
+    expect(steps).to_contain_text(f"Create On Demand ({JOINER_UPN}): Success")  # "Display name (UPN)"
+    expect(steps).to_contain_text(f"Read user On Demand ({JOINER_UPN}), object id {JOINER}, from Entra ID")
     assert steps.locator("li li").evaluate_all("items => items.map(item => item.dataset.step)") == [
         "import",
         "scope",

@@ -36,19 +36,21 @@ def test_dry_run_prints_counts_and_a_short_table_and_writes_the_whole_plan(
     # The counts: the same equation as a real cycle's summary.
     equation = "in scope 6 = created 4 + updated 1 + unchanged 1 + deactivated 0 + quarantined 0 + escrowed 0"
     assert any(line.strip().startswith(equation) for line in out), dry.stdout
-    # The table: one line per planned action, in the load's order (creates, then updates), by UPN.
+    # The table: one line per planned action, in the load's order (creates, then updates), by UPN;
+    # each user named "Display name (UPN)".
     start = out.index("Planned changes (dry run, nothing written): 5 action(s)")
     table = [line.strip() for line in out[start + 1 : start + 8]]
     assert table[0].split() == ["action", "user", "changes"]
-    assert [line.split()[:2] for line in table[2:]] == [
-        ["create", "adele.vance@contoso.example"],
-        ["create", "alex.wilber@contoso.example"],
-        ["create", "no.surname@contoso.example"],
-        ["create", "zoe.muller@contoso.example"],
-        ["update", "megan.bowen@contoso.example"],
+    user, what = table[0].index("user"), table[0].index("changes")
+    assert [(line[:user].strip(), line[user:what].strip()) for line in table[2:]] == [
+        ("create", "Adele Vance (adele.vance@contoso.example)"),
+        ("create", "Alex Wilber (alex.wilber@contoso.example)"),
+        ("create", "Nosurname None (no.surname@contoso.example)"),
+        ("create", "Zoë Müller (zoe.muller@contoso.example)"),
+        ("update", "Megan Bowen (megan.bowen@contoso.example)"),
     ]
-    assert table[2].split(None, 2)[2].startswith("Username: adele.vance@contoso.example; IsActive: True;")
-    assert table[6].split(None, 2)[2].startswith("LastName: Bowen-Old → Bowen; Alias: mbowen → megan.bo;")
+    assert table[2][what:].startswith("Username: adele.vance@contoso.example; IsActive: True;")
+    assert table[6][what:].startswith("LastName: Bowen-Old → Bowen; Alias: mbowen → megan.bo;")
     assert f"Plan CSV: {plan_csv} (5 row(s), one per planned action)" in out
     assert "and" not in " ".join(table)  # five actions fit: no "… and N more" line
 
@@ -56,31 +58,39 @@ def test_dry_run_prints_counts_and_a_short_table_and_writes_the_whole_plan(
     data = plan_csv.read_bytes()
     assert data.startswith(b"\xef\xbb\xbf")
     header, *rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig"), newline="")))
-    assert header == ["action", "user_principal_name", "entra_id", "salesforce_id", "changes", "reason"]
-    assert [row[:4] for row in rows] == [
-        ["create", "adele.vance@contoso.example", ADELE, ""],
-        ["create", "alex.wilber@contoso.example", ALEX, ""],
-        ["create", "no.surname@contoso.example", NOSURNAME, ""],
-        ["create", "zoe.muller@contoso.example", ZOE, ""],
-        ["update", "megan.bowen@contoso.example", MEGAN, MEGAN_SF_ID],
+    assert header == [
+        "action",
+        "user_principal_name",
+        "display_name",
+        "entra_id",
+        "salesforce_id",
+        "changes",
+        "reason",
+    ]
+    assert [row[:5] for row in rows] == [
+        ["create", "adele.vance@contoso.example", "Adele Vance", ADELE, ""],
+        ["create", "alex.wilber@contoso.example", "Alex Wilber", ALEX, ""],
+        ["create", "no.surname@contoso.example", "Nosurname None", NOSURNAME, ""],
+        ["create", "zoe.muller@contoso.example", "Zoë Müller", ZOE, ""],
+        ["update", "megan.bowen@contoso.example", "Megan Bowen", MEGAN, MEGAN_SF_ID],
     ]
     planned = run_cycle(make_engine(f"sqlite:///{tmp_path / 'in-process.db'}"), dry_run=True).plan
     by_id = {change.entra_id: change for change in planned.writes()}
-    assert sorted(by_id) == sorted(row[2] for row in rows)
+    assert sorted(by_id) == sorted(row[3] for row in rows)
     profiles = {p["Id"]: p["Name"] for p in sandbox.org["profiles"]}
 
     def shown(name: str, value: object) -> str:  # a ProfileId with its profile's name beside it
         return f"{value} ({profiles[str(value)]})" if name == "ProfileId" and value else str(value or "(empty)")
 
     for row in rows:
-        change = by_id[row[2]]
-        cells = dict(part.split(": ", 1) for part in row[4].split("; "))
+        change = by_id[row[3]]
+        cells = dict(part.split(": ", 1) for part in row[5].split("; "))
         assert list(cells) == list(change.changes), row[1]
         if change.sf_id is None:  # a create: the values sent
             assert cells == {name: shown(name, c.new) for name, c in change.changes.items()}
         else:
             assert cells == {name: f"{shown(name, c.old)} → {shown(name, c.new)}" for name, c in change.changes.items()}
-    assert rows[3][4].split("; ")[3:5] == ["FirstName: Zoë", "LastName: Müller"]
+    assert rows[3][5].split("; ")[3:5] == ["FirstName: Zoë", "LastName: Müller"]
 
     # Nothing was written: no Bulk job, no change in the org, nothing in the state store.
     assert ingest_jobs(sandbox) == 0 and org_changes(before, org_users(sandbox)) == {}

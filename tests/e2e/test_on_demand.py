@@ -215,3 +215,20 @@ def test_an_existing_salesforce_user_is_matched_as_a_cycle_matches_them(
 def test_a_disabled_user_is_deactivated_as_a_cycle_deactivates_them(sandbox: SandboxProcess, tmp_path: Path) -> None:
     rows = _same_as_a_cycle(sandbox, tmp_path, ADELE, _patch(ADELE, accountEnabled=False))
     assert [(action, status) for action, status, *_ in rows] == [(Action.DISABLE, Status.SUCCESS)]
+
+
+def test_a_dry_run_names_the_action_it_would_take(sandbox: SandboxProcess, tmp_path: Path) -> None:
+    """The action step of a dry run says what would be sent, and for an up-to-date user that
+    nothing would be (its plan's label is "none": the step once read "would none")."""
+    sandbox.reset()
+    engine = build_engine(sandbox.settings, state_url=f"sqlite:///{tmp_path / 'state.db'}")
+    try:
+        before = api.provision_user(engine, UPNS[ADELE], dry_run=True)
+        run_cycle(engine)
+        after = api.provision_user(engine, UPNS[ADELE], dry_run=True)
+    finally:
+        engine.state.close()
+    [(_, _, first)] = [(s.name, s.status, s.detail) for s in before.steps if s.name == "action"]
+    [(_, status, second)] = [(s.name, s.status, s.detail) for s in after.steps if s.name == "action"]
+    assert first.startswith("would create: ") and first.endswith("(dry run)")
+    assert (status, second) == ("skipped", "no action: no field changes (dry run)")

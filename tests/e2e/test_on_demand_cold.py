@@ -59,6 +59,7 @@ def test_an_unknown_user_is_answered_without_importing_great_expectations(
 def test_a_known_user_is_still_validated_by_great_expectations(sandbox: SandboxProcess, tmp_path: Path) -> None:
     status, printed, imported = _cold_provision_user(sandbox, tmp_path / "state.db", "adele.vance@contoso.example")
     assert status == 0, printed  # every step ok: found, in scope, valid, created
+    assert f"import: Entra user Adele Vance (adele.vance@contoso.example), object id {ADELE};" in printed
     assert "great_expectations" in imported
 
 
@@ -78,6 +79,7 @@ def test_a_user_breaking_an_expectation_is_quarantined_with_gxs_reason(sandbox: 
     status, printed, imported = _cold_provision_user(sandbox, state, "adele.vance@contoso.example")
     assert status == 1, printed  # the validate step failed: nothing was written
     assert f"[ failed] validate: {MAIL_REASON}" in printed
+    assert f"import: Entra user Adele Vance (adele.vance@contoso.example), object id {ADELE}" in printed
     assert "great_expectations" in imported
     store = StateStore(f"sqlite:///{state}")
     try:

@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg2
 import pytest
@@ -17,8 +19,9 @@ from include.provisioning.cycle import Engine, run_cycle
 from include.provisioning.model import Action, CycleStatus, Mode, Status
 from include.provisioning.report import format_summary
 from include.provisioning.state import StateStore
+from include.sandbox.core.envfile import write_env_file
 from tests.e2e.conftest import ingest_jobs, org_changes, org_users, run_cli
-from tests.sandbox_process import SandboxProcess
+from tests.sandbox_process import REPO_ROOT, SandboxProcess
 
 ADELE, ZOE = "00000000-0000-0000-0000-000000000001", "00000000-0000-0000-0000-000000000004"
 
@@ -123,7 +126,8 @@ def test_cli_dry_run_writes_nothing_then_sync_writes_and_reports(sandbox: Sandbo
     dry_summary = tmp_path / "dry.json"
     dry = _cli(sandbox, tmp_path, "sync", "--dry-run", "--summary-json", str(dry_summary))
     assert dry.returncode == 0, dry.stderr
-    assert "create  adele.vance@contoso.example  Username: adele.vance@contoso.example;" in dry.stdout
+    planned = r"create  Adele Vance \(adele\.vance@contoso\.example\) +Username: adele\.vance@contoso\.example;"
+    assert re.search(planned, dry.stdout), dry.stdout
     assert "cycle, dry run (planned only, nothing written)" in dry.stdout
     assert "stopped" not in dry.stdout  # a dry run is not a stopped cycle (exit 3 means stopped)
     assert json.loads(dry_summary.read_text())["status"] == "dry_run"
@@ -196,3 +200,43 @@ def test_provision_user_tells_an_unknown_user_from_an_unassigned_one(sandbox: Sa
         assert "error: Entra ID has no user nobody@nowhere.example" in unknown.stderr
         assert "Traceback" not in unknown.stderr
     assert ingest_jobs(sandbox) == 0 and org_changes(before, org_users(sandbox)) == {}
+
+
+def _validate_connect(sandbox: SandboxProcess, tmp_path: Path, **connections: dict[str, Any]) -> str:
+    """``validate-config --connect`` with some connections changed; its stderr (exit 2 checked)."""
+    env_file = tmp_path / "changed.env"
+    settings = {**sandbox.settings}
+    for variable, change in connections.items():
+        connection = json.loads(settings[variable])
+        extra = {**connection.get("extra", {}), **change.pop("extra", {})}
+        settings[variable] = json.dumps({**connection, **change, "extra": extra})
+    write_env_file(env_file, settings)
+    done = subprocess.run(
+        [sys.executable, "-m", "include.provisioning", "validate-config", "--connect", "--env-file", str(env_file)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.strip()]
+    assert errors and all(line.startswith("error: ") or "problem(s) found" in line for line in errors), done.stderr
+    return done.stderr
+
+
+def test_refused_secrets_print_one_error_each_naming_the_connection(sandbox: SandboxProcess, tmp_path: Path) -> None:
+    """Each connection's refused secret is one ``error:`` line naming the setting to check: not
+    azure-identity's WARNING dump of the refused token request (trace id, JSON body) first, which
+    Python printed because the CLI configures no logging handler, and not "Salesforce login:
+    Salesforce login failed: ..."."""
+    stderr = _validate_connect(
+        sandbox,
+        tmp_path,
+        AIRFLOW_CONN_MSGRAPH_DEFAULT={"password": "not-the-secret"},
+        AIRFLOW_CONN_SALESFORCE_DEFAULT={"extra": {"consumer_secret": "not-the-secret-either"}},
+    )
+    assert "check the client id, secret and extra.tenant_id of connection 'msgraph_default'" in stderr
+    assert "check extra.consumer_key and extra.consumer_secret of connection 'salesforce_default'" in stderr
+    assert "error: Salesforce login failed: " in stderr and "Salesforce login: Salesforce login" not in stderr
+    assert "Trace ID" not in stderr and "not-the-secret" not in stderr

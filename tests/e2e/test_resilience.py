@@ -144,8 +144,8 @@ def test_a_crashed_cycles_bulk_job_is_filed_under_it_with_each_failure_once(
     assert (waiting.error_code, waiting.attempts, waiting.last_cycle_id) == ("DUPLICATE_USERNAME", 1, crashed.cycle_id)
     assert result.report is not None
     report_rows = list(csv.reader(io.StringIO(result.report.csv_bytes.decode("utf-8-sig"))))[1:]
-    assert [(r[0], r[1], r[2], r[4], r[6]) for r in report_rows] == [
-        (crashed.cycle_id, "Create", "Failure", "alex.wilber@contoso.example", "DUPLICATE_USERNAME")
+    assert [(r[0], r[1], r[2], r[4], r[5], r[7]) for r in report_rows] == [
+        (crashed.cycle_id, "Create", "Failure", "alex.wilber@contoso.example", "Alex Wilber", "DUPLICATE_USERNAME")
     ]
     assert [(e.cycle_id, e.user_principal_name) for e in result.recovered] == [
         (crashed.cycle_id, "alex.wilber@contoso.example")

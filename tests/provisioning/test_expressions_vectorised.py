@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -122,6 +123,29 @@ def per_row(expression: str, records: list[dict[str, Any]]) -> tuple[list[Any], 
 @given(records=st.lists(RECORD, min_size=1, max_size=12), as_object=st.booleans())
 def test_vectorised_equals_per_row(expression: str, records: list[dict[str, Any]], as_object: bool) -> None:
     frame = pd.DataFrame(records, dtype=object) if as_object else pd.DataFrame(records)
+    expected_values, expected_errors = per_row(expression, records)
+    result = compile_expression(expression).evaluate_frame(frame)
+    assert result.errors == expected_errors
+    assert result.values.tolist() == expected_values
+
+
+ROLE_EXPRESSIONS = [e for e in EXPRESSIONS if "[roles]" in e] + ['Join(",", [roles])', "IsNull([roles])"]
+ARRAY_CELL = st.one_of(
+    st.none(),
+    st.lists(st.one_of(st.none(), st.sampled_from(["Standard User", "Admin", ""]), st.integers(-3, 3)), max_size=3),
+)
+
+
+@pytest.mark.parametrize("expression", ROLE_EXPRESSIONS)
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cells=st.lists(ARRAY_CELL, min_size=1, max_size=12))
+def test_list_cells_read_from_parquet_mean_what_lists_mean(expression: str, cells: list[list[Any] | None]) -> None:
+    """Parquet reads a list column as one NumPy object array per row; ``column_vec`` turns an
+    all-text array straight into a list and leaves the others (a null or a number inside, empty)
+    to ``read_attribute``: the values and errors are those of the per-row meaning of the lists."""
+    records = [{"roles": cell, "a": "x", "flag": True} for cell in cells]
+    frame = pd.DataFrame({"a": "x", "flag": True, "roles": pd.Series([None] * len(cells), dtype=object)})
+    frame["roles"] = [None if cell is None else np.array(cell, dtype=object) for cell in cells]
     expected_values, expected_errors = per_row(expression, records)
     result = compile_expression(expression).evaluate_frame(frame)
     assert result.errors == expected_errors

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import socket
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -108,6 +109,37 @@ def test_a_wrong_secret_fails_at_once_naming_tenant_client_and_aadsts_code(sandb
     assert "not-the-secret" not in message
     routes = by_route(sandbox)
     assert routes == {TOKEN_ROUTE: 1}, "no retry of a refused secret and no Graph call"
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])  # closed again when the block ends: nothing listens
+
+
+@pytest.mark.parametrize(
+    ("setting", "where"),
+    [
+        ("authority", "Entra's token endpoint at https://127.0.0.1:{port}"),
+        ("base_url", "Graph at https://127.0.0.1:{port}/v1.0"),
+    ],
+)
+def test_an_unreachable_endpoint_names_the_setting_that_points_there(
+    sandbox: SandboxProcess, setting: str, where: str
+) -> None:
+    """A wrong port in extra.authority (the token request, azure-identity's transport) or in
+    extra.base_url (Graph's own requests): the error says which endpoint did not answer and which
+    setting of which connection to check, without aiohttp's ``ssl:<ssl.SSLContext object at 0x...>``."""
+    port = _closed_port()
+    url = f"https://127.0.0.1:{port}" + ("/v1.0" if setting == "base_url" else "")
+    settings = settings_of(sandbox, **{setting: url})
+    once = RetryPolicy(sdk_retries=0, max_attempts=1, base_delay=0.01, max_delay=0.01)
+    with pytest.raises(GraphError) as error:
+        run(settings, lambda client: client.get_json(sp_path(sandbox), kind="service_principal"), retry=once)
+    message = str(error.value)
+    assert where.format(port=port) + " did not answer" in message
+    assert f"check extra.{setting}" in message and "of connection 'msgraph_default'" in message
+    assert "SSLContext object" not in message and " at 0x" not in message
 
 
 def test_an_unknown_tenant_names_the_tenant(sandbox: SandboxProcess) -> None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import csv
 import io
 
+from wcwidth import wcswidth
+
 from include.provisioning.model import Action, FieldChange, Plan, PlannedChange, QuarantinedUser
 from include.provisioning.plan_preview import CSV_COLUMNS, csv_bytes, describe_changes, plan_rows, table_lines
 
@@ -73,8 +75,8 @@ def test_the_csv_has_every_row_and_no_cell_a_spreadsheet_evaluates() -> None:
     assert tuple(header) == CSV_COLUMNS
     assert len(rows) == 39  # never truncated
     assert rows[0][:2] == ["create", '\'=HYPERLINK("http://x")@contoso.example']
-    assert rows[0][4] == "LastName: +SUM(A1)"  # not at the start of the cell: nothing to neutralise
-    assert rows[1][4] == "LastName: Zoë"
+    assert rows[0][5] == "LastName: +SUM(A1)"  # not at the start of the cell: nothing to neutralise
+    assert rows[1][5] == "LastName: Zoë"
     dash = csv_bytes(plan_rows(Plan(creates=[_change(1, Action.CREATE, "-1@contoso.example")])))
     assert b'"\'-1@contoso.example"' in dash
 
@@ -88,3 +90,45 @@ def test_a_profile_id_is_shown_with_its_name_when_the_cycle_knows_it() -> None:
     assert describe_changes(new) == "Username: a@contoso.example; ProfileId: 00e000000000001AAA"
     (row,) = plan_rows(Plan(creates=[new]), profile_names=names)
     assert row.changes.endswith("(Standard User)")
+
+
+def test_users_are_named_by_display_name_and_upn_in_the_table_and_the_csv() -> None:
+    named = _change(1, Action.CREATE, "adele@contoso.example", LastName=(None, "Vance"))
+    named.display_name = "Adele Vance"
+    hostile = _change(2, Action.UPDATE, "h@contoso.example", Title=("a", "b"))
+    hostile.display_name = "=cmd|' /C calc'!A0"
+    unnamed = _change(3, Action.DISABLE, IsActive=(True, False))  # a row logged before names were kept
+    held_out = QuarantinedUser("entra-4", None, ["mail: missing"], "Zoë Müller")
+    rows = plan_rows(Plan(creates=[named], updates=[hostile], deactivations=[unnamed]), [held_out])
+
+    header_line, _, *lines = table_lines(rows)
+    start, end = header_line.index("user"), header_line.index("changes")
+    assert [line[start:end].strip() for line in lines] == [
+        "user003@contoso.example",
+        "Adele Vance (adele@contoso.example)",
+        "=cmd|' /C calc'!A0 (h@contoso.example)",
+        "Zoë Müller (entra-4)",  # no UPN: the object id names the user
+    ]
+    header, *cells = list(csv.reader(io.StringIO(csv_bytes(rows).decode("utf-8-sig"), newline="")))
+    assert header[1:3] == ["user_principal_name", "display_name"]
+    assert [row[1:4] for row in cells] == [
+        ["user003@contoso.example", "", "entra-3"],
+        ["adele@contoso.example", "Adele Vance", "entra-1"],
+        ["h@contoso.example", "'=cmd|' /C calc'!A0", "entra-2"],  # neutralised, as every cell
+        ["", "Zoë Müller", "entra-4"],
+    ]
+
+
+def test_the_changes_column_starts_in_one_terminal_column_with_wide_and_combining_names() -> None:
+    """A CJK name takes two terminal columns a character and a combining mark none: padding by
+    ``len`` pushed the changes column of 鈴木's row right and of a decomposed "Zoë" left."""
+    wide = _change(1, Action.CREATE, "suzuki@contoso.example", LastName=(None, "Suzuki"))
+    wide.display_name = "鈴木 一郎"
+    combining = _change(2, Action.CREATE, "zoe@contoso.example", LastName=(None, "Muller"))
+    combining.display_name = "Zoe\u0308 Mu\u0308ller"
+    plain = _change(3, Action.CREATE, "ann@contoso.example", LastName=(None, "Lee"))
+    plain.display_name = "Ann Lee"
+    header_line, _, *lines = table_lines(plan_rows(Plan(creates=[wide, combining, plain]), []))
+    column = wcswidth(header_line[: header_line.index("changes")])
+    assert [wcswidth(line[: line.index("LastName")]) for line in lines] == [column] * 3
+    assert len({line.index("LastName") for line in lines}) == 3  # the characters before it do differ

@@ -224,7 +224,7 @@ def test_report_lists_each_user_once_with_reasons() -> None:
     assert report is not None
     rows = parse(report.csv_bytes)
     assert rows[0] == list(CSV_COLUMNS)
-    assert [(r[1], r[2], r[3], r[7]) for r in rows[1:]] == [
+    assert [(r[1], r[2], r[3], r[8]) for r in rows[1:]] == [
         ("Create", "Failure", "e1", "Duplicate Username"),
         ("Update", "Warning", "e2", "not processed"),
         ("Quarantine", "Skipped", "e3", "UPN is not e-mail shaped"),
@@ -239,14 +239,14 @@ def test_report_lists_each_user_once_with_reasons() -> None:
     )
     assert report.csv_filename == "provisioning-20261126T153000Z-ab12.csv"
     assert "in scope 6 = " in report.text
-    assert "- Create Failure: dup@contoso.com (e1) [DUPLICATE_USERNAME] Duplicate Username" in report.text
+    assert "- Create Failure: dup@contoso.com, object id e1 [DUPLICATE_USERNAME] Duplicate Username" in report.text
 
 
 def test_held_back_users_alone_use_the_given_reason() -> None:
     held = [PlannedChange("e6", "i@x", Action.DISABLE, "005F", {})]
     report = failure_report(summary(held_back=1), [], [], held, held_back_reason="threshold 500 exceeded")
     assert report is not None
-    assert parse(report.csv_bytes)[1][7] == "threshold 500 exceeded"
+    assert parse(report.csv_bytes)[1][8] == "threshold 500 exceeded"
 
 
 def test_hostile_values_are_escaped_in_html_flattened_in_text_and_neutralised_in_csv() -> None:
@@ -267,10 +267,49 @@ def test_hostile_values_are_escaped_in_html_flattened_in_text_and_neutralised_in
         for cell in row:
             assert not cell.startswith(FORMULA_TRIGGERS), cell
     first = parse(report.csv_bytes)[1]
-    assert first[4] == first[7] == '<script>alert("x")</script>'
+    assert first[4] == first[8] == '<script>alert("x")</script>'
     second = parse(report.csv_bytes)[2]
     assert second[4] == '\'=HYPERLINK("http://evil","click")'
-    assert parse(report.csv_bytes)[8][7] == 'a,b;"c"\nd'
+    assert parse(report.csv_bytes)[8][8] == 'a,b;"c"\nd'
+
+
+def test_users_are_named_by_display_name_and_upn_in_the_bodies_and_the_csv() -> None:
+    named = failure("e1", "adele@contoso.example", "Duplicate Username")
+    named.display_name = "Adele Vance"
+    hostile = failure("e2", "h@contoso.example", "boom")
+    hostile.display_name = '<script>alert("x")</script>\n=1'
+    unnamed = failure("e3", "old@contoso.example", "boom")  # logged before the log kept names
+    quarantined = [QuarantinedUser("e4", None, ["mail: missing"], "=Zoë Müller")]
+    held = [PlannedChange("e5", "gone@contoso.example", Action.DISABLE, "005E", {}, display_name="Grady Archie")]
+    report = cycle_report(summary(escrowed=3, quarantined=1, held_back=1), [named, hostile, unnamed], quarantined, held)
+
+    cells = [row[0] for row in table_rows(report.html)]  # the user, then (another line) the ids
+    assert [cell.rsplit(f"e{n}", 1)[0] for n, cell in enumerate(cells, start=1)] == [
+        "Adele Vance (adele@contoso.example)",
+        '<script>alert("x")</script> =1 (h@contoso.example)',  # one line, shown as text
+        "old@contoso.example",
+        "=Zoë Müller (e4)",  # no UPN: the object id in its place
+        "Grady Archie (gone@contoso.example)",
+    ]
+    assert "<script" not in report.html and "&lt;script&gt;" in report.html
+    records = report.text.split("\nRecords\n-------\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    assert [line.split(": ", 1)[1] for line in records] == [
+        # one pair of brackets per user: "Adele Vance (adele@…) (e1)" read as two names
+        "Adele Vance (adele@contoso.example), object id e1 [DUPLICATE_USERNAME] Duplicate Username",
+        '<script>alert("x")</script> =1 (h@contoso.example), object id e2 [DUPLICATE_USERNAME] boom',
+        "old@contoso.example, object id e3 [DUPLICATE_USERNAME] boom",
+        "=Zoë Müller (e4) mail: missing",
+        "Grady Archie (gone@contoso.example), object id e5 held back by the accidental-deletion threshold",
+    ]
+    header, *rows = parse(report.csv_bytes)
+    assert header[4:6] == ["user_principal_name", "display_name"]
+    assert [row[5] for row in rows] == [
+        "Adele Vance",
+        '<script>alert("x")</script>\n=1',  # the CSV keeps the value whole
+        "",
+        "'=Zoë Müller",  # neutralised
+        "Grady Archie",
+    ]
 
 
 def test_large_reports_truncate_the_html_table_but_never_the_csv() -> None:
@@ -335,13 +374,13 @@ def test_records_are_grouped_by_reason_with_counts_advice_and_examples() -> None
     assert "* More than one app role is assigned [SingleAppRoleAssignment]: 3 quarantined" in report.text
     rows = parse(report.csv_bytes)
     assert rows[0][-1] == "reason"
-    reason_of = {row[3]: row[8] for row in rows[1:]}
+    reason_of = {row[3]: row[9] for row in rows[1:]}
     assert reason_of["f0"] == "LICENSE_LIMIT_EXCEEDED"
     assert reason_of["q0"] == "SingleAppRoleAssignment"
     assert reason_of["q9"] == "expect_column_values_to_match_regex; expect_column_values_to_not_be_null"
-    message_of = {row[3]: row[7] for row in rows[1:]}
+    message_of = {row[3]: row[8] for row in rows[1:]}
     assert message_of["q9"] == f"{upn}; {mail}"  # the texts once, in the message; the codes in reason
-    assert all(row[7] != row[8] for row in rows[1:] if row[1] == "quarantine")
+    assert all(row[8] != row[9] for row in rows[1:] if row[1] == "quarantine")
     assert reason_of["h1"] == "DELETION_THRESHOLD"
 
 

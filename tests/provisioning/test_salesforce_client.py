@@ -207,6 +207,7 @@ def test_wrong_consumer_secret_fails_with_oauth_code(sandbox: SandboxProcess) ->
     message = str(caught.value)
     assert "OAuth client credentials" in message and "sandbox-consumer-key" in message
     assert "invalid_client" in message and "wrong-secret" not in message
+    assert message.endswith(f"(check extra.consumer_key and extra.consumer_secret of connection {settings.conn_id!r})")
 
 
 def test_soap_login_on_api_v65_explains_the_retirement(sandbox: SandboxProcess) -> None:

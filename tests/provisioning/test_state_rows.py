@@ -140,7 +140,7 @@ def _two_cycles(store: StateStore, stored_in: Path | None = None, *, streamed: b
             RecordResult("entra-3", Action.CREATE, None, False, "DUPLICATE_USERNAME", ODD),
         ],
         quarantined=[
-            QuarantinedUser("entra-q1", ODD, ["UPN is not e-mail shaped", ODD]),
+            QuarantinedUser("entra-q1", ODD, ["UPN is not e-mail shaped", ODD], ODD),
             QuarantinedUser("entra-q2", None, []),
         ],
         seen={"entra-1": ["Standard User"], "entra-3": [ODD], "entra-7": [], "entra-q1": ["x"]},
@@ -340,11 +340,11 @@ def test_a_commit_stores_exactly_these_rows(
         ("entra-3", "Create", 2, at(T0), at(T1 + dt.timedelta(hours=12)), retry, "locked", second),
     ]
 
-    quarantine = _rows(url, "SELECT id, cycle_id, entra_id, upn, reasons FROM quarantine ORDER BY id")
+    quarantine = _rows(url, "SELECT id, cycle_id, entra_id, upn, reasons, display_name FROM quarantine ORDER BY id")
     odd_reason = f'["UPN is not e-mail shaped","{odd_json}"]'
     assert [row[1:] for row in quarantine] == [
-        (first, "entra-q1", ODD, odd_reason),
-        (first, "entra-q2", None, "[]"),
+        (first, "entra-q1", ODD, odd_reason, ODD),
+        (first, "entra-q2", None, "[]", None),
     ]
 
     seen = _rows(url, "SELECT entra_id, roles, last_cycle_id FROM seen ORDER BY entra_id")

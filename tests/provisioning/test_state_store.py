@@ -247,12 +247,16 @@ def test_a_version_5_database_gains_the_reactivated_count_and_the_later_log_inde
 
 
 def _one_cycle_at_an_older_version(
-    open_store: Callable[..., StateStore], url: str, downgrade: Callable[[Connection], None]
+    open_store: Callable[..., StateStore],
+    url: str,
+    downgrade: Callable[[Connection], None],
+    quarantined: list[QuarantinedUser] | None = None,
 ) -> tuple[str, Engine, set[str]]:
-    """A store with one committed cycle, then given an older version's shape by ``downgrade``:
-    the cycle's id, an engine on the database and the log's indexes of the current version."""
+    """A store with one committed cycle (creating user 1, quarantining ``quarantined``), then given
+    an older version's shape by ``downgrade``: the cycle's id, an engine on the database and the
+    log's indexes of the current version."""
     first = open_store()
-    cycle_id, _ = run_cycle(first, Plan(creates=[create(1)]), [ok(create(1), 1)])
+    cycle_id, _ = run_cycle(first, Plan(creates=[create(1)]), [ok(create(1), 1)], quarantined=quarantined)
     first.close()
     engine = create_engine(url)
     with engine.begin() as conn:
@@ -275,14 +279,15 @@ def _back_to_version_4(conn: Connection) -> None:
 
 
 def _drop_display_name(conn: Connection) -> None:
-    """Take away version 7's ``provisioning_log.display_name`` and its index."""
+    """Take away version 7's ``display_name`` of the log (and its index) and of the quarantine."""
     for name in _log_index_names(conn):
         if "display_name" in name:
             conn.execute(text(f"DROP INDEX {name}"))
     conn.execute(text("ALTER TABLE provisioning_log DROP COLUMN display_name"))
+    conn.execute(text("ALTER TABLE quarantine DROP COLUMN display_name"))
 
 
-def test_a_version_6_database_gains_the_log_display_name_and_its_search_index(
+def test_a_version_6_database_gains_the_display_name_of_the_log_and_the_quarantine(
     open_store: Callable[..., StateStore], url: str
 ) -> None:
 
@@ -291,23 +296,31 @@ def test_a_version_6_database_gains_the_log_display_name_and_its_search_index(
         conn.execute(text("UPDATE state_schema SET version = 6"))
         assert not any("display_name" in name for name in _log_index_names(conn))
 
-    old_cycle, engine, current_indexes = _one_cycle_at_an_older_version(open_store, url, back_to_version_6)
+    held_out = [QuarantinedUser("entra-q", "q@contoso.com", ["bad"], "Quinn Q")]
+    old_cycle, engine, current_indexes = _one_cycle_at_an_older_version(open_store, url, back_to_version_6, held_out)
     again = open_store()
+    assert again.quarantine_entries(old_cycle) == [QuarantinedUser("entra-q", "q@contoso.com", ["bad"], None)]
     renamed = change(1, Action.UPDATE, {"LastName": FieldChange("Last1", "Vance")}, LastName="Vance")
     renamed.display_name = "Adèle Vance"
-    run_cycle(again, Plan(updates=[renamed]), [ok(renamed, 1)], now=T0 + HOUR)
+    new_cycle, _ = run_cycle(again, Plan(updates=[renamed]), [ok(renamed, 1)], quarantined=held_out, now=T0 + HOUR)
     with engine.connect() as conn:
         version = conn.execute(text("SELECT version FROM state_schema")).scalar()
         rows = conn.execute(text("SELECT cycle_id, upn, display_name FROM provisioning_log ORDER BY id")).all()
+        quarantine = conn.execute(text("SELECT cycle_id, display_name FROM quarantine ORDER BY id")).all()
         indexes = _log_index_names(conn)
     engine.dispose()
+    # The quarantine's old rows keep no name either; the next cycle's rows have it.
+    assert [tuple(row) for row in quarantine] == [(old_cycle, None), (new_cycle, "Quinn Q")]
+    assert again.quarantine_entries() == held_out
     name_index = "ix_provisioning_log_display_name_lower_" + ("action_status" if url.startswith("sqlite") else "c")
     assert version == schema.SCHEMA_VERSION == 7
     assert name_index in indexes and indexes == current_indexes
     # The row written before keeps no name (nothing in the store had it); the new one has it.
     assert [tuple(row) for row in rows] == [
         (old_cycle, "user1@contoso.com", None),
-        (rows[1][0], "user1@contoso.com", "Adèle Vance"),
+        (old_cycle, "q@contoso.com", None),
+        (new_cycle, "user1@contoso.com", "Adèle Vance"),
+        (new_cycle, "q@contoso.com", "Quinn Q"),
     ]
     assert again.last_names(["entra-1"]) == {"entra-1": ("user1@contoso.com", "Adèle Vance")}
 

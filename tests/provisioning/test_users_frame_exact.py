@@ -112,7 +112,7 @@ def test_build_gives_every_column_exactly() -> None:
     shared = UserRoles(["Standard User"], "group:All")
     missing_key = record("u09")
     del missing_key["surname"]  # Graph left a property out: None, like a null
-    reader.records = {
+    records = {
         "u01": record("u01"),
         "u02": record("u02", accountEnabled=False),
         "u03": record("u03"),
@@ -126,6 +126,7 @@ def test_build_gives_every_column_exactly() -> None:
         "u13": record("u13", accountEnabled=None),
         "zz": record("zz"),  # read but not asked for
     }
+    reader.records.add(records.values())
     roles = {
         "u01": several,
         "u02": shared,

@@ -135,3 +135,29 @@ def test_files_go_through_open_so_object_storage_works(tmp_path: Path) -> None:
     ws.write_json("context", {"cycle_id": "c1"})
     assert ws.get("plan", PLAN) == _plan()
     assert ws.read_json("context") == {"cycle_id": "c1"}
+
+
+def test_a_frame_is_read_with_only_the_rows_a_filter_keeps(ws: Workspace) -> None:
+    """A shard's rows read through ``rows=`` are the rows ``Shard.take`` cuts from the whole frame,
+    with the columns asked for (the filter's column read for it only)."""
+    users = pd.DataFrame(
+        {
+            "id": [f"0000000{i}-aaaa-bbbb-cccc-{i:012d}" for i in range(60)],
+            "appRoleAssignments": [["Standard User"] if i % 3 else [] for i in range(60)],
+            "mail": [None if i % 7 == 0 else f"u{i}@contoso.example" for i in range(60)],
+        }
+    )
+    ws.write_frame("users", users)
+    seen: list[str] = []
+    for shard in Shard.all(3):
+        expected = shard.take(users)
+        whole = ws.read_frame("users", rows=("id", shard.keep))
+        assert whole["id"].tolist() == expected["id"].tolist()
+        assert [list(v) for v in whole["appRoleAssignments"]] == [list(v) for v in expected["appRoleAssignments"]]
+        assert whole["mail"].isna().tolist() == expected["mail"].isna().tolist()
+        some = ws.read_frame("users", ["mail"], rows=("id", shard.keep))
+        assert list(some.columns) == ["mail"]
+        assert some["mail"].dropna().tolist() == expected["mail"].dropna().tolist()
+        seen += whole["id"].tolist()
+    assert sorted(seen) == sorted(users["id"])  # every row in exactly one shard
+    assert 0 < len(Shard(0, 3).take(users)) < 60

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import csv
 import io
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from include.sandbox.salesforce import bulk_csv
 from include.sandbox.salesforce.bulk_csv import (
     DELIMITERS,
     UNESCAPED_QUOTE,
@@ -160,3 +162,30 @@ def test_round_trip_minimal_quoting(table: tuple[list[str], list[list[str]]], de
     text = write_csv(header, rows, delimiter, "LF", quote_values=False)
     parsed = parse_csv(text.encode("utf-8"), delimiter, "LF")
     assert (parsed.header, parsed.rows) == (header, rows)
+
+
+@settings(max_examples=500, deadline=None)
+@given(text=st.text(alphabet='ab,"\n\r ', max_size=40), line_ending=st.sampled_from(["LF", "CRLF"]))
+def test_line_by_line_reading_agrees_with_reading_the_whole_text(text: str, line_ending: str) -> None:
+    """Any text, well-formed or not: the same rows, or the same error, as one pass of the field
+    pattern over the whole text (``_parse_quoted``, what every quoted file went through before)."""
+    newline = "\r\n" if line_ending == "CRLF" else "\n"
+
+    def outcome(read: Any) -> Any:
+        try:
+            return read()
+        except CsvFormatError as exc:
+            return exc.message
+
+    whole = text[: -len(newline)] if text.endswith(newline) else text
+
+    def one_pass() -> Any:
+        bulk_csv._check_line_endings(text, line_ending)
+        rows = bulk_csv._parse_quoted(whole, ",", newline) if '"' in whole else None
+        if rows is None:
+            return parse_csv(text, "COMMA", line_ending)
+        if not rows:
+            raise CsvFormatError(bulk_csv.EMPTY_FILE)
+        return bulk_csv.ParsedCsv(rows[0], rows[1:])
+
+    assert outcome(lambda: parse_csv(text, "COMMA", line_ending)) == outcome(one_pass)

@@ -22,9 +22,10 @@ from tests.airflow.server import free_port
 from tests.e2e.conftest import add_assigned_user
 from tests.sandbox_process import SandboxProcess
 
-ADELE, ALEX, MEGAN, ZOE = (f"00000000-0000-0000-0000-00000000000{i}" for i in (1, 2, 3, 4))
+ADELE, ALEX, MEGAN, ZOE, NOSURNAME = (f"00000000-0000-0000-0000-00000000000{i}" for i in (1, 2, 3, 4, 5))
 ADELE_UPN = "adele.vance@contoso.example"
 SCRIPT_NAME = "<script>alert(1)</script>"
+SCRIPT_USER = "00000000-0000-0000-0000-0000000000f2"
 FORMULA_UPN = "=hyperlink.x@contoso.example"
 Cycle = Callable[..., CycleResult]
 UI = Path(__file__).resolve().parents[2] / "plugins" / "entra_provisioning" / "ui"
@@ -76,6 +77,8 @@ def test_the_overview_shows_the_last_cycle_with_counts_that_add_up(api: TestClie
     assert body["escrow"]["count"] == 1
     (escrowed,) = body["escrow"]["items"]
     assert (escrowed["entra_id"], escrowed["error_code"]) == (ALEX, "DUPLICATE_USERNAME")
+    # Named as its failure's log row names it (the escrow table keeps neither value).
+    assert (escrowed["display_name"], escrowed["user_principal_name"]) == ("Alex Wilber", "alex.wilber@contoso.example")
     assert escrowed["next_attempt_at"] > summary.started_at.isoformat()
     assert body["delta_link"]["present"] and body["delta_link"]["age_seconds"] >= 0
     assert "delta_link" not in str(body["delta_link"].keys() - {"present", "updated_at", "age_seconds"})
@@ -231,6 +234,35 @@ def test_directory_values_are_data_never_markup(api: TestClient, cycle: Cycle, s
     assert "innerHTML" not in script and "insertAdjacentHTML" not in script and "textContent" in script
 
 
+def test_quarantined_users_are_listed_by_display_name_kept_as_data(
+    api: TestClient, cycle: Cycle, sandbox: SandboxProcess
+) -> None:
+    add_assigned_user(sandbox, SCRIPT_USER, "script.user@contoso.example")
+    patch = {"displayName": SCRIPT_NAME, "mail": None}  # no mail: a create is quarantined
+    sandbox.graph.patch(f"/_sandbox/users/{SCRIPT_USER}", json=patch).raise_for_status()
+    result = _initial(cycle)
+    assert [user.entra_id for user in result.quarantined] == [SCRIPT_USER]
+    answer = api.get("/api/overview")
+    assert answer.headers["content-type"] == "application/json"
+    listed = answer.json()["quarantined_users"]
+    assert (listed["cycle_id"], listed["count"]) == (result.summary.cycle_id, 1)
+    (user,) = listed["items"]
+    assert user["entra_id"] == SCRIPT_USER and user["user_principal_name"] == "script.user@contoso.example"
+    assert user["display_name"] == SCRIPT_NAME  # the value itself, which the page sets as text
+    assert any("mail" in reason for reason in user["reasons"])
+    (logged,) = api.get("/api/log", params={"q": SCRIPT_USER}).json()["rows"]
+    assert (logged["action"], logged["display_name"]) == ("Quarantine", SCRIPT_NAME)
+    steps = api.get(f"/api/log/{logged['id']}").json()["steps"]
+    assert steps[0]["detail"] == (
+        f"Read user {SCRIPT_NAME} (script.user@contoso.example), object id {SCRIPT_USER}, from Entra ID"
+    )
+    page = api.get("/")
+    assert "<script>alert" not in page.text
+    script = api.get("/static/provisioning.js").text
+    # Both lists name users through userLabel, whose text goes in with textContent (never as HTML).
+    assert script.count("userLabel(row)") >= 4 and "innerHTML" not in script
+
+
 def test_the_page_and_its_files_are_served_under_the_prefix(api: TestClient) -> None:
     page = api.get("/")
     assert 'data-api="/provisioning/api"' in page.text and 'src="/provisioning/static/chart.umd.js"' in page.text
@@ -293,6 +325,12 @@ def test_held_back_deactivations_are_listed_and_their_steps_wait_for_approval(
     assert held["cycle_id"] == result.summary.cycle_id and held["count"] == result.summary.held_back == 2
     staged = {entry.entra_id for entry in result.log if entry.action.value == "StagedDelete"}
     assert {row["entra_id"] for row in held["items"]} == staged
+    # Named as the log names them: Entra's display name beside the UPN.
+    names = {row["entra_id"]: (row["display_name"], row["user_principal_name"]) for row in held["items"]}
+    assert names == {
+        ADELE: ("Adele Vance", ADELE_UPN),
+        NOSURNAME: ("Nosurname None", "no.surname@contoso.example"),
+    }
     details = api.get(f"/api/log/{held['items'][0]['id']}").json()
     assert details["steps"][-1]["status"] == "Skipped" and details["steps"][-1]["name"] == "action"
 

@@ -57,3 +57,16 @@ def test_a_held_back_deactivation_waits_at_its_action_for_approval() -> None:
     found = steps.steps(_row(action="StagedDelete", status="Skipped", sf_id="005000000000001AAA"))
     assert found[2] == {"name": "match", "status": "Success", "detail": "Matched Salesforce user 005000000000001AAA"}
     assert found[3]["status"] == "Skipped" and "approve" in found[3]["detail"]
+
+
+def test_the_import_step_names_the_user_by_display_name_and_upn() -> None:
+    def imported(**values: object) -> str:
+        return steps.steps(_row(**values))[0]["detail"]
+
+    assert imported(display_name="Adele Vance", user_principal_name="adele@contoso.example") == (
+        "Read user Adele Vance (adele@contoso.example), object id e1, from Entra ID"
+    )
+    assert imported(display_name=None, user_principal_name="old@contoso.example") == (
+        "Read user old@contoso.example, object id e1, from Entra ID"  # a row logged before names were kept
+    )
+    assert imported(display_name="Zoë", user_principal_name=None) == "Read user Zoë (e1), object id e1, from Entra ID"

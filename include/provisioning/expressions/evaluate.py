@@ -192,11 +192,21 @@ def column_vec(series: pd.Series) -> Vec:
 
 
 def _read_fast(value: Any) -> Any:
-    """read_attribute, short-cutting the common cases of a list column (one role, no role)."""
-    if type(value) is list and len(value) == 1 and type(value[0]) is str:
+    """read_attribute, short-cutting the common cases of a list column (one role, no role).
+
+    Parquet reads a list column as one NumPy object array per row: when every element is text,
+    ``normalise`` would return the same elements as a list (none is null), so ``tolist`` gives
+    that list without visiting each element in Python (1.5 of the transform's 2.6 CPU-s for
+    220,000 users' roles went there)."""
+    kind = type(value)
+    if kind is list and len(value) == 1 and type(value[0]) is str:
         return value
     if value is None:
         return None
+    if kind is np.ndarray and value.dtype == object:
+        items = value.tolist()
+        if all(type(item) is str for item in items):
+            return items or None
     return read_attribute(value)
 
 

@@ -258,6 +258,30 @@ def describe_url(url: str) -> str:
     return path if len(path) <= 200 else path[:200] + "..."
 
 
+_SSL_CONTEXT_REPR = re.compile(r"\s*ssl:<[^>]*>")
+"""aiohttp's connection errors end in ``ssl:<ssl.SSLContext object at 0x...>``: noise to a person."""
+
+
+def unreachable_message(settings: GraphSettings, kind: str, target: str, attempts: int, exc: BaseException) -> str:
+    """A request that never got an answer, with the setting that decides where it went.
+
+    ``ServiceRequestError`` is azure-identity's (the token request to ``extra.authority``);
+    ``httpx`` errors are the Graph request's own (``extra.base_url``, or host and port)."""
+    from azure.core.exceptions import ServiceRequestError
+
+    reason = _SSL_CONTEXT_REPR.sub("", f"{type(exc).__name__}: {exc}")
+    if isinstance(exc, ServiceRequestError):
+        where = f"Entra's token endpoint at {settings.authority}"
+        fix = f"check extra.authority of connection {settings.conn_id!r}, the network and any proxy"
+    else:
+        where = f"Graph at {settings.base_url}"
+        fix = f"check extra.base_url (or host and port) of connection {settings.conn_id!r}, the network and any proxy"
+    return (
+        f"Graph {kind} request {describe_url(target)} could not be sent after {attempts} attempt(s): "
+        f"{where} did not answer: {reason} ({fix})"
+    )
+
+
 # --- the credential ---------------------------------------------------------------------------
 
 
@@ -526,10 +550,7 @@ class GraphClient:
                 response = await self._send_once(method, target, body, headers)
             except (httpx.TransportError, ServiceRequestError) as exc:
                 if attempt >= self.retry.max_attempts:
-                    raise GraphError(
-                        f"Graph {kind} request {describe_url(target)} could not be sent after {attempt} attempts: "
-                        f"{type(exc).__name__}: {exc}"
-                    ) from exc
+                    raise GraphError(unreachable_message(self.settings, kind, target, attempt, exc)) from exc
                 self.requests["graph.retries"] += 1
                 await asyncio.sleep(self.retry.delay(attempt))
                 continue

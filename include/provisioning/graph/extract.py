@@ -28,14 +28,17 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from include.provisioning.errors import UnknownUserError
 from include.provisioning.gc_pause import collector_paused
 from include.provisioning.graph.assignments import AssignmentCollector, RoleCatalog, UserRoles
 from include.provisioning.graph.batch import Call, Runner
 from include.provisioning.graph.client import GraphClient, GraphReply
-from include.provisioning.graph.frame import columns_frame, graph_attributes, scope_reason, select_clause
+from include.provisioning.graph.frame import frame_of_columns, graph_attributes, scope_reason_of, select_clause
 from include.provisioning.graph.user_attributes import select_properties
+from include.provisioning.graph.user_pages import UserPages
 from include.provisioning.model import Mode, QuarantinedUser
 from include.provisioning.slices import AssignmentWindow
 
@@ -160,7 +163,8 @@ class _Reader:
         self.pagers: list[_Pager] = []
         self.assignments = AssignmentCollector()
         self.catalog: RoleCatalog | None = None
-        self.records: dict[str, dict[str, Any]] = {}
+        self.records = UserPages(self.attributes)
+        """The users read so far (their ``attributes``), page by page in Arrow (user_pages.py)."""
         self.delta_link: str | None = None
         self._phase_one_over = False
         self._last_progress = 0.0
@@ -279,46 +283,69 @@ class _Reader:
             self.add(_Pager("users_by_id", url, self._on_users))
 
     def _on_users(self, body: dict[str, Any]) -> None:
-        for record in body.get("value") or []:
-            user_id = record.get("id")
-            if user_id:
-                self.records[str(user_id)] = record
+        self.records.add(body.get("value") or [])
 
     def build(
         self, ids: Collection[str], roles: Mapping[str, UserRoles], removed: Mapping[str, str]
     ) -> tuple[pd.DataFrame, list[QuarantinedUser]]:
         """The USERS frame of ``ids`` in id order, and the users whose roles cannot be resolved.
 
-        One pass over the users fills the frame's columns (frame.columns_frame): no per-user
-        object, the collector paused (it would rescan a million records at every few hundred
-        new lists)."""
+        One pass over the ids decides each user's roles and reason; the attributes are then taken
+        from the pages read (``UserPages.take``, column by column in Arrow), so no per-user object
+        is made for them (frame.frame_of_columns). The pages are let go once taken: a reader
+        builds once."""
         kept: list[str] = []
-        records: list[Mapping[str, Any] | None] = []
         role_lists: list[Sequence[str]] = []
         vias: list[str | None] = []
-        reasons: list[str | None] = []
-        quarantined: list[QuarantinedUser] = []
-        known_records = self.records
+        assigned_flags: list[bool] = []
+        gone: list[str | None] = []
+        problems: list[tuple[str, list[str]]] = []
         with collector_paused():
             for user_id in sorted(ids):
-                record = known_records.get(user_id)
                 assigned = roles.get(user_id)
                 if assigned is not None and assigned.problems:
-                    upn = record.get("userPrincipalName") if record else None
-                    name = record.get("displayName") if record else None
-                    quarantined.append(QuarantinedUser(user_id, upn, list(assigned.problems), name))
+                    problems.append((user_id, list(assigned.problems)))
                     continue
-                gone = removed.get(user_id)
                 kept.append(user_id)
-                records.append(record if gone is None else None)
-                reasons.append(scope_reason(assigned=assigned is not None, record=record, removed=gone))
+                gone.append(removed.get(user_id))
+                assigned_flags.append(assigned is not None)
                 if assigned is None:
                     role_lists.append(())
                     vias.append(None)
                 else:
                     role_lists.append(assigned.roles)
                     vias.append(assigned.via)
-            return columns_frame(kept, records, role_lists, vias, reasons, attributes=self.attributes), quarantined
+            positions = self.records.positions(kept)
+            read = positions.is_valid().to_pylist()
+            # A user Graph reports removed (delta) has no record, whatever was read of them.
+            removed_mask = pa.array([reason is not None for reason in gone], type=pa.bool_())
+            positions = pc.if_else(removed_mask, pa.scalar(None, pa.int64()), positions)
+            quarantined = self._quarantined(problems)
+            values = self.records.take(positions)
+            self.records = UserPages(self.attributes)  # taken: the pages go before the frame is made
+            enabled = values["accountEnabled"]
+            enabled_list = enabled if isinstance(enabled, list) else enabled.to_pylist()
+            reasons = [
+                scope_reason_of(assigned=a, read=r, enabled=e, removed=g)
+                for a, r, e, g in zip(assigned_flags, read, enabled_list, gone, strict=True)
+            ]
+            frame = frame_of_columns(kept, values, role_lists, vias, reasons)
+            return frame, quarantined
+
+    def _quarantined(self, problems: list[tuple[str, list[str]]]) -> list[QuarantinedUser]:
+        """``QuarantinedUser`` of each (id, reasons), with the UPN and display name Graph returned
+        (None if none)."""
+        if not problems:
+            return []
+        taken = self.records.take(self.records.positions([user_id for user_id, _ in problems]))
+        upns, names = (
+            column if isinstance(column, list) else column.to_pylist()
+            for column in (taken["userPrincipalName"], taken["displayName"])
+        )
+        return [
+            QuarantinedUser(user_id, upn, reasons, name)
+            for (user_id, reasons), upn, name in zip(problems, upns, names, strict=True)
+        ]
 
 
 class _FullRead(_Reader):
@@ -345,11 +372,7 @@ class _FullRead(_Reader):
         if not self._phase_one_over:
             self._on_users(body)  # who is wanted is not known yet: keep every user for now
             return
-        wanted = self.wanted
-        for record in page:
-            user_id = record.get("id")
-            if user_id and user_id in wanted:
-                self.records[str(user_id)] = record
+        self.records.add(page, wanted=self.wanted)
 
     def after_phase_one(self) -> None:
         self.delta_link = self._delta.last.get("@odata.deltaLink")
@@ -362,10 +385,10 @@ class _FullRead(_Reader):
         else:
             self.wanted = wanted_ids(self.roles, self.known, self.also_fetch)
         # Users listed before the assignments were known but not wanted: drop them now.
-        self.records = {uid: rec for uid, rec in self.records.items() if uid in self.wanted}
+        self.records.keep_only(self.wanted)
         if self._listing.done:
             return
-        unseen = self.wanted - set(self.records)
+        unseen = self.records.missing(self.wanted)
         by_id_requests = math.ceil(len(unseen) / USERS_PER_BATCH)
         if self.total is not None:
             pages_left = math.ceil(max(0, self.total - self.listed) / PAGE_SIZE)
@@ -429,7 +452,7 @@ class _OneUserRead(_Reader):
         user_id = body.get("id")
         if user_id:
             self.user_id = str(user_id)
-            self.records[self.user_id] = body
+            self.records.add([body])
 
     def _on_own_assignments(self, body: dict[str, Any]) -> None:
         own = [item for item in body.get("value") or [] if item.get("principalType") == "User"]
@@ -520,14 +543,16 @@ class _IncrementalRead(_Reader):
         emit |= self.also_fetch
         self.emit = emit
         fetch = set()
+        complete: list[dict[str, Any]] = []
         for uid in emit:
             if uid in self.removed:
                 continue
             item = self.changed.get(uid)
             if item is not None and self._complete(item):
-                self.records[uid] = item
+                complete.append(item)
             else:
                 fetch.add(uid)
+        self.records.add(complete)
         self.fetch_by_id(fetch)
 
     def status_line(self) -> str:

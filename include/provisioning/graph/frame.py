@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from include.provisioning.gc_pause import collector_paused
 from include.provisioning.graph.user_attributes import (
@@ -53,13 +54,20 @@ def select_clause(attributes: Sequence[str]) -> str:
 
 def scope_reason(*, assigned: bool, record: Mapping[str, Any] | None, removed: str | None) -> str | None:
     """Why a user is out of scope (model.SCOPE_REASONS), most final reason first."""
+    enabled = record.get("accountEnabled") if record is not None else None
+    return scope_reason_of(assigned=assigned, read=record is not None, enabled=enabled, removed=removed)
+
+
+def scope_reason_of(*, assigned: bool, read: bool, enabled: Any, removed: str | None) -> str | None:
+    """``scope_reason`` given whether Graph returned the user (``read``) and their
+    ``accountEnabled`` (``enabled``) rather than the record."""
     if removed == "deleted":
         return "deleted"
-    if removed is not None or record is None:
+    if removed is not None or not read:
         return "soft-deleted"
     if not assigned:
         return "unassigned"
-    if record.get("accountEnabled") is False:
+    if enabled is False:
         return "disabled"
     return None
 
@@ -97,8 +105,25 @@ def columns_frame(
 ) -> pd.DataFrame:
     """``users_frame`` of rows given as parallel lists (a ``UserRow``'s fields, one list each)."""
     with collector_paused():
+        values = dict(zip(attributes, attribute_columns(records, attributes), strict=True))
+        return frame_of_columns(ids, values, roles, via, reasons)
+
+
+def frame_of_columns(
+    ids: list[str],
+    attributes: Mapping[str, list[Any] | pa.ChunkedArray],
+    roles: list[Sequence[str]],
+    via: list[str | None],
+    reasons: list[str | None],
+) -> pd.DataFrame:
+    """The USERS frame of ``ids`` whose attribute values are given column by column (attribute
+    name → one value per id, as a list or an Arrow array; user_pages.UserPages.take), in the
+    ``attributes`` order. An Arrow column becomes the pandas column its values as a list would
+    have made (text: pandas' Arrow-backed ``str``, kept in Arrow memory; booleans and all-null
+    columns: Python values)."""
+    with collector_paused():
         columns: dict[str, Any] = {"id": ids}
-        columns.update(zip(attributes, _attribute_columns(records, attributes), strict=True))
+        columns.update((name, _pandas_values(values)) for name, values in attributes.items())
         # A Series of lists with an explicit object dtype: letting pandas infer a column of lists
         # costs more than all the other columns together. Each row gets its own list.
         role_lists = np.fromiter(map(list, roles), dtype=object, count=len(roles))
@@ -109,7 +134,18 @@ def columns_frame(
         return pd.DataFrame(columns)
 
 
-def _attribute_columns(records: list[Mapping[str, Any] | None], attributes: Sequence[str]) -> list[list[Any]]:
+def _pandas_values(values: list[Any] | pa.ChunkedArray) -> Any:
+    """What the frame's column is built from: lists as they are; an Arrow text column with a
+    value as a pandas ``str`` Series (what pandas infers from such a list), any other Arrow column
+    as its Python values."""
+    if isinstance(values, list):
+        return values
+    if pa.types.is_large_string(values.type) and len(values) and values.null_count < len(values):
+        return values.to_pandas()
+    return values.to_pylist()
+
+
+def attribute_columns(records: list[Mapping[str, Any] | None], attributes: Sequence[str]) -> list[list[Any]]:
     """Each attribute's values over ``records`` (no record, or no such key → None).
 
     ``extensionAttribute1``..``15`` are read from the record's ``onPremisesExtensionAttributes``

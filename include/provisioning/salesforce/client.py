@@ -41,9 +41,11 @@ from urllib3.util.retry import Retry
 from include.provisioning.errors import AuthenticationError
 from include.provisioning.settings import (
     SALESFORCE_CONN_ID,
+    SECONDS,
     ConnectionSettings,
     SettingsError,
     connection_from_env,
+    parse_number,
     parse_verify,
 )
 
@@ -107,10 +109,11 @@ class SalesforceSettings:
         domain = get("domain") or _domain_from_instance(instance_url) or "login"
         version = str(get("version") or DEFAULT_API_VERSION).removeprefix("v")
         timeout_raw = get("timeout")
-        try:
-            timeout = float(timeout_raw) if timeout_raw is not None else DEFAULT_TIMEOUT_SECONDS
-        except (TypeError, ValueError):
-            raise SettingsError(f"connection {conn.conn_id!r}: extra.timeout={timeout_raw!r} is not a number") from None
+        timeout = (
+            parse_number(timeout_raw, f"connection {conn.conn_id!r}: extra.timeout", SECONDS)
+            if timeout_raw is not None
+            else DEFAULT_TIMEOUT_SECONDS
+        )
         settings = cls(
             conn_id=conn.conn_id,
             username=conn.login or None,
@@ -326,6 +329,8 @@ def _login_failure(settings: SalesforceSettings, method: str, exc: SalesforceAut
         f"Salesforce login failed: {method} as {_who(settings, method)} at {settings.login_url} "
         f"(connection {settings.conn_id!r}): {code}: {detail}".rstrip(": ")
     )
+    if code == "invalid_client":  # OAuth 2.0 (RFC 6749 5.2): the client's own credentials were refused
+        message += f" (check extra.consumer_key and extra.consumer_secret of connection {settings.conn_id!r})"
     if method == SOAP_LOGIN and code == "INVALID_OPERATION":
         message += (
             f" — SOAP login() is retired (API v65.0 and later, and orgs that switched it off; this connection "

@@ -412,6 +412,7 @@ class BulkLoader:
             poll_max=self.poll_max,
             timeout=self.job_timeout,
             on_poll=report,
+            rows=rows,
         )
 
     # --- reading results -------------------------------------------------------------------

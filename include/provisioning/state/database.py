@@ -111,6 +111,8 @@ def _migrate(conn: Any, found: int) -> None:
         # Rows written before keep a null display name: the store never had one to copy (the
         # snapshot holds Salesforce's fields, not Entra's name); they are found by UPN and ids.
         conn.execute(text("ALTER TABLE provisioning_log ADD COLUMN display_name TEXT"))
+        # The quarantine names its users the same way; earlier rows keep a null name too.
+        conn.execute(text("ALTER TABLE quarantine ADD COLUMN display_name TEXT"))
     if found < 2:
         conn.execute(text("ALTER TABLE cycles ADD COLUMN run_key VARCHAR(250)"))
         conn.execute(text("CREATE INDEX IF NOT EXISTS ix_cycles_run_key ON cycles (run_key)"))

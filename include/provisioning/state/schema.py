@@ -181,6 +181,8 @@ quarantine = Table(
     Column("entra_id", ID, nullable=False),
     Column("upn", Text, nullable=True),
     Column("reasons", Text, nullable=False),
+    # Entra's displayName, so the page names a quarantined user as the log does (schema version 7).
+    Column("display_name", Text, nullable=True),
 )
 
 LOG_INDEXES = (

@@ -851,10 +851,11 @@ class StateStore:
                 user.entra_id,
                 user.user_principal_name,
                 dumps(list(user.reasons), what=f"quarantine reasons of user {user.entra_id}"),
+                user.display_name,
             )
             for user in users
         ]
-        Bulk(conn).insert(schema.quarantine, ["cycle_id", "entra_id", "upn", "reasons"], values)
+        Bulk(conn).insert(schema.quarantine, ["cycle_id", "entra_id", "upn", "reasons", "display_name"], values)
 
     def _write_watermark(
         self, conn: Connection, delta_link: str | None, mapping_fingerprint: str, now: dt.datetime
@@ -928,7 +929,10 @@ class StateStore:
                 if cycle_id is None:
                     return []
             rows = conn.execute(select(table).where(table.c.cycle_id == cycle_id).order_by(table.c.id)).mappings()
-            return [QuarantinedUser(row["entra_id"], row["upn"], loads(row["reasons"]) or []) for row in rows]
+            return [
+                QuarantinedUser(row["entra_id"], row["upn"], loads(row["reasons"]) or [], row["display_name"])
+                for row in rows
+            ]
 
     def reset(
         self, *, watermark: bool = False, escrow: bool = False, snapshot: bool = False, quarantine: bool = False

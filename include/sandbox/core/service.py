@@ -24,6 +24,7 @@ from starlette.routing import BaseRoute, Match, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from include.sandbox.core.faults import FaultInjector, FaultRule, FaultRuleError
+from include.sandbox.core.heap import settle_loaded_state
 from include.sandbox.core.request_counter import RequestCounter
 
 CONTROL_PREFIX = "/_sandbox"
@@ -98,6 +99,12 @@ class _CountAndFault:
         await self.app(scope, receive, send)
 
 
+def _load_and_settle(service: SandboxService, fixture: dict[str, Any]) -> None:
+    """Load a fixture, then keep the new state out of the collector's way (core/heap.py)."""
+    service.load_state(fixture)
+    settle_loaded_state()
+
+
 def _common_control_routes(service: SandboxService, faults: FaultInjector, counter: RequestCounter) -> list[Route]:
     async def get_state(request: Request) -> Response:
         return json_response(await asyncio.to_thread(service.dump_state))
@@ -107,7 +114,7 @@ def _common_control_routes(service: SandboxService, faults: FaultInjector, count
             fixture = await read_json(request)
             if not isinstance(fixture, dict):
                 raise ValueError("the state must be a JSON object in the fixture format")
-            await asyncio.to_thread(service.load_state, fixture)
+            await asyncio.to_thread(_load_and_settle, service, fixture)
         except (ValueError, KeyError, TypeError) as exc:
             return json_response({"error": f"invalid {service.name} fixture: {exc}"}, status=400)
         return json_response({"status": "loaded"})

@@ -25,8 +25,10 @@ reports of real jobs:
   emulator keeps the BOM as data, exactly like that, instead of silently forgiving it.
 
 Parsing is written for 100,000-row files: a file without any double quote (what
-simple-salesforce and jsforce send for ordinary data) is split with ``str.split``; anything
-else goes through one compiled regular expression, so the per-character work stays in C.
+simple-salesforce and jsforce send for ordinary data) is split with ``str.split``; in a file
+with quotes, lines without one are split too and the others go through one compiled regular
+expression, so the per-character work stays in C (a value quoted across lines, or broken
+quoting, sends the whole file through the expression).
 """
 
 from __future__ import annotations
@@ -119,10 +121,32 @@ def parse_csv(data: bytes | str, column_delimiter: str = "COMMA", line_ending: s
     if '"' not in text:
         rows = [line.split(delimiter) for line in text.split(newline) if line]
     else:
-        rows = _parse_quoted(text, delimiter, newline)
+        rows = _parse_lines(text, delimiter, newline) or _parse_quoted(text, delimiter, newline)
     if not rows:
         raise CsvFormatError(EMPTY_FILE)
     return ParsedCsv(header=rows[0], rows=rows[1:])
+
+
+def _parse_lines(text: str, delimiter: str, newline: str) -> list[list[str]] | None:
+    """The rows of a file where some values are quoted, line by line: a line without a quote is
+    split, a line with quotes goes through the field pattern alone. None when a line holds an odd
+    number of quotes (a quoted value runs onto the next line, or a stray quote) or cannot be read:
+    the whole text is then parsed as one (``_parse_quoted``), which also words any error. A file
+    of the loader's has a quote on few lines, so most are split in C."""
+    rows: list[list[str]] = []
+    for line in text.split(newline):
+        if '"' not in line:
+            if line:
+                rows.append(line.split(delimiter))
+            continue
+        if line.count('"') % 2:
+            return None
+        try:
+            (row,) = _parse_quoted(line, delimiter, newline)
+        except (CsvFormatError, ValueError):
+            return None
+        rows.append(row)
+    return rows
 
 
 def _parse_quoted(text: str, delimiter: str, newline: str) -> list[list[str]]:
@@ -190,8 +214,12 @@ def write_csv(
     )
     out = [head]
     if quote_values:
+        between = f'"{delimiter}"'
         for row in rows:
-            out.append(delimiter.join("" if v is None else quote(v) for v in row))
+            if None not in row and '"' not in "".join(row):  # the common row: quote all at once
+                out.append(f'"{between.join(row)}"')
+            else:
+                out.append(delimiter.join("" if v is None else quote(v) for v in row))
     else:
         for row in rows:
             out.append(delimiter.join("" if v is None else format_value(v, delimiter) for v in row))

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from include.sandbox.core.heap import keep_written_state
 from include.sandbox.salesforce.bulk_csv import (
     DELIMITERS,
     LINE_ENDINGS,
@@ -40,6 +41,8 @@ from include.sandbox.salesforce.bulk_csv import (
 from include.sandbox.salesforce.exceptions import ApiError, RecordError, SoqlError, UnknownFieldError
 from include.sandbox.salesforce.models import UPSERT_KEYS, Org, sf_datetime
 from include.sandbox.salesforce.validation import UserSchema, to_id18
+
+SCHEMA = UserSchema()
 
 logger = logging.getLogger(__name__)
 
@@ -551,6 +554,7 @@ class BulkJobs:
             try:
                 if job.kind == "ingest":
                     self._process_ingest(org, job)
+                    keep_written_state()
                 else:
                     self._process_query(job)
             except Exception as exc:  # an emulator bug must not leave the job InProgress forever
@@ -595,17 +599,14 @@ class BulkJobs:
             self._finish(job, JobState.FAILED, f"InvalidBatch : {exc.message}")
             return
         apply = self._operation(org, job, columns)
+        apply_chunk = self._chunk_operation(org, job, columns, apply)
         for start in range(0, len(job.rows), CHUNK_SIZE):
             if job.abort_requested:
                 break
             chunk = job.rows[start : start + CHUNK_SIZE]
-            failed = 0
-            chunk_results: list[RowResult] = []
             with org.lock:
-                for row in chunk:
-                    result = apply(row)
-                    failed += result.error is not None
-                    chunk_results.append(result)
+                chunk_results = apply_chunk(chunk)
+            failed = sum(result.error is not None for result in chunk_results)
             with self._lock:
                 job.results.extend(chunk_results)
                 job.records_processed += len(chunk)
@@ -626,6 +627,52 @@ class BulkJobs:
             with contextlib.suppress(RecordError):
                 org.check_user_columns(list(parsed.header), job.operation)
         return names
+
+    @staticmethod
+    def _chunk_operation(
+        org: Org, job: Job, columns: list[str], apply: Callable[[list[str]], RowResult]
+    ) -> Callable[[list[list[str]]], list[RowResult]]:
+        """Apply one internal batch of rows, in order; a result per row.
+
+        Inserts and updates convert the batch's values column by column first
+        (``UserSchema.convert_rows``: the same checks and the same first error per row as one
+        row at a time, the repetition saved), then write row by row with every org rule
+        (uniqueness, references, licences) in upload order. Other operations, and rows whose
+        width is not the header's, go one row at a time through ``apply``."""
+        if job.operation not in ("insert", "update"):
+            return lambda rows: [apply(row) for row in rows]
+        width = len(columns)
+        creating = job.operation == "insert"
+        actor = job.created_by_id
+        id_index = columns.index("Id") if "Id" in columns else None
+
+        def apply_chunk(rows: list[list[str]]) -> list[RowResult]:
+            whole = [row for row in rows if len(row) == width]
+            records = iter(SCHEMA.convert_rows(columns, whole, creating=creating, null=NULL_VALUE))
+            results: list[RowResult] = []
+            for row in rows:
+                if len(row) != width:
+                    results.append(apply(row))  # the width error, worded in one place
+                    continue
+                record = next(records)
+                if creating:
+                    if isinstance(record, RecordError):
+                        results.append(RowResult(row, "", error=record.bulk_error()))
+                        continue
+                    try:
+                        results.append(RowResult(row, org.insert_converted(record, actor=actor), created=True))
+                    except RecordError as exc:
+                        results.append(RowResult(row, "", error=exc.bulk_error()))
+                    continue
+                given_id = row[id_index] if id_index is not None else ""
+                user_id = "" if given_id == NULL_VALUE else given_id
+                try:
+                    results.append(RowResult(row, org.update_converted(user_id, record, actor=actor)))
+                except RecordError as exc:
+                    results.append(RowResult(row, given_id, error=exc.bulk_error()))
+            return results
+
+        return apply_chunk
 
     def _operation(self, org: Org, job: Job, columns: list[str]) -> Callable[[list[str]], RowResult]:
         width = len(columns)

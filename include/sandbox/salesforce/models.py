@@ -226,7 +226,11 @@ class Org:
 
     def insert_user(self, fields: dict[str, Any], *, actor: str | None = None) -> str:
         """Create a user; returns its new 18-character Id or raises ``RecordError``."""
-        values = SCHEMA.convert(fields, creating=True)
+        return self.insert_converted(SCHEMA.convert(fields, creating=True), actor=actor)
+
+    def insert_converted(self, values: dict[str, Any], *, actor: str | None = None) -> str:
+        """``insert_user`` of a record ``UserSchema.convert`` (or ``convert_rows``) made; the
+        record is this call's to keep."""
         with self.lock:
             if values.get("IsActive") is None:
                 values["IsActive"] = True
@@ -267,7 +271,19 @@ class Org:
     def update_user(self, user_id: str, fields: dict[str, Any], *, actor: str | None = None) -> None:
         """Change the given fields of one user (None sets null, "" leaves a field alone)."""
         canonical = self._existing_user_id(user_id)
-        values = SCHEMA.convert(fields, creating=False)
+        self._update_values(canonical, SCHEMA.convert(fields, creating=False), actor)
+
+    def update_converted(self, user_id: str, values: dict[str, Any] | RecordError, *, actor: str | None = None) -> str:
+        """``update_user`` of a record ``UserSchema.convert_rows`` made (or the error it met
+        converting it, raised after the Id's own checks, as ``update_user`` meets them);
+        returns the user's 18-character Id."""
+        canonical = self._existing_user_id(user_id)
+        if isinstance(values, RecordError):
+            raise values
+        self._update_values(canonical, values, actor)
+        return canonical
+
+    def _update_values(self, canonical: str, values: dict[str, Any], actor: str | None) -> None:
         with self.lock:
             row = self.users.get(canonical)
             if row is None:

@@ -261,6 +261,88 @@ class UserSchema:
             out[field.name] = None if value is None else convert(value)
         return out
 
+    def convert_rows(
+        self, names: list[str], rows: list[list[str]], *, creating: bool, null: str
+    ) -> list[dict[str, Any] | RecordError]:
+        """``convert`` of many Bulk CSV rows at once: for each row (values under ``names``,
+        canonical field names, one value per name), the record ``convert`` would return, or the
+        error it would raise first. In a row "" is not given and ``null`` (``#N/A``) sets null.
+
+        The work goes column by column: a column's values are checked together, its distinct
+        values converted once (a Bulk file repeats the same profile, locale and time zone on
+        every row), a text column whose longest value fits is taken as it is. Every value is
+        still checked; only the repetition is saved. Errors are each row's first in column
+        order, as ``convert`` meets them.
+        """
+        columns = list(zip(*rows, strict=True)) if rows else [() for _ in names]
+        kept_names: list[str] = []
+        kept: list[list[Any]] = []
+        failing: list[dict[int, RecordError]] = []
+        sparse = False
+        for name, values in zip(names, columns, strict=True):
+            field, convert = self._plan[name.lower()]
+            column, failed = _convert_column(field, convert, values, creating=creating, null=null)
+            if failed:
+                failing.append(failed)
+            if column is not None:
+                kept_names.append(name)
+                kept.append(column)
+                sparse = sparse or "" in values
+        records: list[dict[str, Any] | RecordError]
+        if not sparse:
+            records = [dict(zip(kept_names, values, strict=True)) for values in zip(*kept, strict=True)]
+        else:
+            records = [
+                {name: value for name, value in zip(kept_names, values, strict=True) if value is not _ABSENT}
+                for values in zip(*kept, strict=True)
+            ]
+        if not kept:  # only an Id column (or none)
+            records = [{} for _ in rows]
+        for position in sorted({position for failed in failing for position in failed}):
+            # the first failing column of the row, in header order
+            records[position] = next(failed[position] for failed in failing if position in failed)
+        return records
+
+
+_ABSENT = object()
+"""A value the row leaves out (empty in Bulk CSV): not part of the record."""
+
+
+def _convert_column(
+    field: Field, convert: Callable[[Any], Any], values: tuple[str, ...], *, creating: bool, null: str
+) -> tuple[list[Any] | None, dict[int, RecordError]]:
+    """One column of ``UserSchema.convert_rows``: the converted values (``_ABSENT`` for "";
+    None for the whole column when it is never part of the record, as ``Id``) and the errors by
+    row position."""
+    if field.name == "Id":
+        if creating:  # as convert: an Id with a value cannot be inserted
+            error = RecordError("INVALID_FIELD_FOR_INSERT_UPDATE", "cannot specify Id in an insert call", ["Id"])
+            return None, {i: error for i, value in enumerate(values) if value not in ("", null)}
+        return None, {}
+    if not (field.createable if creating else field.updateable):
+        error = _unwritable(field.name)
+        return None, {i: error for i, value in enumerate(values) if value != ""}
+    distinct = set(values)
+    blanks = {"", null} & distinct
+    limit = getattr(convert, "max_length", None)
+    if limit is not None and max(map(len, distinct - blanks), default=0) <= limit:
+        # a plain text field whose values all fit: stored as given
+        if not blanks:
+            return list(values), {}
+        return [_ABSENT if value == "" else None if value == null else value for value in values], {}
+    results: dict[str, Any] = {"": _ABSENT, null: None}
+    erred = False
+    for value in distinct - blanks:  # each distinct value once
+        try:
+            results[value] = convert(value)
+        except RecordError as exc:
+            results[value] = exc
+            erred = True
+    column = [results[value] for value in values]
+    if not erred:
+        return column, {}
+    return column, {i: value for i, value in enumerate(column) if isinstance(value, RecordError)}
+
 
 def _type_error(field: Field, value: Any) -> RecordError:
     return RecordError(
@@ -365,14 +447,15 @@ def _converter(field: Field) -> Callable[[Any], Any]:
             raise too_long(text)
         return text
 
+    string.max_length = length  # type: ignore[attr-defined]  # text that fits is stored as given (convert_rows)
     return string
 
 
 def missing_required(values: dict[str, Any]) -> RecordError | None:
     """``REQUIRED_FIELD_MISSING`` naming every missing field at once, or None."""
-    missing = [name for name in REQUIRED_ON_CREATE if values.get(name) is None]
-    if not missing:
+    if None not in map(values.get, REQUIRED_ON_CREATE):  # every row of a good file: one C-level pass
         return None
+    missing = [name for name in REQUIRED_ON_CREATE if values.get(name) is None]
     return RecordError("REQUIRED_FIELD_MISSING", f"Required fields are missing: [{', '.join(missing)}]", missing)
 
 

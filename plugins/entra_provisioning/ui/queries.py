@@ -169,9 +169,14 @@ class StateReader:
 
         ``{"now", "cycle": the newest cycle (running or not) | None, "last_committed": the newest
         committed cycle | None, "job_quarantine": {...}, "quarantined_users": {"cycle_id", "count",
-        "items"}, "held_back": {"cycle_id", "count", "items"}, "escrow": {"count", "due", "items"},
+        "items"}, "held_back": {"cycle_id", "count", "items"}, "escrow": {"count", "due", "items"}
+        (an item: ``entra_id``, ``user_principal_name`` and ``display_name`` of the user's newest log
+        row, ``action``, ``attempts``, ``first_failed_at``, ``next_attempt_at``, ``error_code``,
+        ``error_message``),
         "delta_link": {"present", "updated_at", "age_seconds"}}``. Lists hold at most ``LISTED``
-        items, newest or soonest first. The delta link itself is never given (it carries Graph's
+        items, newest or soonest first. A quarantined user is ``{"entra_id", "user_principal_name",
+        "display_name", "reasons"}``; a held-back one a log row (``log_query.summary_row``), which
+        names its user the same way. The delta link itself is never given (it carries Graph's
         state token)."""
         now = now or dt.datetime.now(dt.UTC)
         cycles = schema.cycles
@@ -224,7 +229,13 @@ def _quarantined(conn: Connection, cycle_id: str | None) -> dict[str, Any]:
     count = conn.execute(select(func.count()).select_from(table).where(table.c.cycle_id == cycle_id)).scalar_one()
     rows = conn.execute(select(table).where(table.c.cycle_id == cycle_id).order_by(table.c.id).limit(LISTED))
     items = [
-        {"entra_id": row.entra_id, "user_principal_name": row.upn, "reasons": loads(row.reasons) or []} for row in rows
+        {
+            "entra_id": row.entra_id,
+            "user_principal_name": row.upn,
+            "display_name": row.display_name,  # None in rows before schema version 7
+            "reasons": loads(row.reasons) or [],
+        }
+        for row in rows
     ]
     return {"cycle_id": cycle_id, "count": int(count), "items": items}
 
@@ -245,10 +256,14 @@ def _escrow(conn: Connection, now: dt.datetime) -> dict[str, Any]:
     table = schema.escrow
     count = conn.execute(select(func.count()).select_from(table)).scalar_one()
     due = conn.execute(select(func.count()).select_from(table).where(table.c.next_attempt_at <= now)).scalar_one()
-    rows = conn.execute(select(table).order_by(table.c.next_attempt_at, table.c.entra_id).limit(LISTED)).mappings()
+    query = select(table).order_by(table.c.next_attempt_at, table.c.entra_id).limit(LISTED)
+    rows = conn.execute(query).mappings().all()
+    names = _logged_names(conn, [row["entra_id"] for row in rows])
     items = [
         {
             "entra_id": row["entra_id"],
+            "user_principal_name": names.get(row["entra_id"], (None, None))[0],
+            "display_name": names.get(row["entra_id"], (None, None))[1],
             "action": row["action"],
             "attempts": row["attempts"],
             "first_failed_at": _iso(row["first_failed_at"]),
@@ -259,6 +274,18 @@ def _escrow(conn: Connection, now: dt.datetime) -> dict[str, Any]:
         for row in rows
     ]
     return {"count": int(count), "due": int(due), "items": items}
+
+
+def _logged_names(conn: Connection, entra_ids: list[str]) -> dict[str, tuple[str | None, str | None]]:
+    """``(userPrincipalName, display name)`` of each user's newest provisioning-log row: the escrow
+    table keeps neither, and an escrowed record was logged (its failure) when it was escrowed. One
+    query over the log's ``(entra_id, id)`` index for the ``LISTED`` users at most."""
+    if not entra_ids:
+        return {}
+    log = schema.provisioning_log
+    newest = select(func.max(log.c.id)).where(log.c.entra_id.in_(entra_ids)).group_by(log.c.entra_id)
+    rows = conn.execute(select(log.c.entra_id, log.c.upn, log.c.display_name).where(log.c.id.in_(newest)))
+    return {row.entra_id: (row.upn, row.display_name) for row in rows}
 
 
 def _delta_link(conn: Connection, now: dt.datetime) -> dict[str, Any]:

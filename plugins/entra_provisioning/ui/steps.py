@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from include.provisioning.model import Action, Status
+from include.provisioning.model import Action, Status, user_label
 
 STEP_NAMES = ("import", "scope", "match", "action")
 
@@ -33,9 +33,9 @@ def steps(row: dict[str, Any]) -> list[dict[str, str]]:
     ``status`` is the log's vocabulary (Success, Failure, Skipped, Warning). A quarantined user
     stops at scope; a held-back deactivation stops at its action, waiting for approval; a
     Salesforce failure names Salesforce's error code and message."""
-    upn = row.get("user_principal_name") or row["entra_id"]
+    who = user_label(row.get("display_name"), row.get("user_principal_name"), row["entra_id"])
     action, sf_id = row["action"], row.get("sf_id")
-    found = [_step("import", Status.SUCCESS.value, f"Read user {upn} (object id {row['entra_id']}) from Entra ID")]
+    found = [_step("import", Status.SUCCESS.value, f"Read user {who}, object id {row['entra_id']}, from Entra ID")]
     if action == Action.QUARANTINE.value:
         reasons = row.get("error_message") or "no reason recorded"
         found.append(_step("scope", Status.SKIPPED.value, f"Held out of the cycle (quarantined): {reasons}"))

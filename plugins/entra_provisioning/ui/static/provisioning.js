@@ -44,6 +44,14 @@
     return h ? `${h} h ${m} min` : m ? `${m} min ${s} s` : `${s} s`;
   }
 
+  // A user as the product names one everywhere (the report e-mail, the dry-run table, the steps):
+  // "Display name (UPN)", the UPN alone without a name, the object id without a UPN. The same rule
+  // as include/provisioning/model.py's user_label.
+  function userLabel(row) {
+    const who = row.user_principal_name || row.entra_id;
+    return row.display_name ? `${row.display_name} (${who})` : who;
+  }
+
   function utc(iso) { return iso ? iso.replace("T", " ").replace(/\.\d+/, "").replace("+00:00", " UTC") : "–"; }
 
   function runHref(run) {
@@ -92,11 +100,11 @@
     setText("escrow-count", `${data.escrow.count} (${data.escrow.due} due)`);
     setText("quarantined-count", data.quarantined_users.count);
     setText("held-back-count", data.held_back.count);
-    fillList("held-back-list", data.held_back.items, (row) => `${row.user_principal_name || row.entra_id} (${row.sf_id || "no Salesforce id"})`);
+    fillList("held-back-list", data.held_back.items, (row) => `${userLabel(row)}, ${row.sf_id || "no Salesforce id"}`);
     fillList("escrow-list", data.escrow.items,
-      (row) => `${row.entra_id}: ${row.action}, attempt ${row.attempts}, next retry ${utc(row.next_attempt_at)}: ${row.error_code || ""} ${row.error_message || ""}`);
+      (row) => `${userLabel(row)}: ${row.action}, attempt ${row.attempts}, next retry ${utc(row.next_attempt_at)}: ${row.error_code || ""} ${row.error_message || ""}`);
     fillList("quarantined-list", data.quarantined_users.items,
-      (row) => `${row.user_principal_name || row.entra_id}: ${row.reasons.join("; ")}`);
+      (row) => `${userLabel(row)}: ${row.reasons.join("; ")}`);
     return data.cycle && data.cycle.status === "running";
   }
 
@@ -189,8 +197,7 @@
     try {
       const row = await getJson(`/log/${encodeURIComponent(rowId)}`);
       $("log-detail").hidden = false;
-      const who = row.user_principal_name || row.entra_id;
-      setText("detail-title", `${row.action} ${row.display_name ? `${row.display_name} (${who})` : who} (${row.status})`);
+      setText("detail-title", `${row.action} ${userLabel(row)} (${row.status})`);
       renderSteps("detail-steps", row.steps);
       $("detail-changes").tBodies[0].replaceChildren(...row.changes.map((change) => {
         const tr = element("tr");
@@ -231,7 +238,7 @@
       $("action-result").dataset.state = state;
       if (state === "success" || state === "failed") {
         $("action-steps").replaceChildren(...found.log.map((row) => {
-          const item = element("li", `${row.action} ${row.user_principal_name || row.entra_id}: ${row.status}`,
+          const item = element("li", `${row.action} ${userLabel(row)}: ${row.status}`,
             {"data-testid": "action-log-row"});
           const steps = element("ol");
           steps.replaceChildren(...row.steps.map((step) => element("li", `${step.name}: ${step.status}: ${step.detail}`, {"data-step": step.name})));

@@ -20,6 +20,7 @@ import pyarrow as pa
 
 from include.provisioning.gc_pause import collector_paused
 from include.provisioning.model import Action, Plan, PlannedChange, QuarantinedUser, RecordResult
+from include.provisioning.plan_table import PLAN_GROUPS, WRITE_GROUPS, PlanTable
 from include.provisioning.shards import Shard
 from include.provisioning.state.codec import (
     ChangesDecoder,
@@ -30,9 +31,7 @@ from include.provisioning.state.codec import (
     json_bytes,
 )
 
-PLAN_GROUPS = ("creates", "updates", "deactivations", "reactivations", "held_back", "unchanged")
-WRITE_GROUPS = ("creates", "updates", "deactivations", "reactivations")
-"""The groups ``Plan.writes()`` sends, in its order."""
+__all__ = ["PLAN", "PLAN_GROUPS", "QUARANTINE", "RESULTS", "STORED_PLAN", "WRITE_GROUPS", "PlanCodec"]
 PLAN_COLUMNS = [
     "group",
     "entra_id",
@@ -71,8 +70,20 @@ def _texts(values: pd.Series) -> list[str | None]:
 _ACTIONS = {action.value: action for action in Action}
 DECODE_BATCH = 20_000
 """Rows turned into Python objects at a time: the texts of one batch are freed before the next."""
-ENCODE_BATCH = 50_000
-"""Changes turned into rows of JSON text at a time (one Parquet row group each in a file)."""
+ENCODE_BATCH = 10_000
+"""Changes turned into rows of JSON text at a time (one Parquet row group each in a file): the
+plan task's peak holds one batch's objects, texts and Arrow copies (for the whole plan and each
+shard's part); 50,000 took 300 MB more at 250,000 users than 10,000, for no less CPU (measured)."""
+
+
+class _SharedMeta(dict[str, Any]):
+    """A plan frame's ``attrs["meta"]``, shared instead of copied: pandas deep-copies a frame's
+    ``attrs`` into the result of every operation on it (a column, a filter, a shard's cut), and
+    the meta holds every quarantined user: at 250,000 users those copies took 90 % of the plan
+    file's write (measured). Nothing changes it after it is made; JSON sees a plain dict."""
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _SharedMeta:
+        return self
 
 
 def _action(value: Any) -> Action:
@@ -81,7 +92,9 @@ def _action(value: Any) -> Action:
 
 class PlanCodec:
     """``Plan`` ↔ one row per planned change (``group`` names the plan's list); the held-back
-    reason and the diff's quarantined users ride in the frame's ``attrs`` (Parquet metadata).
+    reason and the diff's quarantined users ride in the frame's ``attrs`` (Parquet metadata). A
+    ``PlanTable`` (the diff's plan, its changes built when read) encodes to
+    the same rows as the ``Plan`` it stands for.
 
     ``stored_values``: decode each change's ``changes`` and ``desired`` as ``JsonChanges`` and
     ``JsonObject`` (their JSON text, decoded on access) instead of dicts. The commit stores them
@@ -96,18 +109,23 @@ class PlanCodec:
     schema = pa.schema([(name, pa.string()) for name in PLAN_COLUMNS])
     """Every column is text (JSON for values): a batch whose column is all null keeps the type."""
 
-    def encode(self, plan: Plan) -> pd.DataFrame:
+    def encode(self, plan: Plan | PlanTable) -> pd.DataFrame:
         batches = list(self.encode_batches(plan))
         frame = pd.concat(batches, ignore_index=True) if len(batches) > 1 else batches[0]
         frame.attrs["meta"] = self._meta(plan)
         return frame
 
-    def encode_batches(self, plan: Plan) -> Iterator[pd.DataFrame]:
+    def encode_batches(self, plan: Plan | PlanTable) -> Iterator[pd.DataFrame]:
         """``encode`` a batch of ``ENCODE_BATCH`` changes at a time (at least one frame, each with
         the plan's ``attrs``): a file workspace writes each as a Parquet row group, so the JSON
-        texts of a million changes never sit in memory at once."""
+        texts of a million changes never sit in memory at once (nor, from a ``PlanTable``, their
+        ``PlannedChange`` objects)."""
         meta = self._meta(plan)
-        pairs = ((group, change) for group in PLAN_GROUPS for change in getattr(plan, group))
+        pairs = (
+            plan.grouped()
+            if isinstance(plan, PlanTable)
+            else ((group, change) for group in PLAN_GROUPS for change in getattr(plan, group))
+        )
         first = True
         # Paused across the batches too (and so while the caller writes each): with a million
         # changes alive, every collection the batches' rows triggered rescanned all of them.
@@ -128,12 +146,16 @@ class PlanCodec:
         frame.attrs["meta"] = meta
         return frame
 
+    def value_of(self, plan: Plan | PlanTable) -> Plan:
+        """What ``decode`` of ``plan``'s encoding gives: the ``Plan`` (a memory workspace keeps it)."""
+        return plan.to_plan() if isinstance(plan, PlanTable) else plan
+
     @staticmethod
-    def _meta(plan: Plan) -> dict[str, Any]:
-        return {
-            "held_back_reason": plan.held_back_reason,
-            "quarantined": [_quarantined_dict(q) for q in plan.quarantined],
-        }
+    def _meta(plan: Plan | PlanTable) -> dict[str, Any]:
+        return _SharedMeta(
+            held_back_reason=plan.held_back_reason,
+            quarantined=[_quarantined_dict(q) for q in plan.quarantined],
+        )
 
     @staticmethod
     def _rows(batch: list[tuple[str, PlannedChange]]) -> list[tuple[Any, ...]]:
@@ -184,7 +206,7 @@ class PlanCodec:
         and unchanged users, the held-back reason and the quarantined users stay with the whole plan."""
         writes = frame[frame["group"].isin(WRITE_GROUPS)]
         part = shard.take(writes, "entra_id").reset_index(drop=True)
-        part.attrs["meta"] = {"held_back_reason": None, "quarantined": []}
+        part.attrs["meta"] = _SharedMeta(held_back_reason=None, quarantined=[])
         return part
 
     def decode(self, frame: pd.DataFrame) -> Plan:

@@ -37,7 +37,7 @@ The rules (Entra's, see ``docs/external-apis.md``):
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -52,6 +52,7 @@ from include.provisioning.model import (
     PlannedChange,
     QuarantinedUser,
 )
+from include.provisioning.plan_table import GROUP_OF_ACTION, NO_GROUP, PersonTexts, PlanTable, Segment
 from include.provisioning.settings import SyncOptions
 from include.provisioning.shares import percent, percent_of
 
@@ -225,10 +226,12 @@ class _People:
     """Everyone this cycle decides about, by position: the USERS frame, then mapped-only ids."""
 
     ids: np.ndarray
-    upn: list[Any]
-    display_name: list[Any]
+    upn: PersonTexts
+    display_name: PersonTexts
     """Entra's ``displayName`` (None when the USERS frame has no such column or no value)."""
-    roles: list[list[str]]
+    raw_roles: np.ndarray
+    """The USERS frame's ``appRoleAssignments`` as read (None past its rows): ``roles`` turns one
+    into a list when its change is built (a million lists held for the whole diff took 75 MB)."""
     soft: np.ndarray
     mapped_row: np.ndarray
     """Row of the MAPPED frame, -1 when the user has none (its mapping failed upstream)."""
@@ -237,6 +240,9 @@ class _People:
     def in_scope(self) -> np.ndarray:
         return ~self.soft & (self.mapped_row >= 0)
 
+    def roles(self, person: int) -> list[str]:
+        return _roles(self.raw_roles[person])
+
     @classmethod
     def of(cls, d: DiffInput) -> _People:
         user_ids = _unique_ids(d.users, "USERS")
@@ -244,9 +250,11 @@ class _People:
         extra_rows = np.flatnonzero(~mapped_ids.isin(user_ids).to_numpy())
         extra = mapped_ids.iloc[extra_rows]
         ids = np.concatenate([user_ids.to_numpy(), extra.to_numpy()]).astype(object)
-        upn = _python(d.users["userPrincipalName"]) if "userPrincipalName" in d.users else [None] * len(user_ids)
-        names = _python(d.users["displayName"]) if "displayName" in d.users else [None] * len(user_ids)
-        roles = [_roles(v) for v in d.users["appRoleAssignments"]] if "appRoleAssignments" in d.users else []
+        upn = PersonTexts(d.users.get("userPrincipalName"), len(ids))
+        names = PersonTexts(d.users.get("displayName"), len(ids))
+        raw_roles = np.full(len(ids), None, dtype=object)
+        if "appRoleAssignments" in d.users:
+            raw_roles[: len(user_ids)] = d.users["appRoleAssignments"].to_numpy(dtype=object)
         soft = [
             frame["IsSoftDeleted"].fillna(False).astype(bool).to_numpy()
             if "IsSoftDeleted" in frame
@@ -255,9 +263,9 @@ class _People:
         ]
         return cls(
             ids=ids,
-            upn=upn + [None] * len(extra),
-            display_name=names + [None] * len(extra),
-            roles=roles + [[] for _ in range(len(ids) - len(roles))],
+            upn=upn,
+            display_name=names,
+            raw_roles=raw_roles,
             soft=np.concatenate(soft),
             mapped_row=_positions(ids, mapped_ids),
         )
@@ -479,10 +487,11 @@ def _shared_changes(values: pd.Series, limit: int = 1000) -> dict[Any, FieldChan
 
 
 class _Planner:
-    """Turns links into one outcome per person: a planned change or a held (quarantined) user.
+    """Turns links into one outcome per person: a plan list (and the segment its change is built
+    from) or a held (quarantined) user.
 
-    Per-user Python work is kept to building the result objects: everything that can be is
-    decided column-wise first (a million users must plan in seconds).
+    Everything that can be is decided column-wise first (a million users must plan in seconds);
+    the ``PlannedChange`` objects are built later, a batch at a time (``PlanTable``).
     """
 
     def __init__(self, d: DiffInput):
@@ -497,12 +506,22 @@ class _Planner:
         )
         self.links = _Linker(d, self.people, self.targets, self.desired).run()
         n = len(self.people.ids)
-        self.outcome: list[PlannedChange | QuarantinedUser | None] = [None] * n
         self.open = np.ones(n, dtype=bool)
+        self.held: dict[int, QuarantinedUser] = {}
         self.entra_ids = [str(i) for i in self.people.ids]
         self.sf_ids = _python(pd.Series(self.targets.sf_id, dtype=object))
+        self.table = PlanTable(
+            group=np.full(n, NO_GROUP, dtype=np.int8),
+            segment=np.full(n, -1, dtype=np.int16),
+            row=np.full(n, -1, dtype=np.int64),
+            segments=[],
+            entra_ids=self.entra_ids,
+            upn=self.people.upn,
+            display_name=self.people.display_name,
+            quarantined=[],
+        )
 
-    def plan(self) -> Plan:
+    def plan(self) -> PlanTable:
         people = self.people
         for person, reasons in self.links.problems.items():
             self._hold(person, *reasons)
@@ -511,33 +530,31 @@ class _Planner:
         self._creates(np.flatnonzero(self.open & people.in_scope & (self.links.target < 0)))
         self._stayers(np.flatnonzero(self.open & people.in_scope & (self.links.target >= 0)))
         self._leavers(np.flatnonzero(self.open & people.soft))
-
-        plan = Plan()
-        buckets = {
-            Action.CREATE: plan.creates,
-            Action.UPDATE: plan.updates,
-            Action.REACTIVATE: plan.reactivations,
-            Action.DISABLE: plan.deactivations,
-            Action.OTHER: plan.unchanged,
-        }
-        for item in self.outcome:
-            if isinstance(item, PlannedChange):
-                buckets[item.action].append(item)
-            elif item is not None:
-                plan.quarantined.append(item)
-        _apply_threshold(plan, self.d.managed_count, self.d.options)
-        return plan
+        self.table.quarantined = [self.held[person] for person in sorted(self.held)]
+        _apply_threshold(self.table, self.d.managed_count, self.d.options)
+        return self.table
 
     # -- outcomes
 
     def _hold(self, person: int, *reasons: str) -> None:
         self.open[person] = False
         people = self.people
-        self.outcome[person] = QuarantinedUser(
+        self.held[int(person)] = QuarantinedUser(
             self.entra_ids[person], people.upn[person], list(reasons), people.display_name[person]
         )
 
-    def _decide(
+    def _add(self, segment: Segment, people: np.ndarray, actions: Sequence[Action] | Action) -> None:
+        """``people`` (positions) are decided: ``segment`` builds their changes, by their order."""
+        table = self.table
+        table.segment[people] = len(table.segments)
+        table.row[people] = np.arange(len(people))
+        if isinstance(actions, Action):
+            table.group[people] = GROUP_OF_ACTION[actions]
+        else:
+            table.group[people] = np.array([GROUP_OF_ACTION[a] for a in actions], dtype=np.int8)
+        table.segments.append(segment)
+
+    def _change(
         self,
         person: int,
         action: Action,
@@ -546,8 +563,8 @@ class _Planner:
         changes: dict[str, FieldChange] | None = None,
         desired: dict[str, Any] | None = None,
         match_value: Any = None,
-    ) -> None:
-        self.outcome[person] = PlannedChange(
+    ) -> PlannedChange:
+        return PlannedChange(
             self.entra_ids[person],
             self.people.upn[person],
             action,
@@ -555,7 +572,7 @@ class _Planner:
             {} if changes is None else changes,
             match_value,
             {} if desired is None else desired,
-            self.people.roles[person],
+            self.people.roles(person),
             self.people.display_name[person],
         )
 
@@ -618,24 +635,16 @@ class _Planner:
         if not len(people):
             return
         self.open[people] = False
-        rows = self.desired.iloc[self.people.mapped_row[people]].reset_index(drop=True)
-        for name, value in self.d.defaults.items():
-            column = rows[name].astype(object) if name in rows else pd.Series([None] * len(rows), dtype=object)
-            rows[name] = column.where(column.notna() & (column != ""), value)
-        rows[IS_ACTIVE] = True
-        blocked = self._duplicate_usernames(people, rows)
-        columns = list(rows.columns)
-        values = [_python(rows[c].where(rows[c] != "", None)) for c in columns]
-        # FieldChange is immutable, so a repeated value (a profile, a locale) shares one object.
-        shared = {c: _shared_changes(rows[c]) for c in columns}
-        for i, (person, row) in enumerate(zip(people.tolist(), zip(*values, strict=True), strict=True)):
-            if i in blocked:
-                self._hold(person, blocked[i])
-                continue
-            sent = {name: value for name, value in zip(columns, row, strict=True) if value is not None}
-            changes = {name: shared[name].get(value) or FieldChange(None, value) for name, value in sent.items()}
-            match = self._match_value(person, sent)
-            self._decide(person, Action.CREATE, changes=changes, desired=sent, match_value=match)
+        creates = _Creates(self, people)
+        unique = [name for name in UNIQUE_FIELDS if name in creates.columns]
+        blocked = self._duplicate_usernames(people, creates.frame(np.arange(len(people)), unique))
+        for i, reason in blocked.items():
+            self._hold(people[i], reason)
+        if blocked:
+            sent = np.ones(len(people), dtype=bool)
+            sent[list(blocked)] = False
+            creates.keep(np.flatnonzero(sent))
+        self._add(creates, creates.people, Action.CREATE)
 
     def _duplicate_usernames(self, people: np.ndarray, rows: pd.DataFrame) -> dict[int, str]:
         """Creates Salesforce would refuse because a value it keeps unique is taken (Username:
@@ -699,57 +708,12 @@ class _Planner:
         if not len(people):
             return
         self.open[people] = False
-        compared = [f for f in self.fields if f not in self.d.create_only and f != IS_ACTIVE]
-        kept = [f for f in self.fields if f in self.d.create_only and f != IS_ACTIVE]
-        want = self.desired.iloc[self.people.mapped_row[people]].reset_index(drop=True)
-        current = self._current(people, compared + kept)
-        active = self._active(people)
-
-        changed: dict[str, np.ndarray] = {}
-        cleared: dict[str, np.ndarray] = {}
-        after = pd.DataFrame(index=want.index)
-        for name in compared:
-            boolean = _looks_boolean(want[name])
-            new = _comparable(want[name], name, boolean)
-            old = _comparable(current[name], name, boolean)
-            new_na, old_na = new.isna().to_numpy(), old.isna().to_numpy()
-            changed[name] = (new != old).fillna(True).astype(bool).to_numpy() & ~new_na
-            cleared[name] = new_na & ~old_na if name in self.d.clear_when_null else np.zeros(len(new), dtype=bool)
-            # Afterwards Salesforce holds the desired value, else the current one (nulls are not
-            # sent), else nothing (cleared; a desired "" is null too).
-            column = _objects(want[name])
-            keep_current = np.flatnonzero(new_na & ~cleared[name])
-            if len(keep_current):
-                column[keep_current] = _objects(current[name].iloc[keep_current])
-            column[new_na & cleared[name]] = None
-            after[name] = column
-        for name in kept:
-            after[name] = _objects(current[name])
-        after[IS_ACTIVE] = True
-
-        touched = ~active
-        for name in compared:
-            touched |= changed[name] | cleared[name]
-        write = np.flatnonzero(touched)
-        old_values = {name: _python(current[name].iloc[write]) for name in compared}
-        new_values = {name: _python(want[name].iloc[write]) for name in compared}
-        sf_ids = [self.sf_ids[t] for t in self.links.target[people].tolist()]
-        records = _records(after)
-        plans = dict.fromkeys(write.tolist())
-        for j, i in enumerate(plans):
-            changes: dict[str, FieldChange] = {IS_ACTIVE: FieldChange(False, True)} if not active[i] else {}
-            for name in compared:
-                if changed[name][i]:
-                    changes[name] = FieldChange(old_values[name][j], new_values[name][j])
-                elif cleared[name][i]:
-                    changes[name] = FieldChange(old_values[name][j], None)  # a clear: the typed null
-            plans[i] = changes
-        for i, person in enumerate(people.tolist()):
-            record = records[i]
-            changes = plans.get(i)
-            action = Action.OTHER if changes is None else (Action.UPDATE if active[i] else Action.REACTIVATE)
-            match = self._match_value(person, record)
-            self._decide(person, action, sf_id=sf_ids[i], changes=changes, desired=record, match_value=match)
+        stayers = _Stayers(self, people)
+        actions = [
+            Action.OTHER if not touched else (Action.UPDATE if active else Action.REACTIVATE)
+            for touched, active in zip(stayers.touched.tolist(), stayers.active.tolist(), strict=True)
+        ]
+        self._add(stayers, people, actions)
 
     # -- soft-deleted users: deactivate or nothing
 
@@ -758,46 +722,214 @@ class _Planner:
         user an in-scope user now links to (a recreated Entra user) is not deactivated for its
         previous owner, and one Salesforce user is deactivated once."""
         self.open[people] = False
-        claimed = np.zeros(len(self.targets.key), dtype=bool)
-        stayers = np.flatnonzero(self.people.in_scope & (self.links.target >= 0))
-        claimed[self.links.target[stayers]] = True
-        linked = people[self.links.target[people] >= 0]
-        for person in people[self.links.target[people] < 0].tolist():
-            self._decide(person, Action.OTHER, match_value=self.links.match_value[person])
-        if not len(linked):
+        if not len(people):
             return
-        records = _records(self._current(linked, [f for f in self.fields if f != IS_ACTIVE]))
-        for person, active, record in zip(linked.tolist(), self._active(linked), records, strict=True):
-            tpos = self.links.target[person]
-            match = self.links.match_value[person]
+        leavers = _Leavers(self, people)
+        self._add(leavers, people, [Action.DISABLE if k == _Leavers.DISABLE else Action.OTHER for k in leavers.kind])
+
+
+class _Creates:
+    """Creates: every mapped field (defaults for nulls), nulls not sent.
+
+    Their values are taken from the diff's MAPPED columns a batch at a time (``frame``), defaults
+    applied then: a copy of every create's row (with each defaulted column made of Python
+    strings) took a gigabyte at a million users, held until the plan file was written."""
+
+    def __init__(self, planner: _Planner, people: np.ndarray) -> None:
+        self.planner, self.people = planner, people
+        self.mapped_row = planner.people.mapped_row[people]
+        desired, defaults = planner.desired, planner.d.defaults
+        self.columns = [*desired.columns, *(name for name in defaults if name not in desired)]
+        if IS_ACTIVE not in self.columns:
+            self.columns.append(IS_ACTIVE)
+        # FieldChange is immutable, so a repeated value (a profile, a locale) shares one object.
+        self.shared = {name: _shared_changes(self._column(name, self.mapped_row)) for name in self.columns}
+
+    def keep(self, rows: np.ndarray) -> None:
+        """Only the creates at ``rows`` go ahead (the rest were held)."""
+        self.people, self.mapped_row = self.people[rows], self.mapped_row[rows]
+
+    def frame(self, rows: np.ndarray, columns: list[str] | None = None) -> pd.DataFrame:
+        """The desired values (defaults applied, ``IsActive`` true) of the creates at ``rows``."""
+        at = self.mapped_row[rows]
+        names = self.columns if columns is None else columns
+        return pd.DataFrame({name: self._column(name, at) for name in names}, index=pd.RangeIndex(len(rows)))
+
+    def _column(self, name: str, at: np.ndarray) -> pd.Series:
+        if name == IS_ACTIVE:
+            return pd.Series(True, index=pd.RangeIndex(len(at)))
+        desired = self.planner.desired
+        if name in desired:
+            column = desired[name].iloc[at].reset_index(drop=True)
+        else:
+            column = pd.Series([None] * len(at), dtype=object)
+        defaults = self.planner.d.defaults
+        if name not in defaults:
+            return column
+        column = column.astype(object)
+        return column.where(column.notna() & (column != ""), defaults[name])
+
+    def build(self, rows: np.ndarray) -> list[PlannedChange]:
+        planner = self.planner
+        frame = self.frame(rows)
+        columns = list(frame.columns)
+        values = [_python(frame[c].where(frame[c] != "", None)) for c in columns]
+        shared = self.shared
+        built = []
+        for person, row in zip(self.people[rows].tolist(), zip(*values, strict=True), strict=True):
+            sent = {name: value for name, value in zip(columns, row, strict=True) if value is not None}
+            changes = {name: shared[name].get(value) or FieldChange(None, value) for name, value in sent.items()}
+            match = planner._match_value(person, sent)
+            built.append(planner._change(person, Action.CREATE, changes=changes, desired=sent, match_value=match))
+        return built
+
+
+class _Stayers:
+    """In scope with a Salesforce user: ``apply: always`` fields that differ are updated, an
+    inactive user is reactivated, the rest is unchanged; ``desired`` is what Salesforce holds after."""
+
+    def __init__(self, planner: _Planner, people: np.ndarray) -> None:
+        self.planner, self.people = planner, people
+        d = planner.d
+        self.compared = [f for f in planner.fields if f not in d.create_only and f != IS_ACTIVE]
+        kept = [f for f in planner.fields if f in d.create_only and f != IS_ACTIVE]
+        self.want = planner.desired.iloc[planner.people.mapped_row[people]].reset_index(drop=True)
+        self.current = planner._current(people, self.compared + kept)
+        self.active = planner._active(people)
+
+        self.changed: dict[str, np.ndarray] = {}
+        self.cleared: dict[str, np.ndarray] = {}
+        after = pd.DataFrame(index=self.want.index)
+        want, current = self.want, self.current
+        for name in self.compared:
+            boolean = _looks_boolean(want[name])
+            new = _comparable(want[name], name, boolean)
+            old = _comparable(current[name], name, boolean)
+            new_na, old_na = new.isna().to_numpy(), old.isna().to_numpy()
+            self.changed[name] = (new != old).fillna(True).astype(bool).to_numpy() & ~new_na
+            clears = name in d.clear_when_null
+            self.cleared[name] = new_na & ~old_na if clears else np.zeros(len(new), dtype=bool)
+            # Afterwards Salesforce holds the desired value, else the current one (nulls are not
+            # sent), else nothing (cleared; a desired "" is null too).
+            column = _objects(want[name])
+            keep_current = np.flatnonzero(new_na & ~self.cleared[name])
+            if len(keep_current):
+                column[keep_current] = _objects(current[name].iloc[keep_current])
+            column[new_na & self.cleared[name]] = None
+            after[name] = column
+        for name in kept:
+            after[name] = _objects(current[name])
+        after[IS_ACTIVE] = True
+        self.after = after
+
+        touched = ~self.active
+        for name in self.compared:
+            touched |= self.changed[name] | self.cleared[name]
+        self.touched = touched
+
+    def build(self, rows: np.ndarray) -> list[PlannedChange]:
+        planner, compared = self.planner, self.compared
+        write = rows[self.touched[rows]]
+        old_values = {name: _python(self.current[name].iloc[write]) for name in compared}
+        new_values = {name: _python(self.want[name].iloc[write]) for name in compared}
+        plans: dict[int, dict[str, FieldChange]] = {}
+        for j, i in enumerate(write.tolist()):
+            changes: dict[str, FieldChange] = {IS_ACTIVE: FieldChange(False, True)} if not self.active[i] else {}
+            for name in compared:
+                if self.changed[name][i]:
+                    changes[name] = FieldChange(old_values[name][j], new_values[name][j])
+                elif self.cleared[name][i]:
+                    changes[name] = FieldChange(old_values[name][j], None)  # a clear: the typed null
+            plans[i] = changes
+        people = self.people[rows].tolist()
+        targets = planner.links.target[self.people[rows]].tolist()
+        records = _records(self.after.iloc[rows])
+        built = []
+        for i, person, tpos, record in zip(rows.tolist(), people, targets, records, strict=True):
+            changes = plans.get(i)
+            action = Action.OTHER if changes is None else (Action.UPDATE if self.active[i] else Action.REACTIVATE)
+            match = planner._match_value(person, record)
+            sf_id = planner.sf_ids[tpos]
+            built.append(
+                planner._change(person, action, sf_id=sf_id, changes=changes, desired=record, match_value=match)
+            )
+        return built
+
+
+class _Leavers:
+    """Soft-deleted users: a linked active one is deactivated; the rest need nothing."""
+
+    BARE, DISABLE, REMEMBERED = 0, 1, 2
+    """Kinds: nothing to do (unlinked, its Salesforce user claimed by another, or matched but
+    inactive and never provisioned); deactivate; nothing to do, its link remembered."""
+
+    def __init__(self, planner: _Planner, people: np.ndarray) -> None:
+        self.planner, self.people = planner, people
+        links = planner.links
+        claimed = np.zeros(len(planner.targets.key), dtype=bool)
+        stayers = np.flatnonzero(planner.people.in_scope & (links.target >= 0))
+        claimed[links.target[stayers]] = True
+        linked = np.flatnonzero(links.target[people] >= 0)
+        self.kind = [self.BARE] * len(people)
+        self.current_row = np.full(len(people), -1, dtype=np.int64)
+        """Row of ``current`` (the linked leavers' Salesforce values) for each leaver, -1 if unlinked."""
+        self.current_row[linked] = np.arange(len(linked))
+        self.current = planner._current(people[linked], [f for f in planner.fields if f != IS_ACTIVE])
+        active = planner._active(people[linked])
+        for i, person, is_active in zip(linked.tolist(), people[linked].tolist(), active.tolist(), strict=True):
+            tpos = links.target[person]
             if claimed[tpos]:
-                self._decide(person, Action.OTHER, match_value=match)
                 continue
             claimed[tpos] = True
-            after = {**record, IS_ACTIVE: False}
-            sf_id = self.sf_ids[tpos]
-            if active:
+            if is_active:
+                self.kind[i] = self.DISABLE
+            elif links.from_snapshot[person]:
+                self.kind[i] = self.REMEMBERED
+
+    def build(self, rows: np.ndarray) -> list[PlannedChange]:
+        planner, links = self.planner, self.planner.links
+        with_values = [i for i in rows.tolist() if self.kind[i] != self.BARE]
+        records = dict(zip(with_values, _records(self.current.iloc[self.current_row[with_values]]), strict=True))
+        built = []
+        for i in rows.tolist():
+            person = int(self.people[i])
+            match = links.match_value[person]
+            kind = self.kind[i]
+            if kind == self.BARE:
+                built.append(planner._change(person, Action.OTHER, match_value=match))
+                continue
+            after = {**records[i], IS_ACTIVE: False}
+            sf_id = planner.sf_ids[links.target[person]]
+            if kind == self.DISABLE:
                 changes = {IS_ACTIVE: FieldChange(True, False)}
-                self._decide(person, Action.DISABLE, sf_id=sf_id, changes=changes, desired=after, match_value=match)
-            elif self.links.from_snapshot[person]:
-                self._decide(person, Action.OTHER, sf_id=sf_id, desired=after, match_value=match)
-            else:  # matched, inactive, never provisioned: nothing to do and nothing to remember
-                self._decide(person, Action.OTHER, match_value=match)
+                built.append(
+                    planner._change(
+                        person, Action.DISABLE, sf_id=sf_id, changes=changes, desired=after, match_value=match
+                    )
+                )
+            else:
+                built.append(planner._change(person, Action.OTHER, sf_id=sf_id, desired=after, match_value=match))
+        return built
 
 
-def plan_changes(d: DiffInput) -> Plan:
-    """Decide every user's write, or why there is none (see the module docstring for the rules).
+def plan_table(d: DiffInput) -> PlanTable:
+    """Decide every user's write, or why there is none (see the module docstring for the rules),
+    as a ``PlanTable``: the changes are built when read, a batch at a time.
 
     Every user of ``d.users`` (and of ``d.mapped``) ends in exactly one list of the plan:
-    creates, updates, reactivations, deactivations, held_back, unchanged or quarantined.
-    """
+    creates, updates, reactivations, deactivations, held_back, unchanged or quarantined."""
     with collector_paused():
         return _Planner(d).plan()
 
 
-def _apply_threshold(plan: Plan, managed_count: int, options: SyncOptions) -> None:
+def plan_changes(d: DiffInput) -> Plan:
+    """``plan_table`` with every change built: the whole ``Plan``."""
+    return plan_table(d).to_plan()
+
+
+def _apply_threshold(table: PlanTable, managed_count: int, options: SyncOptions) -> None:
     """Entra's accidental-deletion protection: hold every deactivation when there are too many."""
-    count = len(plan.deactivations)
+    count = table.count("deactivations")
     if not count:
         return
     reasons = []
@@ -811,9 +943,7 @@ def _apply_threshold(plan: Plan, managed_count: int, options: SyncOptions) -> No
         )
     if not reasons:
         return
-    plan.held_back = [replace(change, action=Action.STAGED_DELETE) for change in plan.deactivations]
-    plan.deactivations = []
-    plan.held_back_reason = (
+    table.hold_back_deactivations(
         f"accidental-deletion threshold: {'; '.join(reasons)}. All deactivations of this cycle are held back "
         "until an administrator allows them (raise the threshold or run with a larger one)"
     )

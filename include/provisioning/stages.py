@@ -31,7 +31,7 @@ import pandas as pd
 
 from include.provisioning import quarantine_rules
 from include.provisioning.artifacts import PLAN, QUARANTINE, RESULTS, STORED_PLAN
-from include.provisioning.diff import UNIQUE_FIELDS, DiffInput, plan_changes
+from include.provisioning.diff import UNIQUE_FIELDS, DiffInput, plan_table
 from include.provisioning.engine import Engine
 from include.provisioning.errors import ProvisioningError
 from include.provisioning.graph.client import GraphClient
@@ -52,8 +52,8 @@ from include.provisioning.model import (
     Status,
     Watermark,
     salesforce_id_key,
-    salesforce_name,
 )
+from include.provisioning.plan_table import PLAN_GROUPS, WRITE_GROUPS, PlanTable
 from include.provisioning.report import EscrowBacklog, FailureReport, failure_report
 from include.provisioning.salesforce.client import SalesforceSession
 from include.provisioning.salesforce.fields import SalesforceFieldError, field_origin, refused_job_fault
@@ -160,7 +160,9 @@ class CycleResult:
     plan: Plan
     quarantined: list[QuarantinedUser]
     results: list[RecordResult]
-    log: list[LogEntry]
+    log: Sequence[LogEntry]
+    """The provisioning-log rows the commit wrote (a ``CommittedLog`` when it streamed the plan
+    from its file: only the rows that are not a success are in memory until it is read)."""
     report: FailureReport | None
     dry_run: bool = False
     notes: list[str] = field(default_factory=list)
@@ -817,13 +819,16 @@ def run_plan(engine: Engine, ws: Workspace) -> StageOutcome:
         # Approval of held-back deactivations for this run (Entra: re-enable after review).
         options = dataclasses.replace(options, deletion_threshold_count=2**62, deletion_threshold_share=float("inf"))
     with phase("diff"):
-        if "IsSoftDeleted" not in mapped:
-            flags = users[["id", "IsSoftDeleted"]].astype({"id": object})
-            mapped = mapped.astype({"id": object}).merge(flags, on="id", how="left")
-        plan = plan_changes(
+        if "IsSoftDeleted" not in mapped:  # a column added (copy on write), not a merge that copied every column
+            soft = pd.Series(users["IsSoftDeleted"].to_numpy(), index=pd.Index(users["id"].to_numpy(dtype=object)))
+            mapped = mapped.assign(IsSoftDeleted=mapped["id"].astype(object).map(soft[~soft.index.duplicated()]))
+            del soft
+        if quarantined_ids:  # the copy replaces the frame as read (both held through the diff: ~100 MB at 1M)
+            users = users[~users["id"].isin(quarantined_ids)]
+        plan = plan_table(
             DiffInput(
                 mapped=mapped,
-                users=users[~users["id"].isin(quarantined_ids)],
+                users=users,
                 snapshot=snapshot,
                 org=org,
                 matching=[f.target for f in engine.table.matching_fields()],
@@ -839,23 +844,29 @@ def run_plan(engine: Engine, ws: Workspace) -> StageOutcome:
     _name_the_gone(engine, plan)
     if org is not None and not context.partial:
         ws.write_json("observed", _observe(ws, plan, snapshot, org, quarantined_ids).to_json())
-    del users, mapped, org, snapshot  # the diff's inputs: a million users' frames, not needed to write the plan
-    # Each load task reads its own part, cut from the encoded plan's columns.
+    # The plan's changes are built from the diff's frames as the file is written, a batch at a
+    # time, and each load task's part is cut from the encoded batches' columns.
     parts = {s.name("plan"): functools.partial(PLAN.writes_of, shard=s) for s in context.all_shards() if not s.whole}
-    ws.put("plan", plan, PLAN, parts=parts)
+    with phase("write"):
+        ws.put("plan", plan, PLAN, parts=parts)
     ws.put("quarantine_plan", plan.quarantined, QUARANTINE)
     stopped = "dry run: nothing was written" if context.dry_run else None
     ws.write_json(
         "plan_status",
-        {"stopped": stopped, "phases": phase.seconds, "requests": _session_requests(session, before)},
+        {
+            "stopped": stopped,
+            "phases": phase.seconds,
+            "requests": _session_requests(session, before),
+            "counts": {group: plan.count(group) for group in PLAN_GROUPS},
+        },
     )
     counts = {
-        "create": len(plan.creates),
-        "update": len(plan.updates),
-        "deactivate": len(plan.deactivations),
-        "reactivate": len(plan.reactivations),
-        "held_back": len(plan.held_back),
-        "unchanged": len(plan.unchanged),
+        "create": plan.count("creates"),
+        "update": plan.count("updates"),
+        "deactivate": plan.count("deactivations"),
+        "reactivate": plan.count("reactivations"),
+        "held_back": plan.count("held_back"),
+        "unchanged": plan.count("unchanged"),
     }
     return StageOutcome(
         "plan", context.cycle_id, status="stopped" if stopped else "done", reason=stopped, counts=counts
@@ -870,7 +881,7 @@ def _stored_id_forms(sf_ids: pd.Series) -> list[str]:
 
 
 def _observe(
-    ws: Workspace, plan: Plan, snapshot: pd.DataFrame, org: pd.DataFrame, quarantined_ids: set[str]
+    ws: Workspace, plan: PlanTable, snapshot: pd.DataFrame, org: pd.DataFrame, quarantined_ids: set[str]
 ) -> FullObservation:
     """What this complete full cycle saw of the org besides its plan, for the commit to rebuild
     the state from (rebuild.py): the users it held out whose link the org confirms, with the
@@ -879,26 +890,21 @@ def _observe(
         *quarantined_ids,
         *ws.read_json("extract")["escrow_waiting"],
         *(q.entra_id for q in plan.quarantined),
-        *(c.entra_id for c in plan.held_back),
+        *plan.ids("held_back"),
     }
     links = zip(snapshot["entra_id"].astype(object), snapshot["sf_id"].astype(object), strict=True)
     return FullObservation(held_rows(held, links, org))
 
 
-def _name_the_gone(engine: Engine, plan: Plan) -> None:
+def _name_the_gone(engine: Engine, plan: PlanTable) -> None:
     """Give a planned change without a UPN or display name the one the provisioning log last
     knew: Graph's delta names a deleted user by id alone, and a deactivation must not reach the
     log (or the report) without saying who it is. A display name the log never had (a user last
     logged before schema version 7) is the Salesforce user's, ``FirstName LastName`` as the change
-    found them (a deactivation's ``desired`` is the Salesforce record)."""
-    nameless = [c for c in [*plan.writes(), *plan.held_back] if c.user_principal_name is None or c.display_name is None]
-    if not nameless:
-        return
-    known = engine.state.last_names([c.entra_id for c in nameless])
-    for change in nameless:
-        upn, display_name = known.get(change.entra_id, (None, None))
-        change.user_principal_name = change.user_principal_name or upn
-        change.display_name = change.display_name or display_name or salesforce_name(change.desired)
+    found them (a deactivation's ``desired`` is the Salesforce record; ``PlanTable.name``)."""
+    nameless = plan.nameless()
+    if nameless:
+        plan.name(engine.state.last_names(nameless))
 
 
 # -- load ----------------------------------------------------------------------------------------
@@ -1041,12 +1047,11 @@ def _load(engine: Engine, ws: Workspace, shard: Shard) -> StageOutcome:
 # -- commit --------------------------------------------------------------------------------------
 
 
-def _count(summary: CycleSummary, plan: Plan, results: list[RecordResult], quarantined: int, *, planned: bool) -> None:
-    """Outcome counts from Salesforce's results, or from the plan itself for a dry run."""
+def _count(summary: CycleSummary, counts: Mapping[str, int], results: list[RecordResult], quarantined: int) -> None:
+    """Outcome counts from Salesforce's results (for a dry run, the planned writes as if they
+    succeeded) and the plan's ``counts`` (``PLAN_GROUPS`` → changes)."""
     by_action: dict[Action, int] = {}
     failed = 0
-    if planned:
-        results = [RecordResult(c.entra_id, c.action, c.sf_id, ok=True) for c in plan.writes()]
     for result in results:
         if result.ok:
             by_action[result.action] = by_action.get(result.action, 0) + 1
@@ -1057,9 +1062,103 @@ def _count(summary: CycleSummary, plan: Plan, results: list[RecordResult], quara
     summary.reactivated = by_action.get(Action.REACTIVATE, 0)
     summary.deactivated = by_action.get(Action.DISABLE, 0)
     summary.escrowed = failed
-    summary.unchanged = len(plan.unchanged)
-    summary.held_back = len(plan.held_back)
+    summary.unchanged = counts["unchanged"]
+    summary.held_back = counts["held_back"]
     summary.quarantined = quarantined
+
+
+def _plan_counts(plan: Plan) -> dict[str, int]:
+    return {group: len(getattr(plan, group)) for group in PLAN_GROUPS}
+
+
+class _CommittedPlan(Plan):
+    """The plan in the result of a commit that streamed it from the plan file: the held-back
+    users (and reason) as the commit read them; the other lists are decoded from the file when
+    first read (no task reads them; a million users' changes are not kept for nothing)."""
+
+    def __init__(self, ws: Workspace, held_back: list[PlannedChange], held_back_reason: str | None) -> None:
+        self._ws = ws
+        self._whole: Plan | None = None
+        self.held_back = held_back
+        self.held_back_reason = held_back_reason
+
+    def _plan(self) -> Plan:
+        if self._whole is None:
+            self._whole = self._ws.get("plan", STORED_PLAN)
+        return self._whole
+
+    creates = property(lambda self: self._plan().creates)
+    updates = property(lambda self: self._plan().updates)
+    deactivations = property(lambda self: self._plan().deactivations)
+    reactivations = property(lambda self: self._plan().reactivations)
+    unchanged = property(lambda self: self._plan().unchanged)
+    quarantined = property(lambda self: self._plan().quarantined)
+
+
+class CommittedLog(Sequence[LogEntry]):
+    """The provisioning-log rows a commit wrote, as ``CycleResult.log``: those that are not a
+    success (what the report shows) in memory, every row read back from the state store when
+    the whole log is first asked for. A commit that streamed a million users' plan from its file
+    keeps their ``Success`` rows in the database only."""
+
+    def __init__(self, notable: list[LogEntry], load: Callable[[], list[LogEntry]]) -> None:
+        self.notable = notable
+        self._load = load
+        self._entries: list[LogEntry] | None = None
+
+    def _all(self) -> list[LogEntry]:
+        if self._entries is None:
+            self._entries = self._load()
+        return self._entries
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._all()[index]
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+    def __iter__(self) -> Iterator[LogEntry]:
+        return iter(self._all())
+
+
+def _notable(log: Sequence[LogEntry]) -> list[LogEntry]:
+    """The entries of ``log`` a report shows (the rest are successes)."""
+    if isinstance(log, CommittedLog):
+        return log.notable
+    return [entry for entry in log if entry.status is not Status.SUCCESS]
+
+
+class _PlanReader:
+    """The plan as the commit reads it: whole, or (``streamed``) a row group at a time through
+    ``parts``, with ``counts`` (from the plan stage's status) known before the first part."""
+
+    def __init__(self, ws: Workspace, *, present: bool, whole: bool) -> None:
+        self.ws = ws
+        status = ws.read_json("plan_status") if present and ws.has_json("plan_status") else {}
+        self.streamed = present and not whole and status.get("counts") is not None
+        self.held_back: list[PlannedChange] = []
+        self.held_back_reason: str | None = None
+        if self.streamed:
+            self.whole = Plan()
+            self.counts = {group: int(status["counts"].get(group, 0)) for group in PLAN_GROUPS}
+        else:
+            # The plan's values as their JSON text: stored again as they are.
+            self.whole = ws.get("plan", STORED_PLAN) if present else Plan()
+            self.counts = _plan_counts(self.whole)
+
+    def parts(self) -> Iterator[Plan]:
+        """The plan's row groups (or the whole plan), keeping the held-back users for the report."""
+        if not self.streamed:
+            yield self.whole
+            return
+        for part in self.ws.stream("plan", STORED_PLAN):
+            self.held_back += part.held_back
+            self.held_back_reason = part.held_back_reason
+            yield part
+
+    def result(self) -> Plan:
+        """The plan a ``CycleResult`` holds (after ``parts`` was read)."""
+        return _CommittedPlan(self.ws, self.held_back, self.held_back_reason) if self.streamed else self.whole
 
 
 def _merge_numbers(target: dict[str, Any], source: dict[str, Any]) -> None:
@@ -1125,9 +1224,10 @@ def run_commit(engine: Engine, ws: Workspace) -> CycleResult:
     seen = _seen(users)
     stopped = _stopped(ws)
     validation_stop = _validation_stop(ws)
-    # The plan's values as their JSON text: stored again as they are (a million users' dicts
-    # would take gigabytes here).
-    plan = ws.get("plan", STORED_PLAN) if ws.has_frame("plan") and not validation_stop else Plan()
+    # The plan is committed a row group at a time as it is read (a million users' changes would
+    # take gigabytes here); a dry run writes nothing and shows every planned change: whole.
+    reader = _PlanReader(ws, present=ws.has_frame("plan") and not validation_stop, whole=context.dry_run)
+    counts = reader.counts
     results = [] if stopped else _results(ws, context)
     quarantined = _quarantined_so_far(ws, "")  # every stage's entries
     summary = CycleSummary(
@@ -1137,9 +1237,14 @@ def run_commit(engine: Engine, ws: Workspace) -> CycleResult:
         started_at=context.now,
         reason=stopped,
     )
-    _count(summary, plan, results, len(quarantined), planned=context.dry_run)
+    if context.dry_run:  # nothing was sent: the planned writes count as if they succeeded
+        planned = [RecordResult(c.entra_id, c.action, c.sf_id, ok=True) for c in reader.whole.writes()]
+        _count(summary, counts, planned, len(quarantined))
+    else:
+        _count(summary, counts, results, len(quarantined))
     summary.escrowed += len(extracted["escrow_waiting"])
-    outcomes = len(plan.writes()) + len(plan.unchanged) + len(plan.held_back) + len(quarantined)
+    outcomes = sum(counts[group] for group in WRITE_GROUPS) + counts["unchanged"] + counts["held_back"]
+    outcomes += len(quarantined)
     if not validation_stop and outcomes != extracted["expected"]:  # a validation stop planned nothing
         raise CycleError(
             f"bookkeeping: {extracted['expected']} users were extracted but {outcomes} ended in an outcome "
@@ -1157,11 +1262,13 @@ def run_commit(engine: Engine, ws: Workspace) -> CycleResult:
             _merge_numbers(summary.requests, stage.get("requests", {}))
     summary.finished_at = _now()
     notes = [*context.notes, *extracted.get("notes", [])]
-    log: list[LogEntry] = []
+    log: Sequence[LogEntry] = []
+    # Read from files a row group at a time, the plan's Success rows are not kept (read back on demand).
+    lean = reader.streamed and not ws.holds_objects
     if not context.dry_run:
         log = engine.state.commit_cycle(
             summary,
-            plan=plan,
+            plan=reader.parts(),
             results=results,
             quarantined=quarantined,
             delta_link=extracted["delta_link"],
@@ -1172,11 +1279,16 @@ def run_commit(engine: Engine, ws: Workspace) -> CycleResult:
             seen=seen,
             seen_complete=summary.mode is Mode.FULL and not context.partial,
             observed=None if stopped else _observed(ws, seen, quarantined),
+            keep_successes=not lean,
         )
+        if lean:
+            cycle_id = context.cycle_id
+            log = CommittedLog(list(log), lambda: engine.state.log_entries(cycle_id=cycle_id, limit=outcomes))
     recovered = log_from_json(ws.read_json(RECOVERED)) if ws.has_json(RECOVERED) else []
+    plan = reader.result()
     report = failure_report(
         summary,
-        [*recovered, *log],
+        [*recovered, *_notable(log)],
         quarantined,
         plan.held_back,
         held_back_reason=plan.held_back_reason,

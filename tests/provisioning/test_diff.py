@@ -8,14 +8,19 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
 
-from include.provisioning.diff import DiffInput, plan_changes
+from include.provisioning import artifacts
+from include.provisioning import plan_table as plan_table_module
+from include.provisioning.artifacts import PLAN
+from include.provisioning.diff import DiffInput, plan_changes, plan_table
 from include.provisioning.model import Action, Plan, QuarantinedUser
 from include.provisioning.settings import SyncOptions
+from include.provisioning.workspace import Workspace
 
 PROFILE = "00e000000000001AAA"
 OTHER_PROFILE = "00e000000000002AAA"
@@ -622,3 +627,38 @@ def test_a_create_held_for_a_create_only_reason_claims_no_username() -> None:
     plan = world.plan()
     assert outcome(plan) == {"e1": "quarantined", "e2": "create"}
     assert find(plan, "e1").reasons == [MAIL_MISSING]
+
+
+def test_the_plan_built_a_few_users_at_a_time_is_the_plan_built_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The plan stage writes the diff's ``PlanTable`` to the plan file, its changes built two
+    users at a time (across creates, users with a link and leavers, which interleave in the
+    unchanged list) and encoded three at a time: the file holds the rows of the whole ``Plan``."""
+    people = [
+        entra(1),  # create
+        entra(2, LastName="Renamed"),  # update
+        entra(3),  # unchanged (matched, equal)
+        entra(4, IsSoftDeleted=True),  # deactivation
+        entra(5, IsSoftDeleted=True),  # leaver linked to nothing: unchanged
+        entra(6),  # create
+        entra(7, Username="user1@contoso.example"),  # a second create with user 1's Username: held
+        entra(8),  # unchanged
+        entra(9, IsSoftDeleted=True),  # leaver linked to an inactive user: unchanged
+        entra(10, Title="Boss"),  # reactivation
+    ]
+    org = [sf(2), sf(3), sf(4), sf(8), sf(9, IsActive="false"), sf(10, IsActive="false")]
+    world = World(people, org=org, snapshot=[link(9, active=False)])
+    whole = world.plan()
+    assert [len(getattr(whole, g)) for g in artifacts.PLAN_GROUPS] == [2, 1, 1, 1, 0, 4]
+    assert [q.entra_id for q in whole.quarantined] == ["e7"]
+    monkeypatch.setattr(plan_table_module, "BUILD_BATCH", 2)
+    monkeypatch.setattr(artifacts, "ENCODE_BATCH", 3)
+    table = plan_table(world.diff_input())
+    assert table.to_plan() == whole
+    ws = Workspace(tmp_path)
+    ws.put("plan", table, PLAN)
+    ws.put("whole", whole, PLAN)
+    pd.testing.assert_frame_equal(ws.read_frame("plan"), ws.read_frame("whole"))
+    assert ws.read_frame("plan").attrs == ws.read_frame("whole").attrs
+    assert ws.get("plan", PLAN) == whole

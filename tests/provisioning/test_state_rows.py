@@ -9,12 +9,14 @@ backslashes, a lone ``\\.`` or ``\\N``, commas and non-ASCII text.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import create_engine
 
+from include.provisioning import artifacts, workspace
 from include.provisioning.artifacts import PLAN, STORED_PLAN
 from include.provisioning.model import (
     Action,
@@ -29,6 +31,7 @@ from include.provisioning.model import (
 )
 from include.provisioning.state import StateStore, bulk
 from include.provisioning.state.codec import JsonObject
+from include.provisioning.state.rebuild import FullObservation
 from include.provisioning.workspace import Workspace
 
 T0 = dt.datetime(2026, 11, 26, 15, 30, tzinfo=dt.UTC)
@@ -61,16 +64,36 @@ def _stored(plan: Plan, tmp_path: Path) -> Plan:
     return stored
 
 
+ROW_GROUP = 3
+"""Changes per row group in the row-group tests (``ROW_GROUP`` per part the commit streams)."""
+
+
+def _streamed(plan: Plan, tmp_path: Path) -> list[Plan]:
+    """The plan as the commit stage streams it: the file's row groups of ``ROW_GROUP`` changes,
+    one ``Plan`` each (``row_groups`` must be patched in)."""
+    ws = Workspace(tmp_path / f"plan-{id(plan)}")
+    ws.put("plan", plan, PLAN)
+    parts = list(ws.stream("plan", STORED_PLAN))
+    changes = sum(len(getattr(part, group)) for part in parts for group in artifacts.PLAN_GROUPS)
+    assert len(parts) == max(1, -(-changes // ROW_GROUP)) and all(
+        sum(len(getattr(part, group)) for group in artifacts.PLAN_GROUPS) <= ROW_GROUP for part in parts
+    )
+    return parts
+
+
 def _commit(
     store: StateStore,
     now: dt.datetime,
-    plan: Plan,
+    plan: Plan | list[Plan],
     results: list[RecordResult],
     stored_in: Path | None = None,
+    *,
+    streamed: bool = False,
     **kwargs: Any,
 ) -> str:
     if stored_in is not None:
-        plan = _stored(plan, stored_in)
+        assert isinstance(plan, Plan)
+        plan = _streamed(plan, stored_in) if streamed else _stored(plan, stored_in)
     cycle_id = store.start_cycle(Mode.FULL, "fp", now=now)
     store.commit_cycle(
         CycleSummary(cycle_id, Mode.FULL, CycleStatus.SUCCEEDED, now, finished_at=now),
@@ -94,7 +117,7 @@ def _rows(url: str, sql: str) -> list[tuple[Any, ...]]:
         engine.dispose()
 
 
-def _two_cycles(store: StateStore, stored_in: Path | None = None) -> tuple[str, str]:
+def _two_cycles(store: StateStore, stored_in: Path | None = None, *, streamed: bool = False) -> tuple[str, str]:
     odd = _user(1, Action.CREATE, upn=ODD, Title=ODD, Note="", Score=1.5, Rank=3)
     odd.match_value = ""
     plain = _user(2, Action.CREATE, upn="")
@@ -109,6 +132,7 @@ def _two_cycles(store: StateStore, stored_in: Path | None = None) -> tuple[str, 
         store,
         T0,
         stored_in=stored_in,
+        streamed=streamed,
         plan=Plan(creates=[odd, plain, failing, never], held_back=[held], unchanged=[matched, unmatched]),
         results=[
             RecordResult("entra-1", Action.CREATE, "005000000000000001", True),
@@ -136,6 +160,7 @@ def _two_cycles(store: StateStore, stored_in: Path | None = None) -> tuple[str, 
         store,
         T1,
         stored_in=stored_in,
+        streamed=streamed,
         plan=Plan(creates=[retried], updates=[renamed], deactivations=[disabled], unchanged=[never]),
         results=[
             RecordResult("entra-1", Action.UPDATE, "005000000000000001", True),
@@ -147,7 +172,9 @@ def _two_cycles(store: StateStore, stored_in: Path | None = None) -> tuple[str, 
     return first, second
 
 
-@pytest.mark.parametrize(("page", "through_file"), [(None, False), (2, False), (None, True)])
+@pytest.mark.parametrize(
+    ("page", "through_file"), [(None, False), (2, False), (None, True), (None, "row groups"), (2, "row groups")]
+)
 def test_a_commit_stores_exactly_these_rows(
     store: StateStore,
     url: str,
@@ -155,16 +182,21 @@ def test_a_commit_stores_exactly_these_rows(
     tmp_path: Path,
     *,
     page: int | None,
-    through_file: bool,
+    through_file: bool | str,
 ) -> None:
     """``through_file``: the plans as the commit stage reads them from the plan stage's file
-    (their values kept as JSON text) store the very same rows."""
+    (their values kept as JSON text) store the very same rows; ``"row groups"``: streamed to the
+    commit a row group of ``ROW_GROUP`` changes at a time, the way the commit stage reads it."""
+    streamed = through_file == "row groups"
+    if streamed:
+        monkeypatch.setattr(artifacts, "ENCODE_BATCH", ROW_GROUP)
+        monkeypatch.setattr(workspace, "BATCH_ROWS", ROW_GROUP)
     if page is not None:  # every batch boundary crossed, and SQLite's multi-row INSERTs split 2 + 1
         monkeypatch.setattr(bulk, "PAGE", page)
         monkeypatch.setattr(bulk, "PG_PAGE", page)
         monkeypatch.setattr(bulk, "SQLITE_VARIABLES", 10 * page)
         monkeypatch.setattr("include.provisioning.state.store.CHUNK", page + 1)
-    first, second = _two_cycles(store, tmp_path if through_file else None)
+    first, second = _two_cycles(store, tmp_path if through_file else None, streamed=streamed)
     sqlite = store.dialect == "sqlite"
 
     def at(value: dt.datetime) -> Any:
@@ -340,3 +372,112 @@ def test_committing_the_same_cycle_twice_is_refused_and_changes_nothing(store: S
             escrow_schedule_hours=(6.0,),
         )
     assert {table: _rows(url, f"SELECT * FROM {table}") for table in tables} == before
+
+
+TABLES = {
+    "provisioning_log": "action, status, entra_id, upn, sf_id, changes, error_code, error_message",
+    "snapshot": "entra_id, sf_id, match_value, is_active, fields, roles",
+    "escrow": "entra_id, action, attempts, error_code, error_message",
+    "quarantine": "entra_id, upn, reasons",
+    "seen": "entra_id, roles",
+}
+"""Each table's columns that do not name a cycle or a time (two runs of the same cycles differ there)."""
+
+
+def _sf(n: int) -> str:
+    return f"005{n:015d}"
+
+
+def _ten_users_two_cycles(store: StateStore, tmp_path: Path, *, streamed: bool) -> dict[str, list[Any]]:
+    """Ten users over two cycles through the plan file (streamed in row groups of ``ROW_GROUP``,
+    or read whole): a first sync with failures, then a full cycle with updates, a deactivation,
+    unchanged users and a rebuild; every table's rows after each."""
+    creates = [_user(n, Action.CREATE) for n in range(1, 9)]
+    unchanged = [_user(n, Action.OTHER, sf=_sf(n)) for n in (9, 10)]
+    for change in unchanged:
+        change.changes = {}
+    first_results = [
+        RecordResult(c.entra_id, Action.CREATE, _sf(int(c.entra_id.split("-")[1])), c.entra_id != "entra-4")
+        for c in creates[:-1]
+    ]  # entra-4 fails, entra-8 was never processed
+    seen = {f"entra-{n}": ["Standard User"] for n in range(1, 12)}
+    tables: dict[str, list[Any]] = {}
+    _commit(
+        store,
+        T0,
+        Plan(creates=creates, unchanged=unchanged),
+        first_results,
+        tmp_path / "first",
+        streamed=streamed,
+        quarantined=[QuarantinedUser("entra-11", "u11@contoso.com", ["mail: missing"])],
+        seen=seen,
+        seen_complete=True,
+    )
+    tables["first"] = _table_rows(store)
+    renamed = _user(1, Action.UPDATE, sf="005000000000000001", LastName="Renamed")
+    renamed.changes = {"LastName": FieldChange("Last1", "Renamed")}
+    gone = _user(2, Action.DISABLE, sf="005000000000000002", IsActive=False)
+    gone.changes = {"IsActive": FieldChange(True, False)}
+    retried = _user(4, Action.CREATE)
+    same = [_user(n, Action.OTHER, sf=_sf(n)) for n in (3, 5, 6, 7)]
+    for change in same:
+        change.changes = {}
+    _commit(
+        store,
+        T1,
+        Plan(creates=[retried], updates=[renamed], deactivations=[gone], unchanged=same),
+        [
+            RecordResult("entra-1", Action.UPDATE, "005000000000000001", True),
+            RecordResult("entra-2", Action.DISABLE, "005000000000000002", True),
+            RecordResult("entra-4", Action.CREATE, None, False, "UNABLE_TO_LOCK_ROW", "locked"),
+        ],
+        tmp_path / "second",
+        streamed=streamed,
+        seen={k: v for k, v in seen.items() if k not in ("entra-8", "entra-11")},
+        seen_complete=True,
+        observed=FullObservation(evaluated=frozenset(f"entra-{n}" for n in range(1, 8))),
+    )
+    tables["second"] = _table_rows(store)
+    return tables
+
+
+def _table_rows(store: StateStore) -> dict[str, list[Any]]:
+    return {
+        table: _rows(store.url, f"SELECT {columns} FROM {table} ORDER BY {'id' if 'log' in table else 'entra_id'}")
+        for table, columns in TABLES.items()
+    }
+
+
+def test_ten_users_committed_three_per_row_group_store_the_rows_of_the_whole_plan(
+    open_store: Callable[..., StateStore], url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The commit stage streams the plan file a row group at a time, each part's rows written
+    before the next is read (priors looked up per part, the rebuild and the seen users from what
+    all parts wrote): the tables end as committing the whole plan at once leaves them."""
+    monkeypatch.setattr(artifacts, "ENCODE_BATCH", ROW_GROUP)
+    monkeypatch.setattr(workspace, "BATCH_ROWS", ROW_GROUP)
+    streamed = _ten_users_two_cycles(open_store(), tmp_path / "streamed", streamed=True)
+    store = open_store()
+    with create_engine(url).begin() as conn:  # the same database again, emptied
+        for table in (*TABLES, "cycles", "watermark"):
+            conn.exec_driver_sql(f"DELETE FROM {table}")
+    whole = _ten_users_two_cycles(store, tmp_path / "whole", streamed=False)
+    assert streamed == whole
+    first, second = streamed["first"], streamed["second"]
+    assert [row[:3] for row in first["provisioning_log"]] == [
+        *(("Create", "Success", f"entra-{n}") for n in (1, 2, 3)),
+        ("Create", "Failure", "entra-4"),
+        *(("Create", "Success", f"entra-{n}") for n in (5, 6, 7)),
+        ("Create", "Warning", "entra-8"),
+        ("Quarantine", "Skipped", "entra-11"),
+    ]
+    assert [row[0] for row in first["snapshot"]] == sorted(f"entra-{n}" for n in (1, 2, 3, 5, 6, 7, 9, 10))
+    assert [row[0] for row in first["escrow"]] == ["entra-4", "entra-8"]
+    assert [row[0] for row in second["snapshot"]] == sorted(f"entra-{n}" for n in (1, 2, 3, 5, 6, 7))
+    assert [row[:3] for row in second["snapshot"] if row[0] in ("entra-1", "entra-2")] == [
+        ("entra-1", "005000000000000001", "u1@contoso.com"),
+        ("entra-2", "005000000000000002", "u2@contoso.com"),
+    ]
+    assert '"LastName":"Renamed"' in second["snapshot"][0][4] and second["snapshot"][1][3] in (False, 0)
+    assert [row[:3] for row in second["escrow"]] == [("entra-4", "Create", 2)]
+    assert [row[0] for row in second["seen"]] == ["entra-10", "entra-4", "entra-9"]

@@ -38,6 +38,7 @@ from include.provisioning.model import (
     RecordResult,
     Status,
 )
+from include.provisioning.plan_table import PlanTable
 from include.provisioning.state import StateError, StateStore, bulk, schema
 from include.provisioning.state.commit import NO_RESULT_MESSAGE
 from include.provisioning.state.database import index_names
@@ -965,9 +966,9 @@ def test_a_user_the_directory_no_longer_has_is_named_by_the_log_or_else_by_sales
     ]
     for user in gone:
         user.user_principal_name = user.display_name = None
-    plan = Plan(deactivations=gone)
-    stages._name_the_gone(SimpleNamespace(state=store), plan)  # type: ignore[arg-type]  (it reads engine.state only)
-    assert [(c.user_principal_name, c.display_name) for c in plan.deactivations] == [
+    table = PlanTable.of(Plan(deactivations=gone))
+    stages._name_the_gone(SimpleNamespace(state=store), table)  # type: ignore[arg-type]  (it reads engine.state only)
+    assert [(c.user_principal_name, c.display_name) for c in table.to_plan().deactivations] == [
         ("user1@contoso.com", "User 1"),  # the log's
         ("user3@contoso.com", "Grady Archie"),  # Salesforce's FirstName LastName, as the deactivation found them
     ]

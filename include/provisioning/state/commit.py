@@ -4,7 +4,9 @@
 rows ``StateStore.commit_cycle`` then writes in one transaction: provisioning-log entries,
 snapshot rows, escrow changes and quarantine rows. Keeping it pure makes every rule (what a
 failure does to escrow, what a deactivation does to the snapshot) testable on its own, and
-keeps the transaction short: all decisions are made before it writes.
+keeps the transaction short: all decisions are made before it writes. ``CommitBuilder`` does
+the same a part of the plan at a time (the commit stage streams a million users' plan file row
+group by row group, writing each part's rows before it reads the next).
 
 Rules, one user at a time:
 
@@ -157,55 +159,6 @@ def affected_ids(plan: Plan) -> tuple[set[str], set[str]]:
     return full, digest_only - full
 
 
-def _check_disjoint(plan: Plan, quarantined: Sequence[QuarantinedUser]) -> None:
-    groups: list[tuple[str, Sequence[Any]]] = [
-        ("creates", plan.creates),
-        ("updates", plan.updates),
-        ("deactivations", plan.deactivations),
-        ("reactivations", plan.reactivations),
-        ("held_back", plan.held_back),
-        ("unchanged", plan.unchanged),
-        ("quarantined", quarantined),
-    ]
-    # Sets first (a million users): disjoint groups are the rule; only a clash walks the users
-    # one by one, to name the first user found in two outcomes.
-    total = 0
-    everyone: set[str] = set()
-    for _, items in groups:
-        ids = {item.entra_id for item in items}
-        total += len(ids)
-        everyone |= ids
-    if len(everyone) == total:
-        return
-    seen: dict[str, str] = {}
-    for name, items in groups:
-        for item in items:
-            other = seen.setdefault(item.entra_id, name)
-            if other != name:
-                raise StateError(
-                    f"user {item.entra_id} appears in both plan.{other} and {name}; each user must end a "
-                    "cycle in exactly one outcome (nothing was committed)"
-                )
-
-
-def _index_results(writes: Sequence[PlannedChange], results: Sequence[RecordResult]) -> dict[str, RecordResult]:
-    by_id = {result.entra_id: result for result in results}
-    planned = {change.entra_id for change in writes}
-    if len(by_id) == len(results) and by_id.keys() <= planned:
-        return by_id
-    by_id = {}  # a stray or repeated result: find the first, to name it
-    for result in results:
-        if result.entra_id not in planned:
-            raise StateError(
-                f"Salesforce result for user {result.entra_id} ({result.action}) matches no planned write "
-                "(nothing was committed)"
-            )
-        if result.entra_id in by_id:
-            raise StateError(f"two Salesforce results for user {result.entra_id} (nothing was committed)")
-        by_id[result.entra_id] = result
-    return by_id
-
-
 def _is_active(change: PlannedChange, prior: PriorSnapshot | None) -> bool:
     if change.action is Action.DISABLE:
         return False
@@ -261,6 +214,155 @@ def _log(
     )
 
 
+PLAN_OUTCOMES = ("creates", "updates", "deactivations", "reactivations", "held_back", "unchanged")
+"""The plan's lists, in the order a clash between two of them is reported."""
+
+
+class CommitBuilder:
+    """``build_commit`` a part of the plan at a time (a plan file's row groups), for a commit
+    that writes each part's rows before reading the next: only one part's rows are in memory.
+
+    ``part`` gives the rows of one part; ``finish`` those of the quarantined users, after the
+    last part, and raises for a result no planned write had. A user in two outcomes raises as
+    soon as the second is read (the caller's transaction then commits nothing)."""
+
+    def __init__(
+        self,
+        cycle_id: str,
+        *,
+        results: Sequence[RecordResult],
+        quarantined: Sequence[QuarantinedUser],
+        now: dt.datetime,
+        schedule_hours: Sequence[float],
+        full: bool = False,
+    ) -> None:
+        self.cycle_id, self.now, self.schedule_hours, self.full = cycle_id, now, schedule_hours, full
+        self.results = results
+        self.quarantined = quarantined
+        self._unused = _results_by_id(results)
+        """Results not yet matched to a planned write (all of them must be, by ``finish``)."""
+        self._outcome: dict[str, str] = {}
+        """Entra id → the outcome it was read in (``PLAN_OUTCOMES``), to find a user in two."""
+
+    def part(
+        self,
+        plan: Plan,
+        *,
+        prior_snapshot: Mapping[str, PriorSnapshot],
+        prior_escrow: Mapping[str, EscrowEntry],
+    ) -> CommitRows:
+        """The rows of ``plan``'s changes (its quarantined users are ``finish``'s)."""
+        for name in PLAN_OUTCOMES:
+            self._check_new(name, getattr(plan, name))
+        cycle_id, now, full = self.cycle_id, self.now, self.full
+        rows = CommitRows()
+        for change in plan.writes():
+            entra_id = change.entra_id
+            prior = prior_snapshot.get(entra_id)
+            escrowed = prior_escrow.get(entra_id)
+            result = self._unused.pop(entra_id, None)
+            if result is not None and result.ok:
+                _succeeded(cycle_id, change, result=result, prior=prior, escrowed=escrowed, now=now, rows=rows)
+            elif result is not None and not result.unprocessed:
+                _failed(
+                    cycle_id,
+                    change,
+                    result=result,
+                    escrowed=escrowed,
+                    now=now,
+                    schedule_hours=self.schedule_hours,
+                    rows=rows,
+                )
+            else:
+                _unprocessed(cycle_id, change, result=result, escrowed=escrowed, now=now, rows=rows)
+            if full and not (result is not None and result.ok) and change.sf_id is not None:
+                rows.snapshot_writes.append(_observed_row(change))
+
+        for change in plan.held_back:
+            rows.log.append(
+                _log(
+                    cycle_id,
+                    change,
+                    Status.SKIPPED,
+                    now,
+                    action=Action.STAGED_DELETE,
+                    error_message=plan.held_back_reason or HELD_BACK_MESSAGE,
+                )
+            )
+
+        for change in plan.unchanged:
+            if change.entra_id in prior_escrow:
+                rows.escrow_deletes.append(change.entra_id)
+            prior = prior_snapshot.get(change.entra_id)
+            sf_id = change.sf_id
+            if sf_id is None and not full:  # an incremental plan does not see the org: keep the link
+                sf_id = prior.sf_id if prior is not None else None
+            if sf_id is None:
+                continue
+            fields = change.desired if change.desired else (prior.fields() if prior is not None else {})
+            default_active = prior.is_active if prior is not None else False
+            is_active = to_bool(fields.get("IsActive"), default=default_active)
+            row: SnapshotWrite | SnapshotRow = _snapshot_row(change, sf_id, fields, is_active, prior)
+            if prior is not None:  # compared as stored, and kept encoded
+                row = row.encoded()
+                if prior.digest == row.digest():
+                    rows.snapshot_kept.add(change.entra_id)
+                    continue
+            rows.snapshot_writes.append(row)
+        return rows
+
+    def finish(self) -> CommitRows:
+        """The quarantined users' rows; raises ``StateError`` for a result that matched no write."""
+        self._check_new("quarantined", self.quarantined)
+        if self._unused:
+            stray = next(r for r in self.results if r.entra_id in self._unused)
+            raise StateError(
+                f"Salesforce result for user {stray.entra_id} ({stray.action}) matches no planned write "
+                "(nothing was committed)"
+            )
+        rows = CommitRows()
+        for user in self.quarantined:
+            rows.quarantine.append(user)
+            rows.log.append(
+                LogEntry(
+                    cycle_id=self.cycle_id,
+                    action=Action.QUARANTINE,
+                    status=Status.SKIPPED,
+                    entra_id=user.entra_id,
+                    user_principal_name=user.user_principal_name,
+                    sf_id=None,
+                    changes={},
+                    error_code=None,
+                    error_message="; ".join(user.reasons) or "quarantined (no reason given)",
+                    at=self.now,
+                    display_name=user.display_name,
+                )
+            )
+        return rows
+
+    def _check_new(self, name: str, items: Sequence[PlannedChange] | Sequence[QuarantinedUser]) -> None:
+        """Each user ends a cycle in exactly one outcome (repeated within one is harmless)."""
+        outcome = self._outcome
+        for item in items:
+            other = outcome.setdefault(item.entra_id, name)
+            if other != name:
+                raise StateError(
+                    f"user {item.entra_id} appears in both plan.{other} and {name}; each user must end a "
+                    "cycle in exactly one outcome (nothing was committed)"
+                )
+
+
+def _results_by_id(results: Sequence[RecordResult]) -> dict[str, RecordResult]:
+    by_id = {result.entra_id: result for result in results}
+    if len(by_id) != len(results):
+        seen: set[str] = set()
+        for result in results:
+            if result.entra_id in seen:
+                raise StateError(f"two Salesforce results for user {result.entra_id} (nothing was committed)")
+            seen.add(result.entra_id)
+    return by_id
+
+
 def build_commit(
     cycle_id: str,
     *,
@@ -276,76 +378,13 @@ def build_commit(
     """Every row the commit writes; raises ``StateError`` (naming the user) on inconsistent input.
 
     ``full``: the plan was made against the org by a complete full cycle (see the module notes)."""
-    _check_disjoint(plan, quarantined)
-    writes = plan.writes()
-    by_id = _index_results(writes, results)
-    rows = CommitRows()
-
-    for change in writes:
-        entra_id = change.entra_id
-        prior = prior_snapshot.get(entra_id)
-        escrowed = prior_escrow.get(entra_id)
-        result = by_id.get(entra_id)
-        if result is not None and result.ok:
-            _succeeded(cycle_id, change, result=result, prior=prior, escrowed=escrowed, now=now, rows=rows)
-        elif result is not None and not result.unprocessed:
-            _failed(
-                cycle_id, change, result=result, escrowed=escrowed, now=now, schedule_hours=schedule_hours, rows=rows
-            )
-        else:
-            _unprocessed(cycle_id, change, result=result, escrowed=escrowed, now=now, rows=rows)
-        if full and not (result is not None and result.ok) and change.sf_id is not None:
-            rows.snapshot_writes.append(_observed_row(change))
-
-    for change in plan.held_back:
-        rows.log.append(
-            _log(
-                cycle_id,
-                change,
-                Status.SKIPPED,
-                now,
-                action=Action.STAGED_DELETE,
-                error_message=plan.held_back_reason or HELD_BACK_MESSAGE,
-            )
-        )
-
-    for user in quarantined:
-        rows.quarantine.append(user)
-        rows.log.append(
-            LogEntry(
-                cycle_id=cycle_id,
-                action=Action.QUARANTINE,
-                status=Status.SKIPPED,
-                entra_id=user.entra_id,
-                user_principal_name=user.user_principal_name,
-                sf_id=None,
-                changes={},
-                error_code=None,
-                error_message="; ".join(user.reasons) or "quarantined (no reason given)",
-                at=now,
-                display_name=user.display_name,
-            )
-        )
-
-    for change in plan.unchanged:
-        if change.entra_id in prior_escrow:
-            rows.escrow_deletes.append(change.entra_id)
-        prior = prior_snapshot.get(change.entra_id)
-        sf_id = change.sf_id
-        if sf_id is None and not full:  # an incremental plan does not see the org: keep the link
-            sf_id = prior.sf_id if prior is not None else None
-        if sf_id is None:
-            continue
-        fields = change.desired if change.desired else (prior.fields() if prior is not None else {})
-        default_active = prior.is_active if prior is not None else False
-        is_active = to_bool(fields.get("IsActive"), default=default_active)
-        row: SnapshotWrite | SnapshotRow = _snapshot_row(change, sf_id, fields, is_active, prior)
-        if prior is not None:  # compared as stored, and kept encoded
-            row = row.encoded()
-            if prior.digest == row.digest():
-                rows.snapshot_kept.add(change.entra_id)
-                continue
-        rows.snapshot_writes.append(row)
+    builder = CommitBuilder(
+        cycle_id, results=results, quarantined=quarantined, now=now, schedule_hours=schedule_hours, full=full
+    )
+    rows = builder.part(plan, prior_snapshot=prior_snapshot, prior_escrow=prior_escrow)
+    last = builder.finish()
+    rows.log += last.log
+    rows.quarantine += last.quarantine
     return rows
 
 

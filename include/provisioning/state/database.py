@@ -21,6 +21,11 @@ from include.provisioning.state.codec import StateConfigError
 
 SUPPORTED = ("sqlite", "postgresql")
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+SQLITE_CACHE_KIB = 65_536
+"""SQLite's page cache per connection (its default is 2 MiB), allocated as pages are read: a
+million users' commit inserts a part of the plan into the log (and its indexes), then the
+snapshot, then the log again, and with 2 MiB each table's pages evicted the other's. 64 MiB took
+the commit from 64 to 46 CPU-s at 1,000,000 users (docs/decisions.md, Production)."""
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -28,6 +33,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     try:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")  # negative: in KiB, not pages
     finally:
         cursor.close()
 

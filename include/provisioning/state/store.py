@@ -37,18 +37,18 @@ from include.provisioning.model import (
     Plan,
     QuarantinedUser,
     RecordResult,
+    Status,
     Watermark,
 )
 from include.provisioning.state import job_quarantine, lease, schema
 from include.provisioning.state.bulk import Bulk
 from include.provisioning.state.codec import StateError, changes_json, dumps, loads, utc
 from include.provisioning.state.commit import (
+    CommitBuilder,
     CommitRows,
     PriorSnapshot,
     SnapshotRow,
-    SnapshotWrite,
     affected_ids,
-    build_commit,
 )
 from include.provisioning.state.database import ensure_schema, open_engine
 from include.provisioning.state.escrow import check_schedule
@@ -619,7 +619,7 @@ class StateStore:
         self,
         summary: CycleSummary,
         *,
-        plan: Plan,
+        plan: Plan | Iterable[Plan],
         results: list[RecordResult],
         quarantined: list[QuarantinedUser],
         delta_link: str | None,
@@ -630,48 +630,67 @@ class StateStore:
         seen: Mapping[str, Sequence[str]] | None = None,
         seen_complete: bool = False,
         observed: FullObservation | None = None,
+        keep_successes: bool = True,
     ) -> list[LogEntry]:
-        """Store a cycle's outcome in one transaction and return the log entries written.
+        """Store a cycle's outcome in one transaction and return the log entries written (without
+        ``keep_successes``, only those that are not a success: a million users' ``Success`` rows
+        need not stay in memory once written; ``log_entries`` reads them back).
 
-        Order inside the transaction: log, snapshot, escrow, quarantine, the cycle's Bulk job
-        records, then the watermark and the cycle row — results are stored before the state
-        that lets the next cycle skip them. Any exception rolls everything back.
+        ``plan``: the plan, or its parts one after the other (a plan file's row groups,
+        ``Workspace.stream``): each part's log, snapshot and escrow rows are written before the
+        next part is read, so only one part's rows are in memory.
+
+        Order inside the transaction: log, snapshot, escrow (part by part), the quarantined
+        users' log rows, quarantine, the cycle's Bulk job records, then the watermark and the
+        cycle row — results are stored before the state that lets the next cycle skip them. Any
+        exception rolls everything back.
 
         ``observed``: the cycle was a complete full cycle; the snapshot and escrow are then
         replaced from what it saw, not merged with what earlier cycles left (``rebuild.py``)."""
         now = utc(now)
         schedule = check_schedule(escrow_schedule_hours)
         cycle_id = summary.cycle_id
+        parts = [plan] if isinstance(plan, Plan) else plan
         # Millions of small objects, none in a cycle: the collector would rescan them for nothing.
         with collector_paused(), self._engine.begin() as conn:
             self._lock(conn, now)
             self._check_committable(conn, cycle_id)
-            prior_snapshot, prior_escrow = self._priors(conn, plan)
-            rows = build_commit(
+            builder = CommitBuilder(
                 cycle_id,
-                plan=plan,
                 results=results,
                 quarantined=quarantined,
                 now=now,
                 schedule_hours=schedule,
-                prior_snapshot=prior_snapshot,
-                prior_escrow=prior_escrow,
                 full=observed is not None,
             )
-            del prior_snapshot, prior_escrow
-            self._write_log(conn, rows.log)
-            self._write_snapshot(conn, rows, cycle_id, now)
-            self._write_escrow(conn, rows)
+            # Nothing to look up on a first sync (asked before this commit writes any row).
+            fresh = _is_empty(conn, schema.snapshot) and _is_empty(conn, schema.escrow)
+            log: list[LogEntry] = []
+            written: set[str] = set()  # users whose snapshot row this commit wrote or found right as stored
+            for part in parts:
+                prior_snapshot, prior_escrow = ({}, {}) if fresh else self._priors(conn, part)
+                rows = builder.part(part, prior_snapshot=prior_snapshot, prior_escrow=prior_escrow)
+                del prior_snapshot, prior_escrow
+                self._write_log(conn, rows.log)
+                self._write_snapshot(conn, rows, cycle_id, now)
+                self._write_escrow(conn, rows)
+                log += rows.log if keep_successes else [e for e in rows.log if e.status is not Status.SUCCESS]
+                written.update(row.entra_id for row in rows.snapshot_writes)
+                written |= rows.snapshot_kept
+                del rows, part
+            last = builder.finish()
+            self._write_log(conn, last.log)
+            log += last.log
             if observed is not None:
-                self._rebuild(conn, rows, observed, roles=seen or {}, cycle_id=cycle_id, now=now)
-            self._write_quarantine(conn, cycle_id, rows.quarantine)
+                self._rebuild(conn, written, observed, roles=seen or {}, cycle_id=cycle_id, now=now)
+            self._write_quarantine(conn, cycle_id, last.quarantine)
             if seen is not None:
-                self._write_seen(conn, cycle_id, seen, complete=seen_complete, written=rows.snapshot_writes)
+                self._write_seen(conn, cycle_id, seen, complete=seen_complete, linked=written)
             conn.execute(delete(schema.bulk_jobs).where(schema.bulk_jobs.c.cycle_id == cycle_id))
             if advance_watermark:
                 self._write_watermark(conn, delta_link, mapping_fingerprint, now)
             self._finish_cycle(conn, summary, now)
-        return rows.log
+        return log
 
     def _check_committable(self, conn: Connection, cycle_id: str) -> None:
         cycles = schema.cycles
@@ -682,9 +701,7 @@ class StateStore:
             raise StateError(f"cycle {cycle_id} was already committed at {row.committed_at:%Y-%m-%d %H:%M:%S} UTC")
 
     def _priors(self, conn: Connection, plan: Plan) -> tuple[dict[str, PriorSnapshot], dict[str, EscrowEntry]]:
-        """What the snapshot and escrow hold for the plan's users (nothing to look up on a first sync)."""
-        if _is_empty(conn, schema.snapshot) and _is_empty(conn, schema.escrow):
-            return {}, {}
+        """What the snapshot and escrow hold for the plan's users."""
         full, digest_only = affected_ids(plan)
         return self._prior_snapshot(conn, full, digest_only), self._prior_escrow(conn, full | digest_only)
 
@@ -769,7 +786,7 @@ class StateStore:
     def _rebuild(
         self,
         conn: Connection,
-        rows: CommitRows,
+        written: Collection[str],
         observed: FullObservation,
         *,
         roles: Mapping[str, Sequence[str]],
@@ -777,14 +794,15 @@ class StateStore:
         now: dt.datetime,
     ) -> None:
         """After a complete full cycle's rows are written: delete the snapshot rows it neither
-        wrote nor confirmed, give the held users' confirmed rows the org's values and the roles
-        just read, and drop escrow entries of users it did not extract (see ``rebuild.py``)."""
+        wrote nor confirmed (``written``: the users whose rows it wrote or found right), give the
+        held users' confirmed rows the org's values and the roles just read, and drop escrow
+        entries of users it did not extract (see ``rebuild.py``)."""
         bulk = Bulk(conn)
         table = schema.snapshot
-        # ``snapshot_writes``, not ``snapshot``: the ids only, without encoding every row again.
-        kept = {row.entra_id for row in rows.snapshot_writes} | rows.snapshot_kept | set(observed.held)
+        kept = {*written, *observed.held}
         stored = (row[0] for row in bulk.stream(table, ["entra_id"]))
         bulk.delete_in(table, "entra_id", stale_rows(stored, kept))
+        del kept
         new_roles = held_roles(observed.held, roles)
         # One executemany per shape (with or without new roles), not one UPDATE per held user.
         batches: dict[bool, list[dict[str, Any]]] = {True: [], False: []}
@@ -827,21 +845,21 @@ class StateStore:
         seen: Mapping[str, Sequence[str]],
         *,
         complete: bool,
-        written: Sequence[SnapshotRow | SnapshotWrite] = (),
+        linked: Collection[str] = (),
     ) -> None:
         """Record this cycle's evaluated users that ended without a link (after the snapshot is
         written, in the same transaction); ``complete`` replaces the table (a full cycle saw everyone).
-        The users of ``written`` (this commit's snapshot rows) are linked without asking."""
+        The users of ``linked`` (this commit's snapshot rows) are linked without asking."""
         bulk = Bulk(conn)
         if complete:
             conn.execute(delete(schema.seen))
         else:
             bulk.delete_in(schema.seen, "entra_id", sorted(seen))
-        unknown = seen.keys() - {row.entra_id for row in written}
-        linked = {row[0] for row in _rows_with_keys(bulk, schema.snapshot, ["entra_id"], unknown)}
+        unknown = {entra_id for entra_id in seen if entra_id not in linked}
+        stored = {row[0] for row in _rows_with_keys(bulk, schema.snapshot, ["entra_id"], unknown)}
         values = [
             (entra_id, dumps(list(seen[entra_id]), what=f"roles of user {entra_id}"), cycle_id)
-            for entra_id in sorted(unknown - linked)
+            for entra_id in sorted(unknown - stored)
         ]
         bulk.insert(schema.seen, ["entra_id", "roles", "last_cycle_id"], values)
 

@@ -84,18 +84,25 @@ def check_config(
             asyncio.run(_graph_login(graph))
             info.append("Graph: token issued and the service principal was read")
         except Exception as exc:
-            problems.append(f"Graph login: {exc}")
+            problems.append(_login_problem("Graph", exc))
     if connect and salesforce is not None:
         try:
             session = salesforce_connect(salesforce)
             info.append(f"Salesforce: logged in ({session.method}) to {session.instance_url}")
         except Exception as exc:
-            text = str(exc)  # SalesforceLoginError already starts "Salesforce login failed: ..."
-            problems.append(text if text.startswith("Salesforce login") else f"Salesforce login: {text}")
+            problems.append(_login_problem("Salesforce", exc))
         else:
             if table is not None:
                 problems.extend(_salesforce_fields(session, table, info))
     return problems, info
+
+
+def _login_problem(service: str, exc: BaseException) -> str:
+    """A failed login as one problem line: the engine's own errors already start with the service's
+    name ("Graph authentication failed for ...", "Salesforce login failed: ..."), so only other
+    errors get a ``"<service> login: "`` prefix (not "Graph login: Graph authentication failed")."""
+    text = str(exc)
+    return text if text.startswith(service) else f"{service} login: {text}"
 
 
 def _salesforce_fields(session: SalesforceSession, table: MappingTable, info: list[str]) -> list[str]:

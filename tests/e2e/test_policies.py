@@ -239,4 +239,5 @@ def test_refused_secrets_print_one_error_each_naming_the_connection(sandbox: San
     assert "check the client id, secret and extra.tenant_id of connection 'msgraph_default'" in stderr
     assert "check extra.consumer_key and extra.consumer_secret of connection 'salesforce_default'" in stderr
     assert "error: Salesforce login failed: " in stderr and "Salesforce login: Salesforce login" not in stderr
+    assert "error: Graph authentication failed for " in stderr and "Graph login: Graph" not in stderr
     assert "Trace ID" not in stderr and "not-the-secret" not in stderr

@@ -29,8 +29,8 @@ from include.provisioning.model import (
     QuarantinedUser,
     RecordResult,
 )
-from include.provisioning.state import StateStore, bulk
-from include.provisioning.state.codec import JsonObject
+from include.provisioning.state import StateStore, bulk, deferred_indexes
+from include.provisioning.state.codec import JsonObject, StateError
 from include.provisioning.state.rebuild import FullObservation
 from include.provisioning.workspace import Workspace
 
@@ -481,3 +481,68 @@ def test_ten_users_committed_three_per_row_group_store_the_rows_of_the_whole_pla
     assert '"LastName":"Renamed"' in second["snapshot"][0][4] and second["snapshot"][1][3] in (False, 0)
     assert [row[:3] for row in second["escrow"]] == [("entra-4", "Create", 2)]
     assert [row[0] for row in second["seen"]] == ["entra-10", "entra-4", "entra-9"]
+
+
+def _log_index_sql(url: str) -> list[tuple[Any, ...]]:
+    if not url.startswith("sqlite"):
+        sql = "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'provisioning_log'"
+        sql += " AND schemaname = current_schema()"
+    else:
+        sql = "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'provisioning_log'"
+    return sorted(_rows(url, sql))
+
+
+def test_log_indexes_built_after_a_bulk_load_leave_the_same_rows_and_indexes(
+    open_store: Callable[..., StateStore], url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A first sync's log rows go in without the log's indexes, which are then created again from
+    their own SQL (SQLite; ``deferred_indexes``): the tables end as with the indexes in place, the
+    database has the same indexes, and SQLite finds them consistent with the rows."""
+    monkeypatch.setattr(artifacts, "ENCODE_BATCH", ROW_GROUP)
+    monkeypatch.setattr(workspace, "BATCH_ROWS", ROW_GROUP)
+    rebuilt: list[bool] = []
+    real = deferred_indexes.should_rebuild
+    monkeypatch.setattr(
+        deferred_indexes, "should_rebuild", lambda adding, holding: rebuilt.append(real(adding, holding)) or rebuilt[-1]
+    )
+    monkeypatch.setattr(deferred_indexes, "MIN_ROWS", 10**9)
+    in_place = _ten_users_two_cycles(open_store(), tmp_path / "in-place", streamed=True)
+    indexes = _log_index_sql(url)
+    assert len(indexes) >= 7 and not any(rebuilt)
+    store = open_store()
+    with create_engine(url).begin() as conn:  # the same database again, emptied
+        for table in (*TABLES, "cycles", "watermark"):
+            conn.exec_driver_sql(f"DELETE FROM {table}")
+    monkeypatch.setattr(deferred_indexes, "MIN_ROWS", 1)
+    rebuilt.clear()
+    deferred = _ten_users_two_cycles(store, tmp_path / "deferred", streamed=True)
+    assert deferred == in_place
+    assert _log_index_sql(url) == indexes
+    if store.dialect == "sqlite":
+        # the first cycle (9 rows into an empty log) rebuilds; the second (4 rows into 9) does not
+        assert rebuilt == [True, False]
+        assert _rows(url, "PRAGMA integrity_check") == [("ok",)]
+    else:  # PostgreSQL keeps its indexes (DROP INDEX would lock the page's readers out)
+        assert rebuilt == []
+
+
+def test_a_failed_commit_keeps_the_log_indexes(store: StateStore, url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The indexes are dropped inside the commit's transaction: a commit that fails after the drop
+    rolls them back with its rows."""
+    monkeypatch.setattr(deferred_indexes, "MIN_ROWS", 1)
+    indexes = _log_index_sql(url)
+    stray = RecordResult("entra-9", Action.CREATE, "005000000000000009", True)  # no planned write
+    with pytest.raises(StateError, match="matches no planned write"):
+        _commit(store, T0, Plan(creates=[_user(1, Action.CREATE)]), [stray])
+    assert _log_index_sql(url) == indexes
+    assert _rows(url, "SELECT count(*) FROM provisioning_log") == [(0,)]
+
+
+@pytest.mark.parametrize(
+    ("adding", "holding", "rebuild"),
+    [(50_000, 0, True), (49_999, 0, False), (1_000_000, 999_999, True), (100_000, 100_001, False), (0, 0, False)],
+)
+def test_indexes_are_rebuilt_only_for_a_load_at_least_as_large_as_the_table(
+    adding: int, holding: int, rebuild: bool
+) -> None:
+    assert deferred_indexes.should_rebuild(adding, holding) is rebuild

@@ -51,6 +51,7 @@ from include.provisioning.state.commit import (
     affected_ids,
 )
 from include.provisioning.state.database import ensure_schema, open_engine
+from include.provisioning.state.deferred_indexes import deferred_indexes
 from include.provisioning.state.escrow import check_schedule
 from include.provisioning.state.job_quarantine import JobQuarantine
 from include.provisioning.state.lease import DEFAULT_LEASE_TTL, WRITER_LEASE, Lease, LeaseGrant
@@ -667,19 +668,21 @@ class StateStore:
             fresh = _is_empty(conn, schema.snapshot) and _is_empty(conn, schema.escrow)
             log: list[LogEntry] = []
             written: set[str] = set()  # users whose snapshot row this commit wrote or found right as stored
-            for part in parts:
-                prior_snapshot, prior_escrow = ({}, {}) if fresh else self._priors(conn, part)
-                rows = builder.part(part, prior_snapshot=prior_snapshot, prior_escrow=prior_escrow)
-                del prior_snapshot, prior_escrow
-                self._write_log(conn, rows.log)
-                self._write_snapshot(conn, rows, cycle_id, now)
-                self._write_escrow(conn, rows)
-                log += rows.log if keep_successes else [e for e in rows.log if e.status is not Status.SUCCESS]
-                written.update(row.entra_id for row in rows.snapshot_writes)
-                written |= rows.snapshot_kept
-                del rows, part
-            last = builder.finish()
-            self._write_log(conn, last.log)
+            # A first sync's million log rows: the log's indexes are built once after them, not row by row.
+            with deferred_indexes(conn, schema.provisioning_log, adding=len(results) + len(quarantined)):
+                for part in parts:
+                    prior_snapshot, prior_escrow = ({}, {}) if fresh else self._priors(conn, part)
+                    rows = builder.part(part, prior_snapshot=prior_snapshot, prior_escrow=prior_escrow)
+                    del prior_snapshot, prior_escrow
+                    self._write_log(conn, rows.log)
+                    self._write_snapshot(conn, rows, cycle_id, now)
+                    self._write_escrow(conn, rows)
+                    log += rows.log if keep_successes else [e for e in rows.log if e.status is not Status.SUCCESS]
+                    written.update(row.entra_id for row in rows.snapshot_writes)
+                    written |= rows.snapshot_kept
+                    del rows, part
+                last = builder.finish()
+                self._write_log(conn, last.log)
             log += last.log
             if observed is not None:
                 self._rebuild(conn, written, observed, roles=seen or {}, cycle_id=cycle_id, now=now)

@@ -27,6 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from include.provisioning import quarantine_rules
@@ -34,6 +35,7 @@ from include.provisioning.artifacts import PLAN, QUARANTINE, RESULTS, STORED_PLA
 from include.provisioning.diff import UNIQUE_FIELDS, DiffInput, plan_table
 from include.provisioning.engine import Engine
 from include.provisioning.errors import ProvisioningError
+from include.provisioning.gc_pause import collector_paused
 from include.provisioning.graph.client import GraphClient
 from include.provisioning.graph.extract import Extraction, extract
 from include.provisioning.graph.roles import sync_app_roles_from_profiles
@@ -1186,10 +1188,15 @@ RESULT_COLUMNS = (*SEEN_COLUMNS, "scopeReason")
 
 
 def _seen(users: pd.DataFrame) -> dict[str, list[str]]:
-    """Roles of every user this cycle evaluated; the store keeps those left without a link."""
+    """Roles of every user this cycle evaluated; the store keeps those left without a link.
+
+    A roles cell read from Parquet is a NumPy array: ``tolist`` builds its list in C (``list``
+    iterated it: 2.8 of 3.5 CPU-s for 895,252 users)."""
     if users.empty:
         return {}
-    return {str(k): list(v) for k, v in zip(users["id"], users["appRoleAssignments"], strict=True)}
+    ids = users["id"].astype(str).tolist()
+    roles = [v.tolist() if type(v) is np.ndarray else list(v) for v in users["appRoleAssignments"].to_numpy()]
+    return dict(zip(ids, roles, strict=True))
 
 
 def _observed(
@@ -1211,6 +1218,13 @@ def run_commit(engine: Engine, ws: Workspace) -> CycleResult:
     Idempotent: a cycle already committed is returned as stored. Raises ``CycleError`` when the
     counts do not add up (a bug; nothing is committed then)."""
     context = _enter(engine, ws, "commit")
+    # A million users' roles, results and log rows, none in a cycle: the collector would rescan
+    # them over and over while they are read (a tenth of the task's CPU at 1,000,000 users).
+    with collector_paused():
+        return _commit(engine, ws, context)
+
+
+def _commit(engine: Engine, ws: Workspace, context: CycleContext) -> CycleResult:
     if not context.dry_run and engine.state.is_committed(context.cycle_id):
         stored = engine.state.cycle(context.cycle_id)
         assert stored is not None

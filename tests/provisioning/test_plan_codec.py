@@ -415,3 +415,18 @@ def test_the_commits_plan_keeps_values_as_the_json_text_the_state_store_writes(t
     assert create.desired.get("Missing", "default") == "default"
     assert type(stored.creates[1].desired.get("IsActive")) is int
     assert bool(stored.held_back[0].changes) is False and bool(create.changes) is True
+
+
+def test_a_field_change_is_still_a_frozen_dataclass() -> None:
+    """``FieldChange`` sets its slots itself (cheaper than the frozen dataclass's ``__init__``):
+    still built by position or name, equal and hashed by value, immutable, copied and replaced."""
+    change = FieldChange(None, "Sales")
+    assert change == FieldChange(old=None, new="Sales") and hash(change) == hash(FieldChange(None, "Sales"))
+    assert (change.old, change.new) == (None, "Sales") and repr(change) == "FieldChange(old=None, new='Sales')"
+    assert {change: 1}[FieldChange(None, "Sales")] == 1 and change != FieldChange("Sales", None)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        change.new = "Marketing"  # type: ignore[misc]
+    assert dataclasses.replace(change, old="x") == FieldChange("x", "Sales")
+    assert dataclasses.astuple(change) == (None, "Sales") and not hasattr(change, "__dict__")
+    with pytest.raises(TypeError):
+        FieldChange("only old")  # type: ignore[call-arg]

@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
-import functools
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -848,9 +847,8 @@ def run_plan(engine: Engine, ws: Workspace) -> StageOutcome:
         ws.write_json("observed", _observe(ws, plan, snapshot, org, quarantined_ids).to_json())
     # The plan's changes are built from the diff's frames as the file is written, a batch at a
     # time, and each load task's part is cut from the encoded batches' columns.
-    parts = {s.name("plan"): functools.partial(PLAN.writes_of, shard=s) for s in context.all_shards() if not s.whole}
     with phase("write"):
-        ws.put("plan", plan, PLAN, parts=parts)
+        ws.put("plan", plan, PLAN, parts=PLAN.parts(context.all_shards()))
     ws.put("quarantine_plan", plan.quarantined, QUARANTINE)
     stopped = "dry run: nothing was written" if context.dry_run else None
     ws.write_json(

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import contextlib
 import io
+import queue
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, BinaryIO, Protocol, runtime_checkable
 
@@ -36,11 +38,20 @@ BATCH_ROWS = 20_000
 """Rows a ``BatchFrameCodec`` decodes at a time from a file."""
 COPY_CHUNK = 1 << 20
 """Bytes copied at a time from a spooled file into the workspace."""
+WRITE_QUEUE = 2
+"""Encoded batches waiting for the Parquet writer's thread at most (each some 12 MB of Arrow
+for the plan and its parts, at ``PlanCodec``'s 10,000 rows)."""
 
 
 def _attrs_metadata(frame: pd.DataFrame) -> dict[bytes, bytes]:
     """Parquet schema metadata holding the frame's ``attrs`` (none when it has none)."""
-    return {ATTRS_KEY: orjson.dumps(frame.attrs, default=_json_default)} if frame.attrs else {}
+    return attrs_metadata(frame.attrs)
+
+
+def attrs_metadata(attrs: Mapping[str, Any]) -> dict[bytes, bytes]:
+    """Parquet schema metadata holding a frame's ``attrs`` (none when empty): what a file
+    workspace writes for a frame with these ``attrs``, and ``read_frame`` gives back."""
+    return {ATTRS_KEY: orjson.dumps(attrs, default=_json_default)} if attrs else {}
 
 
 @runtime_checkable
@@ -76,8 +87,10 @@ class BatchFrameCodec(FrameCodec, Protocol):
     schema: pa.Schema
     """Of every batch (a batch whose column is all null must keep the column's type)."""
 
-    def encode_batches(self, value: Any) -> Iterator[pd.DataFrame]:
-        """At least one frame; each carries the whole value's ``attrs``."""
+    def encode_batches(self, value: Any) -> Iterator[pa.Table]:
+        """At least one table of ``schema``, each with the whole value's ``attrs`` as its schema
+        metadata (``attrs_metadata``): what ``encode`` gives, a batch of rows at a time, still Arrow
+        (a file workspace writes each as a Parquet row group, no pandas frame in between)."""
         ...
 
     def decode_batches(self, frames: Iterable[pd.DataFrame], attrs: Mapping[str, Any]) -> Any: ...
@@ -90,6 +103,17 @@ class BatchFrameCodec(FrameCodec, Protocol):
 
 FramePart = Callable[[pd.DataFrame], pd.DataFrame]
 """Cuts a part (a shard's rows) out of an encoded frame, in the codec's layout."""
+
+
+@runtime_checkable
+class TablePart(Protocol):
+    """A ``FramePart`` that also cuts its part out of an encoded batch still in Arrow (the rows the
+    frame cut keeps, in order, with the part's ``attrs`` as schema metadata): a file workspace's
+    ``put`` of a ``BatchFrameCodec`` cuts with ``table`` then, no pandas frame in between."""
+
+    def __call__(self, frame: pd.DataFrame) -> pd.DataFrame: ...
+    def table(self, batch: pa.Table) -> pa.Table: ...
+
 
 RowFilter = tuple[str, Callable[[pd.Series], Any]]
 """``(column, keep)``: the rows of a frame to read, ``keep`` giving a boolean mask (NumPy) from
@@ -172,19 +196,9 @@ class Workspace:
         # plan and its parts held as bytes until the end took 250 MB (measured).
         with contextlib.ExitStack() as stack:
             spools = {each: stack.enter_context(tempfile.TemporaryFile()) for each in cuts}
-            writers: dict[str, pq.ParquetWriter] = {}
-            try:
+            with _BackgroundWriter(spools) as writer:
                 for batch in codec.encode_batches(value):
-                    for each, cut in cuts.items():
-                        frame = batch if cut is None else cut(batch)
-                        if each not in writers:  # the attrs (schema metadata) of the first batch: every batch's
-                            schema = codec.schema.with_metadata(_attrs_metadata(frame))
-                            writers[each] = pq.ParquetWriter(spools[each], schema, compression="zstd")
-                        table = pa.Table.from_pandas(frame, schema=codec.schema, preserve_index=False)
-                        writers[each].write_table(table)
-            finally:
-                for writer in writers.values():
-                    writer.close()
+                    writer.write({each: _cut(batch, cut, codec.schema) for each, cut in cuts.items()})
             for each, spool in spools.items():
                 spool.seek(0)
                 self._write_from(f"{each}.parquet", spool)
@@ -251,6 +265,81 @@ class Workspace:
         if not path.exists():
             raise MissingArtifactError(f"{path} does not exist")
         return path.open("rb")
+
+
+def _cut(batch: pa.Table, cut: FramePart | None, schema: pa.Schema) -> pa.Table:
+    """``cut``'s part of an encoded ``batch`` (the batch itself for none), as a table of ``schema``
+    with the part's ``attrs`` as metadata; a cut that is not a ``TablePart`` cuts a pandas frame."""
+    if cut is None:
+        return batch
+    if isinstance(cut, TablePart):
+        return cut.table(batch)
+    # The frame without the batch's attrs: pandas would deep-copy them into every step of the cut.
+    part = cut(batch.to_pandas())
+    table = pa.Table.from_pandas(part, schema=schema, preserve_index=False)
+    return table.replace_schema_metadata(_attrs_metadata(part) if part.attrs else batch.schema.metadata)
+
+
+class _BackgroundWriter:
+    """Writes each file's batches (Parquet row groups, zstd) in a thread of its own, so the
+    compression (which releases the GIL) overlaps the encoding of the next batch.
+
+    At most ``WRITE_QUEUE`` batches wait, so memory stays bounded; an error the thread meets is
+    raised by the next ``write`` or at the block's end (and the thread is stopped either way).
+    Each file's schema (and its metadata: the ``attrs``) is its first batch's."""
+
+    def __init__(self, spools: Mapping[str, BinaryIO]) -> None:
+        self._spools = spools
+        self._queue: queue.Queue[dict[str, pa.Table] | None] = queue.Queue(maxsize=WRITE_QUEUE)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="parquet-writer", daemon=True)
+
+    def __enter__(self) -> _BackgroundWriter:
+        self._thread.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        self._stop()
+        if kind is None and self._error is not None:
+            raise self._error
+
+    def write(self, tables: dict[str, pa.Table]) -> None:
+        """Queue one batch's table for each file (waits while the queue is full)."""
+        while self._error is None:
+            try:
+                self._queue.put(tables, timeout=0.1)
+                return
+            except queue.Full:  # the thread may have died: look again
+                continue
+        raise self._error
+
+    def _stop(self) -> None:
+        while self._thread.is_alive():
+            try:
+                self._queue.put(None, timeout=0.1)
+                break
+            except queue.Full:
+                continue
+        self._thread.join()
+
+    def _run(self) -> None:
+        writers: dict[str, pq.ParquetWriter] = {}
+        try:
+            while (tables := self._queue.get()) is not None:
+                for each, table in tables.items():
+                    if each not in writers:
+                        writers[each] = pq.ParquetWriter(self._spools[each], table.schema, compression="zstd")
+                    writers[each].write_table(table)
+        except BaseException as exc:  # handed to the encoding thread, which raises it
+            self._error = exc
+            while self._queue.get() is not None:  # drain until told to stop (``_stop``)
+                pass
+        finally:
+            for writer in writers.values():
+                try:
+                    writer.close()  # the footer: a failure here is the file's too
+                except Exception as exc:  # raised as above
+                    self._error = self._error or exc
 
 
 def _attrs(parquet: pq.ParquetFile) -> dict[str, Any]:

@@ -334,9 +334,18 @@ def _many_users_plan(users: int) -> Plan:
     return plan
 
 
+def _shard_parts(count: int, kind: str) -> dict[str, Any]:
+    """``put``'s parts ``new.<i>`` for ``count`` shards: ``PLAN.parts`` (cut in Arrow) or a
+    plain ``writes_of`` (cut from a pandas frame of each batch)."""
+    if kind == "arrow":
+        return {f"new.{part.shard.index}": part for part in PLAN.parts(Shard.all(count)).values()}
+    return {f"new.{s.index}": functools.partial(PLAN.writes_of, shard=s) for s in Shard.all(count)}
+
+
+@pytest.mark.parametrize("kind", ["arrow", "frame"])
 @pytest.mark.parametrize("count", [2, 4])
 def test_a_shards_plan_cut_from_the_columns_is_the_file_its_restricted_plan_writes(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, count: int
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, count: int, kind: str
 ) -> None:
     """What each load task reads: the plan stage writes the whole plan in row groups and cuts
     each shard's part from the encoded batches; the part holds the same rows as encoding the
@@ -345,8 +354,7 @@ def test_a_shards_plan_cut_from_the_columns_is_the_file_its_restricted_plan_writ
     monkeypatch.setattr(artifacts, "ENCODE_BATCH", 30)  # several row groups
     plan = _many_users_plan(140)
     ws = Workspace(tmp_path)
-    parts = {f"new.{s.index}": functools.partial(PLAN.writes_of, shard=s) for s in Shard.all(count)}
-    ws.put("plan", plan, PLAN, parts=parts)
+    ws.put("plan", plan, PLAN, parts=_shard_parts(count, kind))
     assert ws.get("plan", PLAN) == plan
     assert _typed_plan(ws.get("plan", PLAN)) == _typed_plan(plan)
     ids = [c.entra_id for c in plan.writes()]
@@ -362,6 +370,20 @@ def test_a_shards_plan_cut_from_the_columns_is_the_file_its_restricted_plan_writ
         assert _typed_plan(part) == _typed_plan(stages._restrict(plan, owned))
         sent += len(part.writes())
     assert sent == len(ids)
+
+
+def test_the_plan_file_holds_the_rows_encode_gives(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Arrow batches a file is written from are ``encode``'s rows: a plan with every group,
+    nulls, a NaN (null, as pandas' conversion had it) and values JSON holds, in several row groups."""
+    monkeypatch.setattr(artifacts, "ENCODE_BATCH", 30)
+    plan = _many_users_plan(140)
+    plan.creates[0] = dataclasses.replace(plan.creates[0], sf_id=float("nan"), display_name=None)
+    ws = Workspace(tmp_path)
+    ws.put("plan", plan, PLAN)
+    frame, encoded = ws.read_frame("plan"), PLAN.encode(plan)
+    pd.testing.assert_frame_equal(frame, encoded)
+    assert frame.attrs == orjson.loads(orjson.dumps(encoded.attrs))
+    assert frame.loc[0, ["sf_id", "display_name"]].isna().all()
 
 
 def test_an_empty_plan_keeps_its_meta_through_a_file(tmp_path: Path) -> None:
@@ -393,3 +415,18 @@ def test_the_commits_plan_keeps_values_as_the_json_text_the_state_store_writes(t
     assert create.desired.get("Missing", "default") == "default"
     assert type(stored.creates[1].desired.get("IsActive")) is int
     assert bool(stored.held_back[0].changes) is False and bool(create.changes) is True
+
+
+def test_a_field_change_is_still_a_frozen_dataclass() -> None:
+    """``FieldChange`` sets its slots itself (cheaper than the frozen dataclass's ``__init__``):
+    still built by position or name, equal and hashed by value, immutable, copied and replaced."""
+    change = FieldChange(None, "Sales")
+    assert change == FieldChange(old=None, new="Sales") and hash(change) == hash(FieldChange(None, "Sales"))
+    assert (change.old, change.new) == (None, "Sales") and repr(change) == "FieldChange(old=None, new='Sales')"
+    assert {change: 1}[FieldChange(None, "Sales")] == 1 and change != FieldChange("Sales", None)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        change.new = "Marketing"  # type: ignore[misc]
+    assert dataclasses.replace(change, old="x") == FieldChange("x", "Sales")
+    assert dataclasses.astuple(change) == (None, "Sales") and not hasattr(change, "__dict__")
+    with pytest.raises(TypeError):
+        FieldChange("only old")  # type: ignore[call-arg]

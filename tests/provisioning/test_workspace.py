@@ -3,14 +3,20 @@ results and quarantined users round-trip exactly through files and through memor
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import threading
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from upath import UPath
 
-from include.provisioning.artifacts import PLAN, QUARANTINE, RESULTS
+from include.provisioning import artifacts
+from include.provisioning.artifacts import PLAN, QUARANTINE, RESULTS, PlanCodec
 from include.provisioning.errors import MissingArtifactError
 from include.provisioning.model import (
     Action,
@@ -108,12 +114,17 @@ def test_a_frame_is_read_with_only_the_columns_asked_for_that_it_has(ws: Workspa
     assert list(back["id"]) == ["e1", "e2"] and [list(v) for v in back["appRoleAssignments"]] == [["Standard User"], []]
 
 
-def test_the_plans_shard_parts_are_stored_with_it(ws: Workspace) -> None:
+@pytest.mark.parametrize("arrow", [True, False], ids=["PLAN.parts", "writes_of"])
+def test_the_plans_shard_parts_are_stored_with_it(ws: Workspace, arrow: bool) -> None:
     """``put(parts=...)``: each part is what its cut of the encoded plan decodes to, in a file
-    workspace and in memory alike (the command line keeps objects)."""
+    workspace and in memory alike (the command line keeps objects), whether the cut takes Arrow
+    batches (``PLAN.parts``) or pandas frames."""
     plan = _plan()
     shards = Shard.all(2)
-    ws.put("plan", plan, PLAN, parts={s.name("plan"): functools.partial(PLAN.writes_of, shard=s) for s in shards})
+    parts = (
+        PLAN.parts(shards) if arrow else {s.name("plan"): functools.partial(PLAN.writes_of, shard=s) for s in shards}
+    )
+    ws.put("plan", plan, PLAN, parts=parts)
     assert ws.get("plan", PLAN) == plan
     parts = [ws.get(s.name("plan"), PLAN) for s in shards]
     assert sorted(c.entra_id for part in parts for c in part.writes()) == sorted(c.entra_id for c in plan.writes())
@@ -161,3 +172,45 @@ def test_a_frame_is_read_with_only_the_rows_a_filter_keeps(ws: Workspace) -> Non
         seen += whole["id"].tolist()
     assert sorted(seen) == sorted(users["id"])  # every row in exactly one shard
     assert 0 < len(Shard(0, 3).take(users)) < 60
+
+
+def _many_creates(users: int) -> Plan:
+    return Plan(creates=[dataclasses.replace(_plan().creates[0], entra_id=f"e{n}") for n in range(users)])
+
+
+def test_an_error_encoding_the_plan_is_raised_by_put(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The file's batches are written in a thread of their own while the next is encoded: an
+    error encoding one (here the fifth batch) is raised as it is, and the writer stops."""
+    monkeypatch.setattr(artifacts, "ENCODE_BATCH", 2)
+    encode = PlanCodec._table
+    batches = iter(range(100))
+
+    def failing(self: PlanCodec, batch: Any, schema: Any) -> Any:
+        if next(batches) == 4:
+            raise ValueError("batch 5 cannot be encoded")
+        return encode(self, batch, schema)
+
+    monkeypatch.setattr(PlanCodec, "_table", failing)
+    with pytest.raises(ValueError, match="batch 5"):
+        Workspace(tmp_path).put("plan", _many_creates(20), PLAN, parts=PLAN.parts(Shard.all(2)))
+    assert not (tmp_path / "plan.parquet").exists()
+    assert not any(thread.name == "parquet-writer" for thread in threading.enumerate())
+
+
+def test_an_error_writing_the_plan_is_raised_by_put(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A failure of the writer's thread (here its third row group) reaches the caller as it is,
+    even while the encoding waits for room in the queue (many batches after it)."""
+    monkeypatch.setattr(artifacts, "ENCODE_BATCH", 2)
+    written = iter(range(1000))
+    write_table = pq.ParquetWriter.write_table
+
+    def failing(self: pq.ParquetWriter, table: pa.Table, *args: Any, **kwargs: Any) -> None:
+        if next(written) == 2:
+            raise OSError("disk full")
+        write_table(self, table, *args, **kwargs)
+
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", failing)
+    with pytest.raises(OSError, match="disk full"):
+        Workspace(tmp_path).put("plan", _many_creates(200), PLAN)
+    assert not (tmp_path / "plan.parquet").exists()
+    assert not any(thread.name == "parquet-writer" for thread in threading.enumerate())

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from include.provisioning.graph.assignments import AssignmentCollector, RoleCatalog
+from include.provisioning.graph.assignments import AssignmentCollector, RoleCatalog, resolve_grants
 from include.provisioning.model import DEFAULT_ACCESS_ROLE_ID, DEFAULT_ACCESS_ROLE_VALUE
 
 STANDARD = "00000000-0000-0000-0000-000000000065"
@@ -102,3 +102,34 @@ def test_shared_results_do_not_leak_between_users() -> None:
     collector.add_assignments([assignment(f"a{i}", f"u{i}", "User", STANDARD) for i in range(3)])
     roles = collector.resolve(CATALOG)
     assert {uid: r.roles for uid, r in roles.items()} == {f"u{i}": ["Standard User"] for i in range(3)}
+
+
+def test_resolve_gives_each_user_what_their_own_grants_give() -> None:
+    """Results shared between users with the same direct roles and groups (resolve's cache) are
+    what resolving each user's own grants gives: direct grants in their order, then the groups
+    in the order their members were read, a group once however often the user is listed."""
+    collector = AssignmentCollector()
+    collector.add_assignments(
+        [
+            assignment("a1", "u1", "User", STANDARD),
+            assignment("a2", "u2", "User", STANDARD),
+            assignment("a3", "u3", "User", STANDARD),
+            assignment("a4", "u3", "User", ADMIN),
+            assignment("a5", "u4", "User", REMOVED),
+            assignment("a6", "u5", "User", REMOVED),
+            assignment("a7", "g1", "Group", ADMIN, "Admins"),
+            assignment("a8", "g2", "Group", None, "Everyone"),
+        ]
+    )
+    collector.add_members("g1", ["u2", "u6", "u3", "u6"])
+    collector.add_members("g2", ["u6", "u7", "u1", "u2"])
+    collector.add_members("g1", ["u7"])
+    groups_of = {"u1": ["g2"], "u2": ["g1", "g2"], "u3": ["g1"], "u6": ["g1", "g2"], "u7": ["g1", "g2"]}
+    users = {"u1", "u2", "u3", "u4", "u5", "u6", "u7"}
+    expected = {
+        user: resolve_grants(collector.grants_of(collector.direct.get(user, []), groups_of.get(user, [])), CATALOG)
+        for user in users
+    }
+    assert collector.resolve(CATALOG) == expected
+    assert expected["u4"].problems != expected["u5"].problems  # each names the user's own assignment
+    assert expected["u7"].roles == ["System Administrator"] and expected["u7"].via == "group:Admins; group:Everyone"

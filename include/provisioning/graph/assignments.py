@@ -123,27 +123,51 @@ class AssignmentCollector:
         return grants
 
     def resolve(self, catalog: RoleCatalog) -> dict[str, UserRoles]:
-        """Every assigned user's roles; users with unresolvable grants carry ``problems``."""
-        member_of: dict[str, list[str]] = defaultdict(list)
-        for group_id, members in self.members.items():
-            for user_id in dict.fromkeys(members):
-                member_of[user_id].append(group_id)
-        # Users share a handful of (direct roles, groups) combinations: resolve each once.
-        # Results are shared between users and must not be mutated.
+        """Every assigned user's roles; users with unresolvable grants carry ``problems``.
+
+        Users share a handful of (direct role ids, groups) combinations: each is resolved once
+        and the result shared between its users (it must not be mutated). At 1,000,000 users the
+        per-user step is what costs, so it is one dictionary probe for the many users with one
+        direct grant and no group, and the users of groups are walked without the direct ones."""
+        member_of = self._member_of()
         cache: dict[tuple[tuple[str, ...], tuple[str, ...]], UserRoles] = {}
         resolved: dict[str, UserRoles] = {}
-        no_direct: list[Grant] = []
-        for user_id in self.direct.keys() | member_of.keys():
-            direct = self.direct.get(user_id, no_direct)
-            groups = tuple(member_of.get(user_id, ()))
-            key = (tuple(grant.role_id for grant in direct), groups)
-            roles = cache.get(key)
-            if roles is None:
-                roles = cache[key] = resolve_grants(self.grants_of(direct, groups), catalog)
-            if roles.problems:  # the messages name this user's own assignments
-                roles = resolve_grants(self.grants_of(direct, groups), catalog)
-            resolved[user_id] = roles
+        for user_id, direct in self.direct.items():
+            groups = member_of.pop(user_id, ())
+            role_ids = (direct[0].role_id,) if len(direct) == 1 else tuple(grant.role_id for grant in direct)
+            resolved[user_id] = self._resolved(cache, catalog, direct, role_ids, tuple(groups))
+        for user_id, groups in member_of.items():
+            resolved[user_id] = self._resolved(cache, catalog, [], (), tuple(groups))
         return resolved
+
+    def _member_of(self) -> dict[str, list[str]]:
+        """User id → the assigned groups they are a member of (a group once), in group order."""
+        member_of: dict[str, list[str]] = {}
+        for group_id, members in self.members.items():
+            for user_id in dict.fromkeys(members):
+                groups = member_of.get(user_id)
+                if groups is None:
+                    member_of[user_id] = [group_id]
+                else:
+                    groups.append(group_id)
+        return member_of
+
+    def _resolved(
+        self,
+        cache: dict[tuple[tuple[str, ...], tuple[str, ...]], UserRoles],
+        catalog: RoleCatalog,
+        direct: list[Grant],
+        role_ids: tuple[str, ...],
+        groups: tuple[str, ...],
+    ) -> UserRoles:
+        """The roles of a user with these ``direct`` grants (their ``role_ids``) and ``groups``."""
+        key = (role_ids, groups)
+        roles = cache.get(key)
+        if roles is None:
+            roles = cache[key] = resolve_grants(self.grants_of(direct, groups), catalog)
+        if roles.problems:  # the messages name this user's own assignments
+            roles = resolve_grants(self.grants_of(direct, groups), catalog)
+        return roles
 
     def assigned_since(self) -> dict[str, str]:
         """User id → ``createdDateTime`` of the user's earliest assignment, direct or through any

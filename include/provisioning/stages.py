@@ -27,6 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 import pandas as pd
 
 from include.provisioning import quarantine_rules
@@ -41,7 +42,7 @@ from include.provisioning.model import (
     Action,
     CycleStatus,
     CycleSummary,
-    JobRecord,
+    FieldChange,
     LogEntry,
     Mode,
     PendingJob,
@@ -63,9 +64,10 @@ from include.provisioning.salesforce.profiles import resolve_profiles
 from include.provisioning.shards import Shard
 from include.provisioning.shares import percent, percent_of
 from include.provisioning.slices import AssignmentWindow
+from include.provisioning.state.codec import JsonChanges
 from include.provisioning.state.job_quarantine import JobQuarantine
 from include.provisioning.state.rebuild import FullObservation, held_rows
-from include.provisioning.state.recovery import describe_settled, log_from_json, log_json
+from include.provisioning.state.recovery import JobRecordLike, describe_settled, log_from_json, log_json
 from include.provisioning.validate import validate
 from include.provisioning.workspace import Workspace
 
@@ -935,16 +937,26 @@ def bulk_rows(changes: list[PlannedChange], *, keyed: bool) -> list[dict[str, An
     """The ``LoadRequest`` rows of planned changes: ``_entra_id``, ``Id`` when ``keyed`` (an
     update names the Salesforce user; an insert makes one) and each changed field's new value.
     A clear's new value is None, the typed null the CSV writer sends as Bulk's ``#N/A``."""
-    return [
-        {"_entra_id": c.entra_id, **({"Id": c.sf_id} if keyed else {}), **{k: v.new for k, v in c.changes.items()}}
-        for c in changes
-    ]
+    if keyed:
+        return [{"_entra_id": c.entra_id, "Id": c.sf_id, **_new_values(c.changes)} for c in changes]
+    return [{"_entra_id": c.entra_id, **_new_values(c.changes)} for c in changes]
+
+
+def _new_values(changes: Mapping[str, FieldChange]) -> dict[str, Any]:
+    """``{field: new value}`` of one change, in the changes' order. Changes kept as the plan
+    file's ``{field: [old, new]}`` text (``STORED_PLAN``, what the load reads) are taken from the
+    decoded JSON directly: no ``FieldChange`` is built for a value only sent once."""
+    if type(changes) is JsonChanges:
+        return {name: pair[1] for name, pair in orjson.loads(changes.text).items()}
+    return {name: change.new for name, change in changes.items()}
 
 
 def _send(engine: Engine, session: SalesforceSession, cycle_id: str, plan: Plan) -> list[RecordResult]:
     """One Bulk API 2.0 ingest job per group of ``WRITE_ORDER``, each finished before the next."""
 
-    who = {c.entra_id: JobRecord(c.user_principal_name, c.action, c.display_name) for c in plan.writes()}
+    # The changes themselves name each row's user (UPN, action, display name: a ``JobRecord``'s
+    # attributes), so no record per user is built for the job records.
+    who: dict[str, JobRecordLike] = {c.entra_id: c for c in plan.writes()}
 
     def remember(job_id: str, operation: str, key_field: str, keys: dict[str, str]) -> None:
         records = {entra_id: who[entra_id] for entra_id in keys.values() if entra_id in who}
@@ -1018,6 +1030,14 @@ def run_load(engine: Engine, ws: Workspace, *, shard: Shard | None = None) -> St
     return _each_shard(ws, shard, lambda one: _load(engine, ws, one), "load")
 
 
+def load_plan(ws: Workspace, shard: Shard) -> Plan:
+    """The plan part ``shard``'s load sends, as ``STORED_PLAN`` reads it: each change's
+    ``changes`` and ``desired`` stay the file's JSON text (``JsonChanges``, ``JsonObject``). The
+    load reads only the new values (``bulk_rows``) and never ``desired``; decoding them into
+    objects cost a quarter of a load task's CPU at a million users (and their memory)."""
+    return ws.get(shard.name("plan"), STORED_PLAN)
+
+
 def _load(engine: Engine, ws: Workspace, shard: Shard) -> StageOutcome:
     context = _enter(engine, ws, "load")
     stopped = _stopped(ws)
@@ -1025,7 +1045,7 @@ def _load(engine: Engine, ws: Workspace, shard: Shard) -> StageOutcome:
         return StageOutcome("load", context.cycle_id, status="skipped", reason=stopped)
     engine.check_lease()
     phase = _Phases(engine.progress)
-    plan = ws.get(shard.name("plan"), PLAN)
+    plan = load_plan(ws, shard)
     session = engine.salesforce_session()
     before = session.requests_by_kind()
     with phase("load"):

@@ -979,10 +979,10 @@ def _send(engine: Engine, session: SalesforceSession, cycle_id: str, plan: Plan)
         changes = groups[name]
         if not changes:
             continue
-        rows = bulk_rows(changes, keyed=operation == "update")
         actions = {c.entra_id: c.action for c in changes}
         del jobs[:]
-        sent = loader.run(LoadRequest(action, operation, rows))
+        # The request alone holds the rows, so the loader can let go of them once formatted.
+        sent = loader.run(LoadRequest(action, operation, bulk_rows(changes, keyed=operation == "update")))
         fault = refused_job_fault(sent)
         if fault is not None:
             # A column User lacks and nothing of this group written: escrowing its users would

@@ -31,7 +31,7 @@ import orjson
 import pandas as pd
 
 from include.provisioning import quarantine_rules
-from include.provisioning.artifacts import PLAN, QUARANTINE, RESULTS, STORED_PLAN
+from include.provisioning.artifacts import LOAD_COLUMNS, LOAD_PLAN, PLAN, QUARANTINE, RESULTS, STORED_PLAN
 from include.provisioning.diff import UNIQUE_FIELDS, DiffInput, plan_table
 from include.provisioning.engine import Engine
 from include.provisioning.errors import ProvisioningError
@@ -1031,11 +1031,11 @@ def run_load(engine: Engine, ws: Workspace, *, shard: Shard | None = None) -> St
 
 
 def load_plan(ws: Workspace, shard: Shard) -> Plan:
-    """The plan part ``shard``'s load sends, as ``STORED_PLAN`` reads it: each change's
-    ``changes`` and ``desired`` stay the file's JSON text (``JsonChanges``, ``JsonObject``). The
-    load reads only the new values (``bulk_rows``) and never ``desired``; decoding them into
+    """The plan part ``shard``'s load sends, as ``LOAD_PLAN`` reads it: each change's ``changes``
+    stay the file's JSON text (``JsonChanges``) and its ``desired`` values are not read (empty).
+    The load reads only the new values (``bulk_rows``) and never ``desired``; decoding both into
     objects cost a quarter of a load task's CPU at a million users (and their memory)."""
-    return ws.get(shard.name("plan"), STORED_PLAN)
+    return ws.get(shard.name("plan"), LOAD_PLAN, columns=LOAD_COLUMNS)
 
 
 def _load(engine: Engine, ws: Workspace, shard: Shard) -> StageOutcome:

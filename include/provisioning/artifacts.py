@@ -34,7 +34,18 @@ from include.provisioning.state.codec import (
 )
 from include.provisioning.workspace import attrs_metadata
 
-__all__ = ["PLAN", "PLAN_GROUPS", "QUARANTINE", "RESULTS", "STORED_PLAN", "WRITE_GROUPS", "PlanCodec", "PlanPart"]
+__all__ = [
+    "LOAD_COLUMNS",
+    "LOAD_PLAN",
+    "PLAN",
+    "PLAN_GROUPS",
+    "QUARANTINE",
+    "RESULTS",
+    "STORED_PLAN",
+    "WRITE_GROUPS",
+    "PlanCodec",
+    "PlanPart",
+]
 PLAN_COLUMNS = [
     "group",
     "entra_id",
@@ -93,6 +104,10 @@ def _action(value: Any) -> Action:
     return _ACTIONS.get(value) or Action(value)
 
 
+_NO_DESIRED = JsonObject("{}")
+"""The desired values of a change read without them (``PlanCodec(desired=False)``)."""
+
+
 class PlanCodec:
     """``Plan`` ↔ one row per planned change (``group`` names the plan's list); the held-back
     reason and the diff's quarantined users ride in the frame's ``attrs`` (Parquet metadata). A
@@ -103,11 +118,16 @@ class PlanCodec:
     ``JsonObject`` (their JSON text, decoded on access) instead of dicts. The commit stores them
     as that same text (log and snapshot), so a million users' values never become objects there.
 
+    ``desired=False``: the ``desired`` column is not decoded (nor need it be read): each change's
+    ``desired`` is one shared empty ``JsonObject`` (read-only), for a reader that never looks at
+    it (the load, ``LOAD_PLAN``).
+
     A first sync's plan holds a million changes: it is encoded in one pass over them, and decoded
     a batch of rows at a time, column by column."""
 
-    def __init__(self, *, stored_values: bool = False) -> None:
+    def __init__(self, *, stored_values: bool = False, desired: bool = True) -> None:
         self.stored_values = stored_values
+        self.desired = desired
 
     schema = pa.schema([(name, pa.string()) for name in PLAN_COLUMNS])
     """Every column is text (JSON for values): a batch whose column is all null keeps the type."""
@@ -242,14 +262,25 @@ class PlanCodec:
                 columns = [
                     frame[c] if c in frame else pd.Series([None] * len(frame), dtype=object) for c in PLAN_COLUMNS
                 ]
-                self._fill(plan, columns, changes, stored_values=self.stored_values)
+                self._fill(plan, columns, changes, stored_values=self.stored_values, desired=self.desired)
         return plan
 
     @staticmethod
     def _fill(
-        plan: Plan, columns: list[pd.Series], decode_changes: ChangesDecoder, *, stored_values: bool = False
+        plan: Plan,
+        columns: list[pd.Series],
+        decode_changes: ChangesDecoder,
+        *,
+        stored_values: bool = False,
+        desired: bool = True,
     ) -> None:
-        group, entra_id, upn, action, sf_id, match_value, changes, desired, roles, display_name = columns
+        group, entra_id, upn, action, sf_id, match_value, changes, desired_texts, roles, display_name = columns
+        if not desired:
+            desired_values: list[Any] = [_NO_DESIRED] * len(entra_id)
+        elif stored_values:
+            desired_values = list(map(JsonObject, desired_texts.tolist()))
+        else:
+            desired_values = list(map(orjson.loads, desired_texts.tolist()))
         built = map(
             PlannedChange,
             entra_id.tolist(),
@@ -258,7 +289,7 @@ class PlanCodec:
             _texts(sf_id),
             list(map(JsonChanges, changes.tolist())) if stored_values else decode_changes(changes.tolist()),
             _texts(match_value),
-            list(map(JsonObject, desired.tolist())) if stored_values else list(map(orjson.loads, desired.tolist())),
+            desired_values,
             list(map(orjson.loads, roles.tolist())),
             _texts(display_name),
         )
@@ -384,5 +415,9 @@ def _quarantined_from(data: dict[str, Any]) -> QuarantinedUser:
 PLAN = PlanCodec()
 STORED_PLAN = PlanCodec(stored_values=True)
 """The plan as the commit reads it (``PlanCodec``'s ``stored_values``)."""
+LOAD_PLAN = PlanCodec(stored_values=True, desired=False)
+"""A plan part as the load reads it: ``STORED_PLAN`` without the desired values, which the load
+never reads (a third of a part's text); read with ``columns=LOAD_COLUMNS``."""
+LOAD_COLUMNS = [name for name in PLAN_COLUMNS if name != "desired"]
 RESULTS = ResultsCodec()
 QUARANTINE = QuarantineCodec()

@@ -27,10 +27,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import orjson
 import pandas as pd
 
 from include.provisioning import quarantine_rules
-from include.provisioning.artifacts import PLAN, QUARANTINE, RESULTS, STORED_PLAN
+from include.provisioning.artifacts import LOAD_COLUMNS, LOAD_PLAN, PLAN, QUARANTINE, RESULTS, STORED_PLAN
 from include.provisioning.diff import UNIQUE_FIELDS, DiffInput, plan_table
 from include.provisioning.engine import Engine
 from include.provisioning.errors import ProvisioningError
@@ -42,7 +43,7 @@ from include.provisioning.model import (
     Action,
     CycleStatus,
     CycleSummary,
-    JobRecord,
+    FieldChange,
     LogEntry,
     Mode,
     PendingJob,
@@ -64,9 +65,10 @@ from include.provisioning.salesforce.profiles import resolve_profiles
 from include.provisioning.shards import Shard
 from include.provisioning.shares import percent, percent_of
 from include.provisioning.slices import AssignmentWindow
+from include.provisioning.state.codec import JsonChanges
 from include.provisioning.state.job_quarantine import JobQuarantine
 from include.provisioning.state.rebuild import FullObservation, held_rows
-from include.provisioning.state.recovery import describe_settled, log_from_json, log_json
+from include.provisioning.state.recovery import JobRecordLike, describe_settled, log_from_json, log_json
 from include.provisioning.validate import validate
 from include.provisioning.workspace import Workspace
 
@@ -935,16 +937,26 @@ def bulk_rows(changes: list[PlannedChange], *, keyed: bool) -> list[dict[str, An
     """The ``LoadRequest`` rows of planned changes: ``_entra_id``, ``Id`` when ``keyed`` (an
     update names the Salesforce user; an insert makes one) and each changed field's new value.
     A clear's new value is None, the typed null the CSV writer sends as Bulk's ``#N/A``."""
-    return [
-        {"_entra_id": c.entra_id, **({"Id": c.sf_id} if keyed else {}), **{k: v.new for k, v in c.changes.items()}}
-        for c in changes
-    ]
+    if keyed:
+        return [{"_entra_id": c.entra_id, "Id": c.sf_id, **_new_values(c.changes)} for c in changes]
+    return [{"_entra_id": c.entra_id, **_new_values(c.changes)} for c in changes]
+
+
+def _new_values(changes: Mapping[str, FieldChange]) -> dict[str, Any]:
+    """``{field: new value}`` of one change, in the changes' order. Changes kept as the plan
+    file's ``{field: [old, new]}`` text (``STORED_PLAN``, what the load reads) are taken from the
+    decoded JSON directly: no ``FieldChange`` is built for a value only sent once."""
+    if type(changes) is JsonChanges:
+        return {name: pair[1] for name, pair in orjson.loads(changes.text).items()}
+    return {name: change.new for name, change in changes.items()}
 
 
 def _send(engine: Engine, session: SalesforceSession, cycle_id: str, plan: Plan) -> list[RecordResult]:
     """One Bulk API 2.0 ingest job per group of ``WRITE_ORDER``, each finished before the next."""
 
-    who = {c.entra_id: JobRecord(c.user_principal_name, c.action, c.display_name) for c in plan.writes()}
+    # The changes themselves name each row's user (UPN, action, display name: a ``JobRecord``'s
+    # attributes), so no record per user is built for the job records.
+    who: dict[str, JobRecordLike] = {c.entra_id: c for c in plan.writes()}
 
     def remember(job_id: str, operation: str, key_field: str, keys: dict[str, str]) -> None:
         records = {entra_id: who[entra_id] for entra_id in keys.values() if entra_id in who}
@@ -967,10 +979,10 @@ def _send(engine: Engine, session: SalesforceSession, cycle_id: str, plan: Plan)
         changes = groups[name]
         if not changes:
             continue
-        rows = bulk_rows(changes, keyed=operation == "update")
         actions = {c.entra_id: c.action for c in changes}
         del jobs[:]
-        sent = loader.run(LoadRequest(action, operation, rows))
+        # The request alone holds the rows, so the loader can let go of them once formatted.
+        sent = loader.run(LoadRequest(action, operation, bulk_rows(changes, keyed=operation == "update")))
         fault = refused_job_fault(sent)
         if fault is not None:
             # A column User lacks and nothing of this group written: escrowing its users would
@@ -1018,6 +1030,14 @@ def run_load(engine: Engine, ws: Workspace, *, shard: Shard | None = None) -> St
     return _each_shard(ws, shard, lambda one: _load(engine, ws, one), "load")
 
 
+def load_plan(ws: Workspace, shard: Shard) -> Plan:
+    """The plan part ``shard``'s load sends, as ``LOAD_PLAN`` reads it: each change's ``changes``
+    stay the file's JSON text (``JsonChanges``) and its ``desired`` values are not read (empty).
+    The load reads only the new values (``bulk_rows``) and never ``desired``; decoding both into
+    objects cost a quarter of a load task's CPU at a million users (and their memory)."""
+    return ws.get(shard.name("plan"), LOAD_PLAN, columns=LOAD_COLUMNS)
+
+
 def _load(engine: Engine, ws: Workspace, shard: Shard) -> StageOutcome:
     context = _enter(engine, ws, "load")
     stopped = _stopped(ws)
@@ -1025,7 +1045,7 @@ def _load(engine: Engine, ws: Workspace, shard: Shard) -> StageOutcome:
         return StageOutcome("load", context.cycle_id, status="skipped", reason=stopped)
     engine.check_lease()
     phase = _Phases(engine.progress)
-    plan = ws.get(shard.name("plan"), PLAN)
+    plan = load_plan(ws, shard)
     session = engine.salesforce_session()
     before = session.requests_by_kind()
     with phase("load"):

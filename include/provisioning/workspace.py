@@ -203,12 +203,15 @@ class Workspace:
                 spool.seek(0)
                 self._write_from(f"{each}.parquet", spool)
 
-    def get(self, name: str, codec: FrameCodec) -> Any:
+    def get(self, name: str, codec: FrameCodec, *, columns: Sequence[str] | None = None) -> Any:
+        """The value ``put`` stored. ``columns``: read only these of a batch codec's file (the
+        codec decodes the file as it was written before the others existed)."""
         if not isinstance(codec, BatchFrameCodec):
             return codec.decode(self.read_frame(name))
         with self._open(f"{name}.parquet") as handle:
             parquet = pq.ParquetFile(handle)
-            batches = (batch.to_pandas() for batch in parquet.iter_batches(batch_size=BATCH_ROWS))
+            wanted = None if columns is None else [c for c in columns if c in parquet.schema_arrow.names]
+            batches = (batch.to_pandas() for batch in parquet.iter_batches(batch_size=BATCH_ROWS, columns=wanted))
             return codec.decode_batches(batches, _attrs(parquet))
 
     def stream(self, name: str, codec: BatchFrameCodec) -> Iterator[Any]:
@@ -385,8 +388,8 @@ class MemoryWorkspace(Workspace):
             for part, cut in parts.items():
                 self._items[f"{part}.parquet"] = codec.decode(cut(frame))
 
-    def get(self, name: str, codec: FrameCodec) -> Any:
-        return self._get(f"{name}.parquet")
+    def get(self, name: str, codec: FrameCodec, *, columns: Sequence[str] | None = None) -> Any:
+        return self._get(f"{name}.parquet")  # the object as put: every column
 
     def stream(self, name: str, codec: BatchFrameCodec) -> Iterator[Any]:
         yield self._get(f"{name}.parquet")  # already in memory: one batch

@@ -386,8 +386,11 @@ def test_a_load_is_split_only_at_the_job_size_limit(sandbox: SandboxProcess) -> 
     jobs = Jobs()
     rows = [new_user(f"e{i}", f"split{i:02d}@contoso.example") for i in range(20)]
     loader = BulkLoader(session, on_job_created=jobs, max_job_bytes=600)
-    results = loader.run(LoadRequest(Action.CREATE, "insert", rows))
+    request = LoadRequest(Action.CREATE, "insert", list(rows))
+    results = loader.run(request)
     assert all(r.ok for r in results) and [r.entra_id for r in results] == [f"e{i}" for i in range(20)]
+    assert request.rows == []  # let go of once formatted (the load's memory); the caller's list stays
+    assert len(rows) == 20
     assert len(jobs.created) > 3
     sent = [key for *_, keys in jobs.created for key in keys]
     assert sent == [row["Username"] for row in rows]

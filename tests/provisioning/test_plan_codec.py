@@ -19,6 +19,7 @@ from include.provisioning.model import (
     NULL_MARKER,
     Action,
     FieldChange,
+    JobRecord,
     Plan,
     PlannedChange,
     QuarantinedUser,
@@ -34,6 +35,7 @@ from include.provisioning.state.codec import (
     changes_json,
     dumps,
 )
+from include.provisioning.state.recovery import records_json
 from include.provisioning.workspace import Workspace
 
 TRICKY: dict[str, Any] = {
@@ -430,3 +432,31 @@ def test_a_field_change_is_still_a_frozen_dataclass() -> None:
     assert dataclasses.astuple(change) == (None, "Sales") and not hasattr(change, "__dict__")
     with pytest.raises(TypeError):
         FieldChange("only old")  # type: ignore[call-arg]
+
+
+def test_the_loads_plan_gives_the_same_bulk_rows_and_job_records(tmp_path: Path) -> None:
+    """The load reads its plan part as ``STORED_PLAN`` (``stages.load_plan``): the Bulk rows it
+    builds from the changes' JSON text are the rows the decoded plan gives, keys in the same
+    order and values of the same type (``True``, ``1`` and ``1.0`` apart), and the job records
+    made from the changes themselves are the ones made from ``JobRecord``s."""
+    plan = _tricky_plan()
+    ws = Workspace(tmp_path)
+    shard = Shard(0, 1)
+    ws.put(shard.name("plan"), plan, PLAN)
+    loaded = stages.load_plan(ws, shard)
+    assert all(type(c.changes) is JsonChanges and c.desired == {} for c in loaded.writes())
+    # All but the desired values (never read by the load) are the plan's.
+    without_desired = [dataclasses.replace(c, desired={}) for c in plan.writes()]
+    assert loaded.writes() == without_desired
+    for changes in (loaded.creates, loaded.updates, loaded.deactivations):
+        for keyed in (False, True):
+            decoded = [c for c in plan.writes() if any(c.entra_id == k.entra_id for k in changes)]
+            got, want = stages.bulk_rows(changes, keyed=keyed), stages.bulk_rows(decoded, keyed=keyed)
+            assert [list(row) for row in got] == [list(row) for row in want]
+            assert [{k: _typed(v) for k, v in row.items()} for row in got] == [
+                {k: _typed(v) for k, v in row.items()} for row in want
+            ]
+    records = {c.entra_id: c for c in loaded.writes()}
+    assert records_json(records) == records_json(
+        {c.entra_id: JobRecord(c.user_principal_name, c.action, c.display_name) for c in plan.writes()}
+    )

@@ -232,11 +232,15 @@ def chunk_rows(
     entra_ids: list[str] = []
     for key, entra_id, line in rows:
         if size + len(line) > max_bytes and keys:
-            yield CsvChunk(line_ending, columns, b"".join(parts), keys, entra_ids)
+            # The parts go before the chunk is handed out: its job runs while this waits.
+            chunk = CsvChunk(line_ending, columns, b"".join(parts), keys, entra_ids)
             parts, size, keys, entra_ids = [header], len(header), [], []
+            yield chunk
         parts.append(line)
         size += len(line)
         keys.append(key)
         entra_ids.append(entra_id)
     if keys:
-        yield CsvChunk(line_ending, columns, b"".join(parts), keys, entra_ids)
+        data = b"".join(parts)
+        del parts
+        yield CsvChunk(line_ending, columns, data, keys, entra_ids)

@@ -185,6 +185,14 @@ def _unsendable_reason(row: Mapping[str, Any], columns: list[str], update: bool,
     return exc.reason
 
 
+def _handed_over(lines: list[bytes]) -> Iterator[bytes]:
+    """``lines`` in order, each let go of by the list as it is taken: once in a job's upload
+    its line is not kept a second time (a job's CSV is up to 100 MB)."""
+    for at, line in enumerate(lines):
+        lines[at] = b""
+        yield line
+
+
 @dataclass
 class _Lines:
     """The rows of one line ending that are to be sent, in order: index in the request, key
@@ -230,26 +238,32 @@ class BulkLoader:
     # --- running a request -----------------------------------------------------------------
 
     def run(self, request: LoadRequest) -> list[RecordResult]:
-        """Write the rows; one ``RecordResult`` per row, in the order of ``request.rows``."""
+        """Write the rows; one ``RecordResult`` per row, in the order of ``request.rows``.
+
+        ``request.rows`` is emptied once the rows are formatted into CSV lines: a million users'
+        row dicts would otherwise stay in memory while Salesforce works on the jobs and their
+        results are read (the load task's peak), although nothing reads them again."""
         if request.operation not in KEY_FIELDS:
             raise ValueError(f"unsupported Bulk operation {request.operation!r} (insert or update)")
-        if not request.rows:
+        count = len(request.rows)
+        if not count:
             return []
         results: dict[int, RecordResult] = {}
         groups = self._prepare(request, results)
         columns = ordered_columns(request.rows, request.key_field)
+        request.rows = []
         for line_ending, group in groups.items():
             if not group.indices:
                 continue
             indices = iter(group.indices)
-            cells = zip(group.keys, group.entra_ids, group.lines, strict=True)
+            cells = zip(group.keys, group.entra_ids, _handed_over(group.lines), strict=True)
             for chunk in chunk_rows(columns, cells, line_ending, self.max_job_bytes):
                 for result in self._run_chunk(request, chunk, attempt=1):
                     results[next(indices)] = result
-        missing = [i for i in range(len(request.rows)) if i not in results]
+        missing = [i for i in range(count) if i not in results]
         if missing:  # a bug here must not drop users silently
             raise AssertionError(f"rows {missing[:10]} of the {request.operation} request got no result")
-        return [results[i] for i in range(len(request.rows))]
+        return [results[i] for i in range(count)]
 
     def _prepare(self, request: LoadRequest, results: dict[int, RecordResult]) -> dict[str, _Lines]:
         """Format every row; refuse those that cannot be sent or joined back (into ``results``).

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from include.provisioning.model import (
     Action,
@@ -39,7 +39,18 @@ _GROUP_OF = {
 }
 
 
-def records_json(records: Mapping[str, JobRecord]) -> dict[str, list[str | None]]:
+class JobRecordLike(Protocol):
+    """Who a Bulk job's row is: a ``JobRecord``, or the ``PlannedChange`` it is made from."""
+
+    @property
+    def user_principal_name(self) -> str | None: ...
+    @property
+    def action(self) -> Action: ...
+    @property
+    def display_name(self) -> str | None: ...
+
+
+def records_json(records: Mapping[str, JobRecordLike]) -> dict[str, list[str | None]]:
     """``{entra id: [UPN, action, display name]}``, as ``bulk_jobs.records`` keeps it."""
     return {entra_id: [r.user_principal_name, str(r.action), r.display_name] for entra_id, r in records.items()}
 

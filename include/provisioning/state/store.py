@@ -30,7 +30,6 @@ from include.provisioning.model import (
     CycleStatus,
     CycleSummary,
     EscrowEntry,
-    JobRecord,
     LogEntry,
     Mode,
     PendingJob,
@@ -58,6 +57,7 @@ from include.provisioning.state.lease import DEFAULT_LEASE_TTL, WRITER_LEASE, Le
 from include.provisioning.state.owner import current_owner, owner_gone
 from include.provisioning.state.rebuild import FullObservation, held_roles, not_evaluated, stale_rows
 from include.provisioning.state.recovery import (
+    JobRecordLike,
     describe_settled,
     log_entry,
     records_from_json,
@@ -510,7 +510,7 @@ class StateStore:
         keys: dict[str, str],
         *,
         state: str = "Open",
-        records: Mapping[str, JobRecord] | None = None,
+        records: Mapping[str, JobRecordLike] | None = None,
     ) -> None:
         """Remember a Bulk job BEFORE its data is uploaded, so a crash leaves a trace to settle.
 

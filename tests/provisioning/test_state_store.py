@@ -1078,3 +1078,23 @@ def test_thousands_of_rows_cross_every_batch_boundary(
         rewritten = conn.execute(text("SELECT count(*) FROM snapshot WHERE last_cycle_id = :c"), {"c": cycle_id})
         assert rewritten.scalar() == 0
     engine.dispose()
+
+
+def test_a_new_sqlite_database_has_16_kib_pages_and_an_existing_one_keeps_its_own(tmp_path: Path) -> None:
+    """``SQLITE_PAGE_SIZE`` applies to a database SQLite creates; one created with another page
+    size (every state database before it) opens, keeps it and works as before."""
+    import sqlite3
+
+    new = tmp_path / "new.db"
+    StateStore(f"sqlite:///{new}").close()
+    old = tmp_path / "old.db"
+    with sqlite3.connect(old) as conn:
+        conn.execute("PRAGMA page_size=4096")
+        conn.execute("CREATE TABLE keep (x INTEGER)")
+    store = StateStore(f"sqlite:///{old}")
+    cycle_id = store.start_cycle(Mode.FULL, "fp")
+    assert store.cycle(cycle_id) is not None
+    store.close()
+    sizes = {path.name: sqlite3.connect(path).execute("PRAGMA page_size").fetchone()[0] for path in (new, old)}
+    assert sizes == {"new.db": 16_384, "old.db": 4_096}
+    assert sqlite3.connect(new).execute("PRAGMA journal_mode").fetchone()[0] == "wal"

@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import orjson
 import pandas as pd
 
 from include.provisioning import quarantine_rules
@@ -43,7 +42,6 @@ from include.provisioning.model import (
     Action,
     CycleStatus,
     CycleSummary,
-    FieldChange,
     LogEntry,
     Mode,
     PendingJob,
@@ -65,7 +63,7 @@ from include.provisioning.salesforce.profiles import resolve_profiles
 from include.provisioning.shards import Shard
 from include.provisioning.shares import percent, percent_of
 from include.provisioning.slices import AssignmentWindow
-from include.provisioning.state.codec import JsonChanges
+from include.provisioning.state.codec import new_values
 from include.provisioning.state.job_quarantine import JobQuarantine
 from include.provisioning.state.rebuild import FullObservation, held_rows
 from include.provisioning.state.recovery import JobRecordLike, describe_settled, log_from_json, log_json
@@ -938,17 +936,8 @@ def bulk_rows(changes: list[PlannedChange], *, keyed: bool) -> list[dict[str, An
     update names the Salesforce user; an insert makes one) and each changed field's new value.
     A clear's new value is None, the typed null the CSV writer sends as Bulk's ``#N/A``."""
     if keyed:
-        return [{"_entra_id": c.entra_id, "Id": c.sf_id, **_new_values(c.changes)} for c in changes]
-    return [{"_entra_id": c.entra_id, **_new_values(c.changes)} for c in changes]
-
-
-def _new_values(changes: Mapping[str, FieldChange]) -> dict[str, Any]:
-    """``{field: new value}`` of one change, in the changes' order. Changes kept as the plan
-    file's ``{field: [old, new]}`` text (``STORED_PLAN``, what the load reads) are taken from the
-    decoded JSON directly: no ``FieldChange`` is built for a value only sent once."""
-    if type(changes) is JsonChanges:
-        return {name: pair[1] for name, pair in orjson.loads(changes.text).items()}
-    return {name: change.new for name, change in changes.items()}
+        return [{"_entra_id": c.entra_id, "Id": c.sf_id, **new_values(c.changes)} for c in changes]
+    return [{"_entra_id": c.entra_id, **new_values(c.changes)} for c in changes]
 
 
 def _send(engine: Engine, session: SalesforceSession, cycle_id: str, plan: Plan) -> list[RecordResult]:

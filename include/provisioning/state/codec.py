@@ -108,6 +108,16 @@ class JsonObject(Mapping[str, Any]):
         return f"{type(self).__name__}({self.text})"
 
 
+def new_values(changes: Mapping[str, FieldChange]) -> dict[str, Any]:
+    """``{field: new value}`` of one change, in the changes' order (the values a Bulk row sends).
+    Changes kept as the log's ``{field: [old, new]}`` text (``JsonChanges``: ``STORED_PLAN``, what
+    the load reads) are taken from the decoded JSON directly: no ``FieldChange`` is built for a
+    value only sent once."""
+    if type(changes) is JsonChanges:
+        return {name: pair[1] for name, pair in loads(changes.text).items()}
+    return {name: change.new for name, change in changes.items()}
+
+
 class JsonChanges(JsonObject):
     """``{field: FieldChange}`` kept as the log's ``{field: [old, new]}`` text (``changes_json``
     gives it back as it is)."""

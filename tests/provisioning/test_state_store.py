@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import re
 import socket
 import subprocess
@@ -230,9 +231,7 @@ def test_a_version_5_database_gains_the_reactivated_count_and_the_later_log_inde
             conn.execute(text("DROP INDEX ix_provisioning_log_upn_lower_action_status"))
             conn.execute(text("CREATE INDEX ix_provisioning_log_upn_lower ON provisioning_log (lower(upn))"))
         conn.execute(text("ALTER TABLE cycles DROP COLUMN reactivated"))
-        _drop_display_name(conn)
-        _drop_failure_kind(conn)
-        conn.execute(text("UPDATE state_schema SET version = 5"))
+        _undo_versions_after(conn, 5)
 
     cycle_id, engine, current_indexes = _one_cycle_at_an_older_version(open_store, url, back_to_version_5)
     again = open_store()
@@ -271,13 +270,11 @@ def _back_to_version_4(conn: Connection) -> None:
     single-column log indexes."""
     for name in _log_index_names(conn):
         conn.execute(text(f"DROP INDEX {name}"))
-    _drop_display_name(conn)
-    _drop_failure_kind(conn)
     conn.execute(text("CREATE INDEX ix_provisioning_log_cycle_id ON provisioning_log (cycle_id)"))
     conn.execute(text("CREATE INDEX ix_provisioning_log_entra_id ON provisioning_log (entra_id)"))
     conn.execute(text("ALTER TABLE cycles DROP COLUMN stage"))
     conn.execute(text("ALTER TABLE cycles DROP COLUMN reactivated"))
-    conn.execute(text("UPDATE state_schema SET version = 4"))
+    _undo_versions_after(conn, 4)
 
 
 def _drop_failure_kind(conn: Connection) -> None:
@@ -288,12 +285,9 @@ def _drop_failure_kind(conn: Connection) -> None:
 def test_a_version_7_database_gains_the_failure_kind_of_a_cycle(
     open_store: Callable[..., StateStore], url: str
 ) -> None:
-
-    def back_to_version_7(conn: Connection) -> None:
-        _drop_failure_kind(conn)
-        conn.execute(text("UPDATE state_schema SET version = 7"))
-
-    old_cycle, engine, _ = _one_cycle_at_an_older_version(open_store, url, back_to_version_7)
+    old_cycle, engine, _ = _one_cycle_at_an_older_version(
+        open_store, url, functools.partial(_undo_versions_after, version=7)
+    )
     again = open_store()
     failed = again.start_cycle(Mode.FULL, "fp", now=T0 + HOUR)
     again.enter_stage(failed, "extract")
@@ -320,14 +314,26 @@ def _drop_display_name(conn: Connection) -> None:
     conn.execute(text("ALTER TABLE quarantine DROP COLUMN display_name"))
 
 
+_ADDED_BY_VERSION: dict[int, Callable[[Connection], None]] = {8: _drop_failure_kind, 7: _drop_display_name}
+"""How to take away what each schema version from 7 on added (the older versions' tests undo
+their own version's changes themselves)."""
+
+
+def _undo_versions_after(conn: Connection, version: int) -> None:
+    """Take away what every schema version after ``version`` added, newest first, and record
+    ``version`` as the database's."""
+    for added_in in sorted(_ADDED_BY_VERSION, reverse=True):
+        if added_in > version:
+            _ADDED_BY_VERSION[added_in](conn)
+    conn.execute(text(f"UPDATE state_schema SET version = {version}"))
+
+
 def test_a_version_6_database_gains_the_display_name_of_the_log_and_the_quarantine(
     open_store: Callable[..., StateStore], url: str
 ) -> None:
 
     def back_to_version_6(conn: Connection) -> None:
-        _drop_display_name(conn)
-        _drop_failure_kind(conn)
-        conn.execute(text("UPDATE state_schema SET version = 6"))
+        _undo_versions_after(conn, 6)
         assert not any("display_name" in name for name in _log_index_names(conn))
 
     held_out = [QuarantinedUser("entra-q", "q@contoso.com", ["bad"], "Quinn Q")]

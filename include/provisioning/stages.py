@@ -941,7 +941,8 @@ def bulk_rows(changes: list[PlannedChange], *, keyed: bool) -> list[dict[str, An
 
 
 def _send(engine: Engine, session: SalesforceSession, cycle_id: str, plan: Plan) -> list[RecordResult]:
-    """One Bulk API 2.0 ingest job per group of ``WRITE_ORDER``, each finished before the next."""
+    """The groups of ``WRITE_ORDER`` in order, each finished before the next; a group's Bulk API
+    2.0 ingest jobs (``BulkLoader.run``: ``JOB_ROWS`` rows each) are all sent, then awaited."""
 
     # The changes themselves name each row's user (UPN, action, display name: a ``JobRecord``'s
     # attributes), so no record per user is built for the job records.

@@ -18,6 +18,7 @@ from include.provisioning.salesforce.csv_out import (
     UnsendableValueError,
     format_column,
     format_value,
+    ordered_columns,
 )
 from include.provisioning.salesforce.load import (
     DUPLICATE_KEY,
@@ -25,6 +26,7 @@ from include.provisioning.salesforce.load import (
     UNSENDABLE_VALUE,
     BulkLoader,
     LoadRequest,
+    _Sending,
 )
 
 HOSTILE: list[Any] = [
@@ -143,12 +145,11 @@ def test_columns_of_texts_only(values: list[str], update: bool) -> None:
 def prepared(operation: str, rows: list[dict[str, Any]]) -> tuple[dict[str, bytes], dict[int, tuple[str, str]]]:
     """The CSV lines ``BulkLoader`` would send, by line ending, and the rows it refused."""
     action = Action.CREATE if operation == "insert" else Action.UPDATE
-    results: dict[int, Any] = {}
-    groups = BulkLoader(None, on_job_created=lambda *args: None)._prepare(  # type: ignore[arg-type]
-        LoadRequest(action, operation, rows), results
-    )
+    request = LoadRequest(action, operation, rows)
+    sending = _Sending(request, ordered_columns(rows, request.key_field))
+    groups = BulkLoader(None, on_job_created=lambda *args: None)._prepare(sending, rows, 0)  # type: ignore[arg-type]
     lines = {ending: b"".join(group.lines) for ending, group in groups.items() if group.lines}
-    refused = {at: (r.error_code, r.error_message) for at, r in results.items()}
+    refused = {at: (r.error_code, r.error_message) for at, r in sending.results.items()}
     return lines, refused
 
 

@@ -381,7 +381,7 @@ def test_503_answers_during_a_load_are_retried(sandbox: SandboxProcess) -> None:
     assert session.requests_by_kind()["retries"] == 6 - remaining > 0
 
 
-def test_a_load_is_split_only_at_the_job_size_limit(sandbox: SandboxProcess) -> None:
+def test_a_load_is_split_at_the_job_size_limit(sandbox: SandboxProcess) -> None:
     session = session_for(sandbox)
     jobs = Jobs()
     rows = [new_user(f"e{i}", f"split{i:02d}@contoso.example") for i in range(20)]
@@ -398,6 +398,47 @@ def test_a_load_is_split_only_at_the_job_size_limit(sandbox: SandboxProcess) -> 
     more = [new_user(f"f{i}", f"whole{i:02d}@contoso.example") for i in range(20)]
     assert all(r.ok for r in one_job.run(LoadRequest(Action.CREATE, "insert", more)))
     assert len(single.created) == 1
+
+
+def test_a_load_goes_in_jobs_of_job_rows_all_sent_before_any_is_awaited(sandbox: SandboxProcess) -> None:
+    session = session_for(sandbox)
+    jobs = Jobs()
+    said: list[str] = []
+    rows = [new_user(f"e{i}", f"piece{i}@contoso.example") for i in range(8)]
+    rows[4]["Username"] = "PIECE1@contoso.example"  # the same key as row 1's, in a later job
+    rows[5]["Username"] = ""  # no key
+    rows[6]["Title"] = "two\r\nlines"  # a CRLF job of its own, within its piece
+    loader = BulkLoader(session, on_job_created=jobs, job_rows=3, progress=said.append)
+    request = LoadRequest(Action.CREATE, "insert", list(rows))
+    results = loader.run(request)
+
+    assert [r.entra_id for r in results] == [f"e{i}" for i in range(8)]
+    assert codes(results) == [
+        ("e0", True, None),
+        ("e1", True, None),
+        ("e2", True, None),
+        ("e3", True, None),
+        ("e4", False, "DUPLICATE_KEY"),
+        ("e5", False, "MISSING_KEY"),
+        ("e6", True, None),
+        ("e7", True, None),
+    ]
+    assert "also for Entra user e1" in str(results[4].error_message)
+    # rows 0-2, rows 3-5 (4 and 5 refused), row 6 (CRLF) and row 7 (LF) of the third piece
+    assert [list(keys.values()) for *_, keys in jobs.created] == [["e0", "e1", "e2"], ["e3"], ["e7"], ["e6"]]
+    assert loader.job_ids == [job_id for job_id, *_ in jobs.created]
+    # Every job is uploaded and closed before the first one is waited for and read.
+    closed = [at for at, text in enumerate(said) if text.endswith("uploaded and closed")]
+    read = [at for at, text in enumerate(said) if "succeeded" in text]
+    assert len(closed) == len(read) == 4 and max(closed) < min(read)
+    assert request.rows == [] and len(rows) == 8  # the caller's list is left as it was
+    in_org = {u["Username"].lower() for u in org_users(session, ["Username"]).values()}
+    assert {f"piece{i}@contoso.example" for i in (0, 1, 2, 3, 6, 7)} <= in_org
+
+
+def test_job_rows_must_be_positive(sandbox: SandboxProcess) -> None:
+    with pytest.raises(ValueError, match="job_rows must be at least 1"):
+        BulkLoader(session_for(sandbox), on_job_created=Jobs(), job_rows=0)
 
 
 # --- settling the jobs of a crashed run -------------------------------------------------------

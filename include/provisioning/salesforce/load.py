@@ -1,10 +1,13 @@
 """Writing users with Bulk API 2.0 ingest jobs, and accounting for every row.
 
-One job per operation, split only where the API forces it: at 100 MB of CSV per job, and apart
-for rows whose values hold CRLF line breaks (an LF job rejects those). The lifecycle is driven
-here, through simple-salesforce's Bulk 2.0 client and HTTP session, rather than with its
-``insert(records=...)``: that path orders columns from a set, writes None as "" (ignored on
-update), waits 5 s before its first look, and never renews an expired session.
+A request's rows go in jobs of ``JOB_ROWS`` rows (fewer where the API forces it: at 100 MB of
+CSV per job, and apart for rows whose values hold CRLF line breaks, as an LF job rejects those).
+Each job is built, uploaded and closed as soon as its rows are formatted, and the request's jobs
+are awaited together once all are sent: Salesforce works on the first job while the next one's
+CSV is built. The lifecycle is driven here, through simple-salesforce's Bulk 2.0 client and HTTP
+session, rather than with its ``insert(records=...)``: that path orders columns from a set, writes
+None as "" (ignored on update), waits 5 s before its first look, and never renews an expired
+session.
 
 Bookkeeping is the point. Before the upload, ``on_job_created`` hands the caller the job id and
 ``{key value: entra id}`` so a crash after this moment leaves a job that ``recover`` can settle.
@@ -79,6 +82,11 @@ logger = logging.getLogger(__name__)
 
 KEY_FIELDS = {"insert": "Username", "update": "Id"}
 DEFAULT_ACTIONS = {"insert": Action.CREATE, "update": Action.UPDATE}
+JOB_ROWS = 20_000
+"""Rows per ingest job. A multiple of the 10,000 records Salesforce processes as one internal
+batch, so sending a request as several jobs adds at most one partial batch per job to the
+15,000 batches a day (Bulk API 2.0 limits); small enough that the first job is working while
+the rest of a 200,000-row request is formatted. docs/decisions.md, "Bulk jobs of 20,000 rows"."""
 MAX_JOB_ATTEMPTS = 3
 """Jobs tried for one chunk when its upload is interrupted (expired session, outage)."""
 RESULT_KINDS = ("successfulResults", "failedResults", "unprocessedrecords")
@@ -210,6 +218,29 @@ class _Lines:
         self.lines.append(line)
 
 
+@dataclass
+class _SentJob:
+    """A job uploaded and closed whose results are still to be read: its id and, in the CSV's
+    row order, each row's key value, entra id and index in the request."""
+
+    job_id: str
+    chunk: CsvChunk
+    indices: list[int]
+
+
+@dataclass
+class _Sending:
+    """One request on its way: the header's columns, the keys already taken (normalised key →
+    entra id, so a repeated key is refused across the whole request), the jobs sent and the
+    results settled so far (by index in the request)."""
+
+    request: LoadRequest
+    columns: list[str]
+    seen: dict[str, str] = field(default_factory=dict)
+    sent: list[_SentJob] = field(default_factory=list)
+    results: dict[int, RecordResult] = field(default_factory=dict)
+
+
 class BulkLoader:
     """Runs ``LoadRequest``s as Bulk 2.0 ingest jobs and settles jobs a crashed run left."""
 
@@ -222,14 +253,18 @@ class BulkLoader:
         poll_max: float = 2.0,
         progress: Progress | None = None,
         max_job_bytes: int = MAX_JOB_BYTES,
+        job_rows: int = JOB_ROWS,
         job_timeout: float = DEFAULT_JOB_TIMEOUT,
     ) -> None:
+        if job_rows < 1:
+            raise ValueError(f"job_rows must be at least 1, not {job_rows}")
         self.session = session
         self.on_job_created = on_job_created
         self.poll_initial = poll_initial
         self.poll_max = poll_max
         self.progress = progress
         self.max_job_bytes = max_job_bytes
+        self.job_rows = job_rows
         self.job_timeout = job_timeout
         self.job_ids: list[str] = []
         """Every job this loader created, aborted replacements included (the caller may forget
@@ -240,50 +275,70 @@ class BulkLoader:
     def run(self, request: LoadRequest) -> list[RecordResult]:
         """Write the rows; one ``RecordResult`` per row, in the order of ``request.rows``.
 
-        ``request.rows`` is emptied once the rows are formatted into CSV lines: a million users'
-        row dicts would otherwise stay in memory while Salesforce works on the jobs and their
-        results are read (the load task's peak), although nothing reads them again."""
+        The rows are taken ``job_rows`` at a time: formatted, refused where they cannot be sent
+        or joined back, and sent as a job (uploaded and closed, so Salesforce starts on it);
+        once every job is sent, each is waited for and its results read, in the order sent.
+        A key value is refused as a duplicate across the whole request, not only within a job.
+
+        ``request.rows`` is emptied and its rows let go of once every job is sent, and each job's
+        CSV once it is uploaded: a million users' rows would otherwise stay in memory while
+        Salesforce works (the load task's peak), although nothing reads them again."""
         if request.operation not in KEY_FIELDS:
             raise ValueError(f"unsupported Bulk operation {request.operation!r} (insert or update)")
         count = len(request.rows)
         if not count:
             return []
-        results: dict[int, RecordResult] = {}
-        groups = self._prepare(request, results)
-        columns = ordered_columns(request.rows, request.key_field)
-        request.rows = []
-        for line_ending, group in groups.items():
-            if not group.indices:
-                continue
-            indices = iter(group.indices)
-            cells = zip(group.keys, group.entra_ids, _handed_over(group.lines), strict=True)
-            for chunk in chunk_rows(columns, cells, line_ending, self.max_job_bytes):
-                for result in self._run_chunk(request, chunk, attempt=1):
-                    results[next(indices)] = result
+        sending = _Sending(request, ordered_columns(request.rows, request.key_field))
+        rows, request.rows = request.rows, []
+        for offset in range(0, count, self.job_rows):
+            groups = self._prepare(sending, rows[offset : offset + self.job_rows], offset)
+            for line_ending, group in groups.items():
+                self._send(sending, line_ending, group)
+        del rows  # before the wait: nothing reads the row dicts again
+        results = sending.results
+        for job in sending.sent:
+            results.update(zip(job.indices, self._settle(request, job), strict=True))
         missing = [i for i in range(count) if i not in results]
         if missing:  # a bug here must not drop users silently
             raise AssertionError(f"rows {missing[:10]} of the {request.operation} request got no result")
         return [results[i] for i in range(count)]
 
-    def _prepare(self, request: LoadRequest, results: dict[int, RecordResult]) -> dict[str, _Lines]:
-        """Format every row; refuse those that cannot be sent or joined back (into ``results``).
+    def _send(self, sending: _Sending, line_ending: str, group: _Lines) -> None:
+        """Send ``group``'s rows as jobs of at most ``max_job_bytes``; each job sent goes to
+        ``sending.sent``, the rows of an upload that failed for good to ``sending.results``."""
+        if not group.indices:
+            return
+        at = 0
+        cells = zip(group.keys, group.entra_ids, _handed_over(group.lines), strict=True)
+        for chunk in chunk_rows(sending.columns, cells, line_ending, self.max_job_bytes):
+            indices = group.indices[at : at + len(chunk)]
+            at += len(chunk)
+            job = self._submit(sending.request, chunk, indices, attempt=1)
+            if isinstance(job, _SentJob):
+                sending.sent.append(job)
+            else:
+                sending.results.update(zip(indices, job, strict=True))
+
+    def _prepare(self, sending: _Sending, rows: list[dict[str, Any]], offset: int) -> dict[str, _Lines]:
+        """Format ``rows`` (the request's rows from index ``offset`` on) into CSV lines by line
+        ending; refuse those that cannot be sent or joined back (into ``sending.results``).
 
         The values are formatted a column at a time (``format_column``), then checked and
         encoded a row at a time, in the request's order."""
+        request, columns, seen, results = sending.request, sending.columns, sending.seen, sending.results
         key_field = request.key_field
         update = request.operation == "update"
-        columns = ordered_columns(request.rows, key_field)
         header_size = {ending: len(encode_header(columns, ending)) for ending in NEWLINES}
         groups: dict[str, _Lines] = {ending: _Lines() for ending in NEWLINES}
         unsendable: set[int] = set()
         cells: list[list[str]] = []
         for column in columns:
-            formatted, bad = format_column([row.get(column, NOT_SENT) for row in request.rows], update=update)
+            formatted, bad = format_column([row.get(column, NOT_SENT) for row in rows], update=update)
             cells.append(formatted)
             unsendable.update(bad)
         normalise = key_normaliser(key_field)
-        seen: dict[str, str] = {}
-        for index, (row, values) in enumerate(zip(request.rows, zip(*cells, strict=True), strict=True)):
+        for at, (row, values) in enumerate(zip(rows, zip(*cells, strict=True), strict=True)):
+            index = offset + at
             entra_id = row.get("_entra_id")
             if _is_blank(entra_id):
                 raise ValueError(f"row {index} of the {request.operation} request has no _entra_id")
@@ -308,7 +363,7 @@ class BulkLoader:
                 )
                 continue
             try:
-                if index in unsendable:
+                if at in unsendable:
                     raise UnsendableValueError("", "a value cannot be sent")  # the column is named below
                 text = ",".join(values)
                 line_ending = LF if "\n" not in text else line_ending_of(values, columns)
@@ -326,7 +381,11 @@ class BulkLoader:
             groups[line_ending].add(index, key, entra_id, line)
         return groups
 
-    def _run_chunk(self, request: LoadRequest, chunk: CsvChunk, *, attempt: int) -> list[RecordResult]:
+    def _submit(
+        self, request: LoadRequest, chunk: CsvChunk, indices: list[int], *, attempt: int
+    ) -> _SentJob | list[RecordResult]:
+        """Create a job for ``chunk``, record it, upload and close it: the job sent, or (the
+        upload refused, or interrupted ``MAX_JOB_ATTEMPTS`` times) a failed result per row."""
         operation, key_field = request.operation, request.key_field
         created = self.session.call(
             lambda: self.session.bulk2()._client.create_job(
@@ -341,7 +400,7 @@ class BulkLoader:
         try:
             self._upload(job_id, chunk.data)
         except (SalesforceExpiredSession, SalesforceGeneralError, requests.RequestException) as exc:
-            return self._retry_chunk(request, chunk, job_id, attempt, exc)
+            return self._retry_chunk(request, chunk, indices, job_id, attempt=attempt, exc=exc)
         except SalesforceError as exc:
             # Refused for good (e.g. 400): the job is Open and empty; every row fails with why.
             self._abandon(job_id)
@@ -351,10 +410,22 @@ class BulkLoader:
                 RecordResult(entra_id, request.action, self._sf_id(key_field, key), False, UPLOAD_REFUSED, message)
                 for key, entra_id in zip(chunk.keys, chunk.entra_ids, strict=True)
             ]
+        chunk.data = b""  # uploaded: Salesforce has it, and it is never sent again
         self._close(job_id)
         self._say(f"Bulk {operation} job {job_id}: uploaded and closed")
-        info = self._wait(job_id, operation, len(chunk))
-        return self._collect(job_id, info, operation, key_field, chunk.key_map, action_of=lambda _e: request.action)
+        return _SentJob(job_id, chunk, indices)
+
+    def _settle(self, request: LoadRequest, job: _SentJob) -> list[RecordResult]:
+        """Wait for a sent job and read its results: one per row, in the chunk's order."""
+        info = self._wait(job.job_id, request.operation, len(job.chunk))
+        return self._collect(
+            job.job_id,
+            info,
+            request.operation,
+            request.key_field,
+            job.chunk.key_map,
+            action_of=lambda _e: request.action,
+        )
 
     def _upload(self, job_id: str, data: bytes) -> None:
         """``PUT .../batches`` with the encoded bytes, through simple-salesforce's session and
@@ -365,8 +436,8 @@ class BulkLoader:
         call_salesforce(url=url, method="PUT", session=client.session, headers=headers, data=data)
 
     def _retry_chunk(
-        self, request: LoadRequest, chunk: CsvChunk, job_id: str, attempt: int, exc: Exception
-    ) -> list[RecordResult]:
+        self, request: LoadRequest, chunk: CsvChunk, indices: list[int], job_id: str, *, attempt: int, exc: Exception
+    ) -> _SentJob | list[RecordResult]:
         """The upload broke off: log in again if the session expired, abort the job (Open, never
         closed, so nothing in it was processed) and send the rows again in a new one; after
         ``MAX_JOB_ATTEMPTS`` jobs they stay unprocessed."""
@@ -377,7 +448,7 @@ class BulkLoader:
         reason = error_text(exc)
         if attempt < MAX_JOB_ATTEMPTS:
             self._say(f"Bulk {request.operation} job {job_id}: upload interrupted ({reason}); sending again")
-            return self._run_chunk(request, chunk, attempt=attempt + 1)
+            return self._submit(request, chunk, indices, attempt=attempt + 1)
         message = f"not sent: the upload failed {attempt} times (last: {reason})"
         return [
             RecordResult(

@@ -49,11 +49,10 @@ if str(REPO_ROOT) not in sys.path:
 
 from scripts.benchlib import Report, cached_fixtures, sizes_arg  # noqa: E402
 from scripts.benchmark_airflow import _load, _mib, _outcome, _reset_sandbox, _table  # noqa: E402
+from scripts.task_instance import peak_file, task_name  # noqa: E402
 
 TARGET_SECONDS_1M = 150.0
 TARGET_TASK_RSS = 2 * 2**30
-RUN_KEY = "benchmark:shards"
-"""The run key (and lease holder) of every benchmarked cycle, as ``runtime.run_key`` makes one."""
 RETRIES = 3
 """Attempts after a failed one, as the provisioning DAG's ``default_args`` ``retries`` (without
 its 30 s+ delay); every stage is safe to re-run (``load`` resumes its recorded Bulk jobs)."""
@@ -91,84 +90,14 @@ class ShardRun:
         return sum(t.cpu_seconds for t in self.tasks)
 
 
-# -- one task instance (the child process) -------------------------------------------------------
-
-
-def _child(args: argparse.Namespace) -> int:
-    """Run one stage of the cycle whose files are under ``args.run_dir``, as a DAG task would."""
-    from include.provisioning import api
-    from include.provisioning.runtime import build_engine
-    from include.provisioning.shards import Shard
-    from include.provisioning.workspace import Workspace
-    from include.sandbox.core.envfile import read_env_file
-
-    env = {**os.environ, **read_env_file(args.env_file)}
-    started = time.monotonic()
-    engine = build_engine(
-        env,
-        state_url=args.state_url,
-        progress=lambda text: print(f"{time.monotonic() - started:8.2f}s {_rss_mib():6,} MiB  {text}", flush=True),
-    )
-    engine.lease_holder = RUN_KEY
-    cycle_file = args.run_dir / "cycle.json"
-    try:
-        if args.stage == "begin":
-            context, ws = api.open_cycle(
-                engine,
-                lambda cycle_id: Workspace(args.run_dir / cycle_id),
-                holder=RUN_KEY,
-                run_key=RUN_KEY,
-                shards=args.count,
-            )
-            cycle_file.write_text(json.dumps({"cycle_id": context.cycle_id, "workspace": str(ws.root)}))
-            return 0
-        cycle = json.loads(cycle_file.read_text())
-        if args.stage == "end":
-            print(api.close_cycle(engine, holder=RUN_KEY, cycle_id=cycle["cycle_id"], reason="benchmark ended"))
-            return 0
-        ws = Workspace(Path(cycle["workspace"]))
-        shard = Shard(args.index, args.count) if args.index is not None else None
-        outcome = api.run_stage(engine, args.stage, ws, **({"shard": shard} if shard is not None else {}))
-        if args.stage == "commit":
-            from include.provisioning.cli import summary_dict
-
-            summary = summary_dict(outcome.summary)  # type: ignore[union-attr]
-            (args.run_dir / "summary.json").write_text(json.dumps(summary))
-        return 0
-    finally:
-        engine.state.close()
-        _keep_peak_rss(args)
-
-
-def _keep_peak_rss(args: argparse.Namespace) -> None:
-    """Write this process's kernel high-water mark (``VmHWM``) next to its log. Its own, not
-    ``wait4``'s ``ru_maxrss``: that one starts from the RSS of the process that spawned it (the
-    driver holds the fixtures), so small tasks would all read as large as the driver."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            _peak_file(args.run_dir, _task_name(args.stage, args.index)).write_text(str(int(line.split()[1]) * 1024))
-
-
-def _rss_mib() -> int:
-    """This process's resident set now (each progress line shows it: where a task's peak is)."""
-    return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 2**20
-
-
-def _task_name(stage: str, index: int | None) -> str:
-    return stage if index is None else f"{stage}[{index}]"
-
-
-def _peak_file(run_dir: Path, name: str) -> Path:
-    return run_dir / f"{name}.peak_rss"
-
-
 # -- the driver ----------------------------------------------------------------------------------
 
 
 def _task(stage: str, run_dir: Path, env_file: Path, state_url: str, count: int, *, index: int | None) -> TaskInstance:
-    command = [sys.executable, str(Path(__file__).resolve()), "--stage", stage, "--run-dir", str(run_dir)]
+    command = [sys.executable, str(REPO_ROOT / "scripts" / "task_instance.py"), "--stage", stage]
+    command += ["--run-dir", str(run_dir)]
     command += ["--env-file", str(env_file), "--state-url", state_url, "--count", str(count)]
-    name = _task_name(stage, index)
+    name = task_name(stage, index)
     if index is not None:
         command += ["--index", str(index)]
     with (run_dir / f"{name}.log").open("ab") as log:
@@ -178,7 +107,7 @@ def _task(stage: str, run_dir: Path, env_file: Path, state_url: str, count: int,
         seconds = time.perf_counter() - started
     child.returncode = os.waitstatus_to_exitcode(status)
     cpu = usage.ru_utime + usage.ru_stime
-    peak = _peak_file(run_dir, name)
+    peak = peak_file(run_dir, name)
     return TaskInstance(name, child.returncode, seconds, cpu, int(peak.read_text()) if peak.exists() else 0)
 
 
@@ -221,7 +150,7 @@ def _cycle(users: int, shards: int, env_file: Path, workdir: Path, parallelism: 
             )
             if task.exit_code == 0:
                 break
-            tail = (run_dir / f"{_task_name(stage, index)}.log").read_text(errors="replace").splitlines()[-12:]
+            tail = (run_dir / f"{task_name(stage, index)}.log").read_text(errors="replace").splitlines()[-12:]
             print("\n".join(f"      | {line}" for line in tail), flush=True)
         return task
 
@@ -313,20 +242,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--parallelism", type=int, default=4, help="shards of a mapped stage run at once")
     parser.add_argument("--json", type=Path, help="also write every measurement here")
     parser.add_argument("--keep", action="store_true", help="keep the work directories (task logs, state)")
-    # The child's arguments (one task instance); not for use by hand.
-    parser.add_argument("--stage", help=argparse.SUPPRESS)
-    parser.add_argument("--run-dir", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--env-file", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--state-url", help=argparse.SUPPRESS)
-    parser.add_argument("--count", type=int, default=1, help=argparse.SUPPRESS)
-    parser.add_argument("--index", type=int, help=argparse.SUPPRESS)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.stage:
-        return _child(args)
     report = Report()
     runs: list[ShardRun] = []
     counts = [int(n) for n in args.shards.split(",")]

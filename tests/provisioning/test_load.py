@@ -436,6 +436,16 @@ def test_a_load_goes_in_jobs_of_job_rows_all_sent_before_any_is_awaited(sandbox:
     assert {f"piece{i}@contoso.example" for i in (0, 1, 2, 3, 6, 7)} <= in_org
 
 
+def test_a_row_without_an_entra_id_stops_the_request_before_any_job_is_sent(sandbox: SandboxProcess) -> None:
+    jobs = Jobs()
+    rows = [new_user(f"e{i}", f"noid{i}@contoso.example") for i in range(5)]
+    del rows[4]["_entra_id"]
+    loader = BulkLoader(session_for(sandbox), on_job_created=jobs, job_rows=2)
+    with pytest.raises(ValueError, match="row 4 of the insert request has no _entra_id"):
+        loader.run(LoadRequest(Action.CREATE, "insert", rows))
+    assert jobs.created == []
+
+
 def test_job_rows_must_be_positive(sandbox: SandboxProcess) -> None:
     with pytest.raises(ValueError, match="job_rows must be at least 1"):
         BulkLoader(session_for(sandbox), on_job_created=Jobs(), job_rows=0)

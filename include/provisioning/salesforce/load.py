@@ -288,6 +288,9 @@ class BulkLoader:
         count = len(request.rows)
         if not count:
             return []
+        for index, row in enumerate(request.rows):  # before any job is sent, not halfway
+            if _is_blank(row.get("_entra_id")):
+                raise ValueError(f"row {index} of the {request.operation} request has no _entra_id")
         sending = _Sending(request, ordered_columns(request.rows, request.key_field))
         rows, request.rows = request.rows, []
         for offset in range(0, count, self.job_rows):
@@ -339,10 +342,7 @@ class BulkLoader:
         normalise = key_normaliser(key_field)
         for at, (row, values) in enumerate(zip(rows, zip(*cells, strict=True), strict=True)):
             index = offset + at
-            entra_id = row.get("_entra_id")
-            if _is_blank(entra_id):
-                raise ValueError(f"row {index} of the {request.operation} request has no _entra_id")
-            entra_id = str(entra_id)
+            entra_id = str(row["_entra_id"])  # run checked every row has one
 
             sf_id = str(row["Id"]) if update and not _is_blank(row.get("Id")) else None
 

@@ -12,12 +12,11 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from airflow.plugins_manager import AirflowPlugin
-from entra_provisioning.ui.app import URL_PREFIX, app
+from entra_provisioning.ui import URL_PREFIX
 
 
 class ProvisioningUiPlugin(AirflowPlugin):
     name = "provisioning_ui"
-    fastapi_apps: ClassVar[list[dict[str, Any]]] = [{"app": app, "url_prefix": URL_PREFIX, "name": "Provisioning"}]
     external_views: ClassVar[list[dict[str, Any]]] = [
         {
             "name": "Provisioning",
@@ -32,3 +31,13 @@ class ProvisioningUiPlugin(AirflowPlugin):
             "url_route": "provisioning-cycle",
         },
     ]
+
+    @property
+    def fastapi_apps(self) -> list[dict[str, Any]]:  # type: ignore[override]
+        """The page's app, imported when Airflow asks for it (the api-server mounting it, ``airflow
+        plugins``), not when the plugin is loaded: every task process loads every plugin (the task
+        runner adds plugins' macros to each task's context), and the app brings FastAPI, Airflow's
+        API security modules and the engine's state queries, ~3.5 CPU-s a task process."""
+        from entra_provisioning.ui.app import app
+
+        return [{"app": app, "url_prefix": URL_PREFIX, "name": "Provisioning"}]

@@ -27,20 +27,22 @@ import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from include.provisioning import stages
 from include.provisioning.cycle import run_cycle
 from include.provisioning.engine import Engine
 from include.provisioning.model import CycleStatus, Mode
-from include.provisioning.on_demand import OnDemandOutcome
-from include.provisioning.on_demand import provision_user as _provision_user
-from include.provisioning.plan_preview import TABLE_LIMIT, PlanRow, csv_bytes, plan_rows, table_lines
 from include.provisioning.shards import Shard
 from include.provisioning.slices import AssignmentWindow
 from include.provisioning.stages import CycleContext, CycleResult, StageOutcome
 from include.provisioning.state.lease import LeaseBusyError, LeaseGrant
 from include.provisioning.workspace import Workspace
+
+if TYPE_CHECKING:  # provision on demand and the dry run's table are imported where they are used:
+    # a DAG task's process never runs the first and only a dry run's commit the second
+    from include.provisioning.on_demand import OnDemandOutcome
+    from include.provisioning.plan_preview import PlanRow
 
 StageRunner = Callable[[Engine, Workspace], StageOutcome]
 _RUNNERS: dict[str, StageRunner] = {
@@ -100,6 +102,8 @@ def sync(
 
 def provision_user(engine: Engine, upn: str, *, dry_run: bool = False, holder: str | None = None) -> OnDemandOutcome:
     """Entra's "provision on demand": one user now, with the steps shown (see ``on_demand``)."""
+    from include.provisioning.on_demand import provision_user as _provision_user
+
     if dry_run:
         return _provision_user(engine, upn, dry_run=True)
     take_lease(engine, holder or cli_holder())
@@ -123,9 +127,13 @@ PLAN_CSV = "dry-run-plan.csv"
 """The dry run's CSV in a run's workspace (the DAG); the command line names it after the cycle."""
 
 
-def plan_preview(result: CycleResult, *, limit: int = TABLE_LIMIT) -> DryRunPlan:
+def plan_preview(result: CycleResult, *, limit: int | None = None) -> DryRunPlan:
     """The dry run's plan of ``result`` for people: a table of its first ``limit`` planned actions
-    (with "… and N more") and a CSV of them all, quarantined users included."""
+    (default ``plan_preview.TABLE_LIMIT``; with "… and N more") and a CSV of them all, quarantined
+    users included."""
+    from include.provisioning.plan_preview import TABLE_LIMIT, csv_bytes, plan_rows, table_lines
+
+    limit = TABLE_LIMIT if limit is None else limit
     rows = plan_rows(result.plan, result.quarantined, profile_names=result.profile_names)
     return DryRunPlan(rows, table_lines(rows, limit), csv_bytes(rows))
 

@@ -12,13 +12,17 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from include.provisioning.graph.client import GraphSettings
-from include.provisioning.mapping import MappingTable
-from include.provisioning.salesforce.client import SalesforceSession, SalesforceSettings, connect
+from include.provisioning.graph.settings import GraphSettings
+from include.provisioning.salesforce.settings import SalesforceSettings
 from include.provisioning.settings import DEFAULT_SUITE_PATH, SyncOptions
-from include.provisioning.state import StateStore
 from include.provisioning.state.lease import DEFAULT_LEASE_TTL
+
+if TYPE_CHECKING:
+    from include.provisioning.mapping import MappingTable
+    from include.provisioning.salesforce.client import SalesforceSession
+    from include.provisioning.state import StateStore
 
 Progress = Callable[[str], None]
 
@@ -45,6 +49,10 @@ class Engine:
         """Log in on first use; the same session afterwards (it logs in again by itself when
         Salesforce says the session expired)."""
         if self._session is None:
+            # Imported here: simple-salesforce, requests and PyJWT are for the stages that talk to
+            # Salesforce, not for every task process that builds an engine.
+            from include.provisioning.salesforce.client import connect
+
             self._session = connect(self.salesforce)
         return self._session
 

@@ -17,14 +17,16 @@ deferred.
 
 from __future__ import annotations
 
+import importlib
 import importlib.abc
 import importlib.machinery
 import importlib.util
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from types import ModuleType
+from typing import Any
 
 _lock = threading.Lock()
 
@@ -76,3 +78,19 @@ def is_loaded(name: str) -> bool:
     """Whether ``name`` is imported and its code has run (False for a lazy module not read yet)."""
     module = sys.modules.get(name)
     return module is not None and type(module) is not importlib.util._LazyModule  # type: ignore[attr-defined]
+
+
+def exported_from(package: str, homes: Mapping[str, str]) -> Callable[[str], Any]:
+    """A package's module ``__getattr__`` (PEP 562) for names it re-exports from its submodules
+    (``homes``: name → submodule, relative to ``package``): the submodule is imported on the first
+    read of one of its names, not when the package is. Every task process imports a package
+    such as ``graph`` for a light module (``graph.settings``); importing the client stack with it
+    would cost every stage what only one uses. An unknown name raises ``AttributeError``."""
+
+    def attribute(name: str) -> Any:
+        home = homes.get(name)
+        if home is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        return getattr(importlib.import_module(f"{package}.{home}"), name)
+
+    return attribute

@@ -11,9 +11,9 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from include.provisioning.cycle import Engine, Progress
-from include.provisioning.graph.client import GraphSettings
+from include.provisioning.graph.settings import GraphSettings
 from include.provisioning.mapping import MappingTable
-from include.provisioning.salesforce.client import SalesforceSettings
+from include.provisioning.salesforce.settings import SalesforceSettings
 from include.provisioning.settings import (
     DEFAULT_MAPPING_PATH,
     DEFAULT_SUITE_PATH,

@@ -17,14 +17,13 @@ with the reason; ``commit`` still records the stopped cycle and its report.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import datetime as dt
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -35,9 +34,6 @@ from include.provisioning.diff import UNIQUE_FIELDS, DiffInput, plan_table
 from include.provisioning.engine import Engine
 from include.provisioning.errors import ProvisioningError
 from include.provisioning.gc_pause import collector_paused
-from include.provisioning.graph.client import GraphClient
-from include.provisioning.graph.extract import Extraction, extract
-from include.provisioning.graph.roles import sync_app_roles_from_profiles
 from include.provisioning.model import (
     Action,
     CycleStatus,
@@ -55,10 +51,7 @@ from include.provisioning.model import (
 )
 from include.provisioning.plan_table import PLAN_GROUPS, WRITE_GROUPS, PlanTable
 from include.provisioning.report import EscrowBacklog, FailureReport, failure_report
-from include.provisioning.salesforce.client import SalesforceSession
 from include.provisioning.salesforce.fields import SalesforceFieldError, field_origin, refused_job_fault
-from include.provisioning.salesforce.load import UNPROCESSED, BulkLoader, LoadRequest
-from include.provisioning.salesforce.org import fetch_profiles, fetch_users, linked_or_matching
 from include.provisioning.salesforce.profiles import resolve_profiles
 from include.provisioning.shards import Shard
 from include.provisioning.shares import percent, percent_of
@@ -69,6 +62,13 @@ from include.provisioning.state.rebuild import FullObservation, held_rows
 from include.provisioning.state.recovery import JobRecordLike, describe_settled, log_from_json, log_json
 from include.provisioning.validate import validate
 from include.provisioning.workspace import Workspace
+
+# The service clients are imported by the stages that talk to the service, not here: every task
+# process imports this module, and httpx (Graph) or simple-salesforce, requests and PyJWT
+# (Salesforce) cost each process that does not use them ~0.4 and ~0.8 CPU-s to import.
+if TYPE_CHECKING:
+    from include.provisioning.graph.extract import Extraction
+    from include.provisioning.salesforce.client import SalesforceSession
 
 STAGES = ("extract", "validate", "transform", "plan", "load", "commit")
 QUARANTINE_STAGES = ("extract", "validate", "transform", "plan")
@@ -267,6 +267,8 @@ def _recover_other_jobs(engine: Engine, cycle_id: str, now: dt.datetime) -> tupl
             by_cycle.setdefault(job.cycle_id, []).append(job)
     if not by_cycle:
         return None, []
+    from include.provisioning.salesforce.load import BulkLoader
+
     loader = BulkLoader(engine.salesforce_session(), on_job_created=lambda *args: None, progress=engine.progress)
     settled: list[LogEntry] = []
     for crashed, jobs in by_cycle.items():
@@ -414,6 +416,9 @@ async def _extract(
     """Read Graph: the tenant (full or delta), a slice of it, or one user (provision on demand,
     ``context.focus_upn``: that user's own requests only; ``UnknownUserError`` for a name Entra
     ID does not have)."""
+    from include.provisioning.graph.client import GraphClient
+    from include.provisioning.graph.extract import extract
+
     async with GraphClient(engine.graph) as client:
         return await extract(
             client,
@@ -432,6 +437,9 @@ async def _extract(
 
 
 async def _import_roles(engine: Engine, profile_names: list[str]) -> Any:
+    from include.provisioning.graph.client import GraphClient
+    from include.provisioning.graph.roles import sync_app_roles_from_profiles
+
     async with GraphClient(engine.graph) as client:
         return await sync_app_roles_from_profiles(client, engine.graph.service_principal_id, profile_names)
 
@@ -442,6 +450,8 @@ def run_extract(engine: Engine, ws: Workspace) -> StageOutcome:
     Writes ``users`` (USERS frame after scoping, before escrow holds), ``quarantine_extract``
     (users whose app roles cannot be resolved) and ``extract.json`` (mode as done, delta link to
     save, escrow-waiting ids, the number of users that must end in an outcome, requests)."""
+    import asyncio  # only this stage runs a loop (Graph's client); ~0.06 CPU-s for the others
+
     context = _enter(engine, ws, "extract")
     engine.check_lease()
     phase = _Phases(engine.progress)
@@ -462,6 +472,8 @@ def run_extract(engine: Engine, ws: Workspace) -> StageOutcome:
         if context.window is not None:  # a slice also takes older users no cycle has seen yet
             evaluated = {*engine.state.seen_roles(), *known}
     if session is not None:
+        from include.provisioning.salesforce.org import fetch_profiles
+
         with phase("roles"):
             profiles = fetch_profiles(session)
             outcome = asyncio.run(_import_roles(engine, list(profiles["Name"])))
@@ -715,6 +727,8 @@ def run_transform(engine: Engine, ws: Workspace, *, shard: Shard | None = None) 
 
 
 def _transform(engine: Engine, ws: Workspace, shard: Shard) -> StageOutcome:
+    from include.provisioning.salesforce.org import fetch_profiles
+
     context = _enter(engine, ws, "transform")
     stopped = _stopped(ws)
     if stopped:
@@ -799,6 +813,8 @@ def run_plan(engine: Engine, ws: Workspace) -> StageOutcome:
         managed = engine.state.snapshot_size() if focus else len(snapshot)
     org = None
     if session is not None:
+        from include.provisioning.salesforce.org import fetch_users, linked_or_matching
+
         with phase("org"):
             fields = [f.target for f in engine.table.fields if f.target != "ProfileName"]
             where = None
@@ -946,6 +962,8 @@ def _send(engine: Engine, session: SalesforceSession, cycle_id: str, plan: Plan)
 
     # The changes themselves name each row's user (UPN, action, display name: a ``JobRecord``'s
     # attributes), so no record per user is built for the job records.
+    from include.provisioning.salesforce.load import BulkLoader, LoadRequest
+
     who: dict[str, JobRecordLike] = {c.entra_id: c for c in plan.writes()}
 
     def remember(job_id: str, operation: str, key_field: str, keys: dict[str, str]) -> None:
@@ -996,6 +1014,8 @@ def _resume_jobs(engine: Engine, session: SalesforceSession, cycle_id: str, plan
     left open and is aborted now) is sent again. A row of a job Salesforce no longer has keeps
     its "outcome unknown" result (escrowed; the next full cycle's org query settles it). Only
     jobs of users in ``plan`` are read (another shard's load resumes its own)."""
+    from include.provisioning.salesforce.load import UNPROCESSED, BulkLoader
+
     actions = {c.entra_id: c.action for c in plan.writes()}
     loader = BulkLoader(session, on_job_created=lambda *args: None, progress=engine.progress)
     final: dict[str, tuple[RecordResult, str]] = {}

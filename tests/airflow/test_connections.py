@@ -28,7 +28,8 @@ from entra_provisioning.hooks.salesforce import salesforce_settings
 from entra_provisioning.hooks.state import DEFAULT_STATE_PATH, ProvisioningStateHook
 
 from include.provisioning.graph.client import GraphSettings
-from include.provisioning.salesforce.client import SalesforceLoginError, connect, settings_from_env
+from include.provisioning.salesforce.client import SalesforceLoginError, connect
+from include.provisioning.salesforce.settings import settings_from_env
 from include.provisioning.settings import connection_from_env, state_url_from_env
 from include.provisioning.state import StateStore
 from include.sandbox.core.envfile import write_trust_bundle

@@ -12,7 +12,8 @@ import orjson
 import pandas as pd
 import pytest
 
-from include.provisioning.graph import Extraction, GraphClient, GraphError, GraphSettings, RetryPolicy, extract
+from include.provisioning.graph import Extraction, GraphClient, GraphError, GraphSettings, RetryPolicy
+from include.provisioning.graph.extract import extract
 from include.provisioning.model import DEFAULT_ACCESS_ROLE_ID, DEFAULT_ACCESS_ROLE_VALUE, Mode
 from tests.sandbox_process import SandboxProcess
 

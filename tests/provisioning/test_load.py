@@ -14,10 +14,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from include.provisioning.model import Action, PendingJob, RecordResult
-from include.provisioning.salesforce.client import SalesforceSession, connect, settings_from_env
+from include.provisioning.salesforce.client import SalesforceSession, connect
 from include.provisioning.salesforce.jobs import get_job
 from include.provisioning.salesforce.load import BulkLoader, LoadRequest, parse_record_error
 from include.provisioning.salesforce.org import fetch_users
+from include.provisioning.salesforce.settings import settings_from_env
 from include.sandbox.salesforce.validation import make_id
 from tests.sandbox_process import SandboxProcess
 

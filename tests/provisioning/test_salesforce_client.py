@@ -21,9 +21,9 @@ from include.provisioning.salesforce.client import (
     SalesforceSettings,
     connect,
     request_kind,
-    settings_from_env,
 )
 from include.provisioning.salesforce.org import fetch_users
+from include.provisioning.salesforce.settings import settings_from_env
 from include.provisioning.settings import ConnectionSettings, SettingsError
 from tests.jwt_keys import key_and_certificate
 from tests.sandbox_process import SandboxProcess

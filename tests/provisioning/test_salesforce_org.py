@@ -15,11 +15,12 @@ import pandas as pd
 import pytest
 
 from include.provisioning.errors import is_configuration_error
-from include.provisioning.salesforce.client import SalesforceSession, connect, settings_from_env
+from include.provisioning.salesforce.client import SalesforceSession, connect
 from include.provisioning.salesforce.fields import SalesforceFieldError
 from include.provisioning.salesforce.jobs import BulkJobError
 from include.provisioning.salesforce.org import fetch_profiles, fetch_users, linked_or_matching, user_query
 from include.provisioning.salesforce.profiles import resolve_profiles
+from include.provisioning.salesforce.settings import settings_from_env
 from include.sandbox.salesforce.validation import make_id
 from tests.sandbox_process import REPO_ROOT, SandboxProcess
 

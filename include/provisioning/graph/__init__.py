@@ -8,15 +8,35 @@ The cycle calls, inside one ``asyncio.run``::
                                    delta_link=saved, known=snapshot_roles)
 """
 
-from include.provisioning.graph.client import (
-    GraphAuthError,
-    GraphClient,
-    GraphError,
-    GraphSettings,
-    RetryPolicy,
+from typing import TYPE_CHECKING
+
+from include.provisioning.lazy_modules import exported_from
+
+if TYPE_CHECKING:
+    from include.provisioning.graph.client import GraphAuthError, GraphClient, GraphError, RetryPolicy
+    from include.provisioning.graph.extract import DeltaTokenExpired, Extraction
+    from include.provisioning.graph.roles import RoleSyncResult, read_app_roles, sync_app_roles_from_profiles
+    from include.provisioning.graph.settings import GraphSettings
+
+# Imported on first use, not with the package: the engine and the Airflow hooks import
+# ``graph.settings`` (and the mapping ``graph.user_attributes``) in every task process, and only the
+# stages that talk to Graph need httpx and the client stack. ``extract`` the function is not among
+# them: once the submodule ``graph.extract`` is imported, the package's ``extract`` is that module.
+__getattr__ = exported_from(
+    __name__,
+    {
+        "GraphAuthError": "client",
+        "GraphClient": "client",
+        "GraphError": "client",
+        "RetryPolicy": "client",
+        "GraphSettings": "settings",
+        "DeltaTokenExpired": "extract",
+        "Extraction": "extract",
+        "RoleSyncResult": "roles",
+        "read_app_roles": "roles",
+        "sync_app_roles_from_profiles": "roles",
+    },
 )
-from include.provisioning.graph.extract import DeltaTokenExpired, Extraction, extract
-from include.provisioning.graph.roles import RoleSyncResult, read_app_roles, sync_app_roles_from_profiles
 
 __all__ = [
     "DeltaTokenExpired",
@@ -27,7 +47,6 @@ __all__ = [
     "GraphSettings",
     "RetryPolicy",
     "RoleSyncResult",
-    "extract",
     "read_app_roles",
     "sync_app_roles_from_profiles",
 ]

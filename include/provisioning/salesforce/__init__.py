@@ -6,16 +6,36 @@ the users (Bulk 2.0 query) and profiles; ``profiles`` turns profile names into P
 writes their CSV and ``jobs`` waits for jobs.
 """
 
-from include.provisioning.salesforce.client import (
-    SalesforceLoginError,
-    SalesforceSession,
-    SalesforceSettings,
-    connect,
+from typing import TYPE_CHECKING
+
+from include.provisioning.lazy_modules import exported_from
+
+if TYPE_CHECKING:
+    from include.provisioning.salesforce.client import SalesforceLoginError, SalesforceSession, connect
+    from include.provisioning.salesforce.jobs import BulkJobError
+    from include.provisioning.salesforce.load import BulkLoader, LoadRequest
+    from include.provisioning.salesforce.org import fetch_profiles, fetch_users
+    from include.provisioning.salesforce.profiles import resolve_profiles
+    from include.provisioning.salesforce.settings import SalesforceSettings
+
+# Imported on first use, not with the package: the engine and the Airflow hooks import
+# ``salesforce.settings`` in every task process, and only the stages that talk to Salesforce need
+# simple-salesforce, requests and PyJWT.
+__getattr__ = exported_from(
+    __name__,
+    {
+        "SalesforceLoginError": "client",
+        "SalesforceSession": "client",
+        "connect": "client",
+        "SalesforceSettings": "settings",
+        "BulkJobError": "jobs",
+        "BulkLoader": "load",
+        "LoadRequest": "load",
+        "fetch_profiles": "org",
+        "fetch_users": "org",
+        "resolve_profiles": "profiles",
+    },
 )
-from include.provisioning.salesforce.jobs import BulkJobError
-from include.provisioning.salesforce.load import BulkLoader, LoadRequest
-from include.provisioning.salesforce.org import fetch_profiles, fetch_users
-from include.provisioning.salesforce.profiles import resolve_profiles
 
 __all__ = [
     "BulkJobError",

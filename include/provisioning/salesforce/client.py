@@ -23,10 +23,8 @@ makes simple-salesforce's ``https://{domain}.salesforce.com`` login URLs land on
 from __future__ import annotations
 
 import logging
-import os
 from collections import Counter
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -39,134 +37,26 @@ from simple_salesforce.exceptions import SalesforceAuthenticationFailed, Salesfo
 from urllib3.util.retry import Retry
 
 from include.provisioning.errors import AuthenticationError
-from include.provisioning.settings import (
-    SALESFORCE_CONN_ID,
-    SECONDS,
-    ConnectionSettings,
-    SettingsError,
-    connection_from_env,
-    parse_number,
-    parse_verify,
+from include.provisioning.salesforce.settings import (  # defined apart; importers still find them here
+    CLIENT_CREDENTIALS,
+    JWT_BEARER,
+    SOAP_LOGIN,
+    SOAP_LOGIN_LAST_VERSION,
+    SalesforceSettings,
 )
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-DEFAULT_API_VERSION = "62.0"
-SOAP_LOGIN_LAST_VERSION = 64
-"""SOAP ``login()`` is unavailable from API v65.0 (Salesforce release notes, Summer '25 on)."""
-DEFAULT_TIMEOUT_SECONDS = 300.0
 RETRY_STATUSES = (429, 502, 503, 504)
 MAX_RELOGINS = 3
 """Consecutive ``INVALID_SESSION_ID`` answers to one call before giving up."""
-
-CLIENT_CREDENTIALS = "OAuth client credentials"
-JWT_BEARER = "OAuth JWT bearer"
-SOAP_LOGIN = "SOAP login()"
 
 
 class SalesforceLoginError(AuthenticationError, RuntimeError):
     """Logging in failed; the message names the method, the user or consumer key, the login
     URL and Salesforce's own error code, and never a secret."""
-
-
-@dataclass(frozen=True)
-class SalesforceSettings:
-    """What it takes to reach one org. Secrets are kept out of ``repr`` (logs, tracebacks)."""
-
-    conn_id: str = SALESFORCE_CONN_ID
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)
-    security_token: str | None = field(default=None, repr=False)
-    domain: str = "login"
-    instance_url: str | None = None
-    consumer_key: str | None = None
-    consumer_secret: str | None = field(default=None, repr=False)
-    private_key: str | None = field(default=None, repr=False)
-    private_key_file_path: str | None = None
-    version: str = DEFAULT_API_VERSION
-    verify: str | bool | None = None
-    """CA bundle path, True/False; None: ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` if set, else
-    requests' own bundle (read explicitly, because ``trust_env`` is off)."""
-    timeout: float = DEFAULT_TIMEOUT_SECONDS
-
-    @classmethod
-    def from_connection(cls, conn: ConnectionSettings) -> SalesforceSettings:
-        """Read the Airflow Salesforce provider's fields: login, password and the extras
-        ``security_token``, ``domain``, ``instance_url``, ``consumer_key``, ``consumer_secret``,
-        ``private_key`` / ``private_key_file_path``, ``version``, plus ``verify`` and ``timeout``.
-        Extras may also carry the provider's old ``extra__salesforce__`` prefix."""
-        extra = conn.extra or {}
-
-        def get(name: str) -> Any:
-            value = extra.get(name)
-            if value in (None, ""):
-                value = extra.get(f"extra__salesforce__{name}")
-            return None if value in (None, "") else value
-
-        instance_url = get("instance_url") or (_as_url(conn.host) if conn.host else None)
-        domain = get("domain") or _domain_from_instance(instance_url) or "login"
-        version = str(get("version") or DEFAULT_API_VERSION).removeprefix("v")
-        timeout_raw = get("timeout")
-        timeout = (
-            parse_number(timeout_raw, f"connection {conn.conn_id!r}: extra.timeout", SECONDS)
-            if timeout_raw is not None
-            else DEFAULT_TIMEOUT_SECONDS
-        )
-        settings = cls(
-            conn_id=conn.conn_id,
-            username=conn.login or None,
-            password=conn.password or None,
-            security_token=get("security_token"),
-            domain=str(domain),
-            instance_url=instance_url,
-            consumer_key=get("consumer_key"),
-            consumer_secret=get("consumer_secret"),
-            private_key=get("private_key"),
-            private_key_file_path=get("private_key_file_path"),
-            version=version,
-            verify=parse_verify(get("verify"), "extra.verify"),
-            timeout=timeout,
-        )
-        settings.auth_method()  # fail now, with the connection's name, when nothing fits
-        return settings
-
-    def auth_method(self) -> str:
-        """The login method these settings select (the first that has all its fields)."""
-        if self.consumer_key and self.consumer_secret:
-            return CLIENT_CREDENTIALS
-        if self.consumer_key and self.username and (self.private_key or self.private_key_file_path):
-            return JWT_BEARER
-        if self.username and self.password:
-            return SOAP_LOGIN
-        raise SettingsError(
-            f"connection {self.conn_id!r} has no complete Salesforce login: give extra.consumer_key + "
-            "extra.consumer_secret (client credentials), or extra.consumer_key + login + extra.private_key or "
-            "extra.private_key_file_path (JWT bearer), or login + password + extra.security_token (SOAP login)"
-        )
-
-    @property
-    def login_url(self) -> str:
-        return f"https://{self.domain}.salesforce.com"
-
-    def resolved_verify(self) -> str | bool:
-        if self.verify is not None:
-            return self.verify
-        return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
-
-
-def _as_url(host: str) -> str:
-    return host if "://" in host else f"https://{host}"
-
-
-def _domain_from_instance(instance_url: str | None) -> str | None:
-    """``https://acme.my.salesforce.com`` → ``acme.my`` (the My Domain login host that client
-    credentials need); anything else gives no hint."""
-    if not instance_url:
-        return None
-    host = urlsplit(instance_url).hostname or ""
-    return host.removesuffix(".salesforce.com") if host.endswith(".my.salesforce.com") else None
 
 
 # --- HTTP ------------------------------------------------------------------------------------
@@ -408,8 +298,3 @@ def connect(settings: SalesforceSettings) -> SalesforceSession:
     counts: Counter[str] = Counter()
     http = build_http_session(settings, counts)
     return SalesforceSession(settings, login(settings, http), http, counts)
-
-
-def settings_from_env(environ: Mapping[str, str] | None = None) -> SalesforceSettings:
-    """``SalesforceSettings`` from ``AIRFLOW_CONN_SALESFORCE_DEFAULT`` (CLI and tests)."""
-    return SalesforceSettings.from_connection(connection_from_env(SALESFORCE_CONN_ID, environ))

@@ -22,13 +22,10 @@ from typing import Any
 from airflow.sdk import BaseHook, Variable
 
 from entra_provisioning.hooks.connection import read_connection
-from include.provisioning.graph.client import INTERACTIVE_RETRY, GraphClient, GraphError, GraphSettings
+from include.provisioning.graph.settings import GraphSettings
 from include.provisioning.settings import GRAPH_CONN_ID, ConnectionSettings, SettingsError
 
 SERVICE_PRINCIPAL_VARIABLE = "entra_service_principal_id"
-
-TEST_RETRY = INTERACTIVE_RETRY
-"""The Test button answers a person waiting in the browser, who can press it again."""
 
 
 def service_principal_override() -> str | None:
@@ -78,6 +75,10 @@ class MsGraphHook(BaseHook):
         Returns ``(True, what was read)`` or ``(False, what to fix)``; never raises, because the
         api-server shows the message to the person who pressed Test.
         """
+        # The client stack (httpx) only for the Test button: every task process builds its engine
+        # through this hook (``get_settings``).
+        from include.provisioning.graph.client import GraphError
+
         try:
             settings = self.get_settings()
             if not settings.service_principal_id:
@@ -108,9 +109,12 @@ async def read_service_principal(settings: GraphSettings) -> dict[str, Any]:
     """``GET /servicePrincipals/{id}`` with a fresh token: the call every cycle starts with.
 
     Raises the engine's ``GraphAuthError`` (credentials, tenant, permissions; the message names
-    the connection) or ``GraphError`` (not found, unreachable, TLS).
+    the connection) or ``GraphError`` (not found, unreachable, TLS). No retries of our own: the Test
+    button answers a person waiting in the browser, who can press it again.
     """
-    async with GraphClient(settings, retry=TEST_RETRY, concurrency=1) as client:
+    from include.provisioning.graph.client import INTERACTIVE_RETRY, GraphClient
+
+    async with GraphClient(settings, retry=INTERACTIVE_RETRY, concurrency=1) as client:
         return await client.get_json(
             f"/servicePrincipals/{settings.service_principal_id}?$select=id,appId,displayName,appDisplayName",
             kind="service_principal",

@@ -12,7 +12,7 @@ the engine reads the same names plus ``verify`` (CA bundle) and ``timeout``.
 from __future__ import annotations
 
 from entra_provisioning.hooks.connection import read_connection
-from include.provisioning.salesforce.client import SalesforceSettings
+from include.provisioning.salesforce.settings import SalesforceSettings
 from include.provisioning.settings import SALESFORCE_CONN_ID
 
 

@@ -31,7 +31,6 @@ from pydantic import BaseModel
 from entra_provisioning.ui import actions, csv_export, log_query, steps
 from entra_provisioning.ui.queries import StateNotReadyError, StateReader
 
-URL_PREFIX = "/provisioning"
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
 STATIC_TYPES = {".js": "text/javascript", ".css": "text/css"}

@@ -1,6 +1,15 @@
 """Benchmark the sandbox emulators with a generated tenant, through the real clients.
 
     python scripts/benchmark_sandbox.py [--users 100000] [--seed 1] [--bulk-rows 100000]
+    python scripts/benchmark_sandbox.py --users 100 --org ORG.json --ingest insert=A.csv --ingest update=B.csv
+
+The second form measures the sandbox's own CPU on given Bulk ingest files (say the CSVs a load task
+sent, against the org fixture of that run's tenant; the small generated tenant only serves Graph):
+each job is created, its file uploaded in one ``PUT`` as the loader does, closed, polled until it
+ends and its three result sets read; it prints the sandbox process's CPU seconds (user + system)
+and the wall time of each phase, and digests of the results and of the org state afterwards (its
+timestamps left out), so two trees can be compared on the same files (run each tree's copy of this
+file with ``PYTHONPATH=<tree>``, interleaved, and compare medians).
 
 Generates a tenant + org pair (or reuses the one cached under ``.bench/`` for the same size,
 seed and generator source), starts the sandbox as users do (``python -m include.sandbox up``
@@ -19,7 +28,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import csv
+import hashlib
 import io
+import re
 import ssl
 import sys
 import tempfile
@@ -31,7 +42,7 @@ from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
+    sys.path.append(str(REPO_ROOT))  # after PYTHONPATH: the tree measured is the one it names
 
 import httpx  # noqa: E402
 import orjson  # noqa: E402
@@ -349,6 +360,84 @@ def _bulk(sandbox: SandboxProcess, report: Report, counter: Requests, rows: int)
     )
 
 
+# --- ingest files: the sandbox's CPU per phase ----------------------------------------------
+
+_TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d")
+
+
+def _without_timestamps(value: Any) -> Any:
+    """A state dump with every datetime text blanked (they differ from run to run)."""
+    if isinstance(value, dict):
+        return {key: _without_timestamps(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_without_timestamps(item) for item in value]
+    if isinstance(value, str) and _TIMESTAMP.match(value):
+        return "<time>"
+    return value
+
+
+def _ingest_job(client: Any, cpu: Callable[[], float], operation: str, path: Path) -> list[str]:
+    """One Bulk ingest job of ``path``'s rows: (phase, sandbox CPU-s, wall s) lines and a digest
+    of its three result sets. ``client`` is simple-salesforce's Bulk 2.0 client, ``cpu`` the
+    sandbox process's CPU seconds so far."""
+    data = path.read_bytes()
+    phases: list[tuple[str, float, float]] = []
+    marks = [(cpu(), time.perf_counter())]
+
+    def phase(name: str) -> None:
+        now = (cpu(), time.perf_counter())
+        phases.append((name, now[0] - marks[-1][0], now[1] - marks[-1][1]))
+        marks.append(now)
+
+    job_id = client.create_job(operation)["id"]
+    url = client._construct_request_url(job_id, False) + "/batches"
+    headers = client._get_headers(client.CSV_CONTENT_TYPE, client.JSON_CONTENT_TYPE)
+    client.session.put(url, headers=headers, data=data).raise_for_status()
+    phase("upload")
+    client.close_job(job_id)
+    while (info := client.get_job(job_id, False))["state"] not in ("JobComplete", "Failed", "Aborted"):
+        time.sleep(0.05)
+    phase("process")
+    digest = hashlib.sha256()
+    for kind in ("successfulResults", "failedResults", "unprocessedrecords"):
+        digest.update(client.get_ingest_results(job_id, kind).encode() + b"\0")
+    phase("results")
+    rows = len(data.splitlines()) - 1
+    total = sum(used for _, used, _ in phases)
+    return [
+        f"{operation} {path.name}: {rows:,} rows, {info['state']}, {info['numberRecordsFailed']:,} failed, "
+        f"results {digest.hexdigest()[:12]}",
+        *(f"  {name:8s} sandbox {used:6.2f} CPU-s  {wall:6.2f} s wall" for name, used, wall in phases),
+        f"  total    sandbox {total:6.2f} CPU-s  ({total / max(rows, 1) * 1e6:,.1f} µs a row)",
+    ]
+
+
+def _ingest(sandbox: SandboxProcess, files: list[tuple[str, Path]]) -> list[str]:
+    """Run each (operation, CSV file) as one Bulk 2.0 ingest job, in order; then the org's digest."""
+    client = _salesforce(sandbox).bulk2.User._client
+    process = psutil.Process(sandbox.proc.pid)
+
+    def cpu() -> float:
+        times = process.cpu_times()
+        return times.user + times.system
+
+    lines = [line for operation, path in files for line in _ingest_job(client, cpu, operation, path)]
+    state = sandbox.salesforce.get("/_sandbox/state", timeout=600).raise_for_status().json()
+    canonical = orjson.dumps(_without_timestamps(state), option=orjson.OPT_SORT_KEYS)
+    lines.append(f"org state {hashlib.sha256(canonical).hexdigest()[:12]} (timestamps left out)")
+    return lines
+
+
+def _ingest_files(specs: list[str]) -> list[tuple[str, Path]]:
+    files = []
+    for spec in specs:
+        operation, _, name = spec.partition("=")
+        if not name:
+            raise SystemExit(f"--ingest wants OPERATION=FILE, got {spec!r}")
+        files.append((operation, Path(name)))
+    return files
+
+
 # --- main ----------------------------------------------------------------------------------
 
 
@@ -360,7 +449,17 @@ def main(argv: list[str] | None = None) -> int:
         "--bulk-rows", type=int, default=100_000, help="rows in the Bulk 2.0 insert and the Org model's inserts"
     )
     parser.add_argument("--cache", type=Path, default=REPO_ROOT / ".bench", help="where generated tenants are kept")
+    parser.add_argument("--org", type=Path, help="the org fixture to serve instead of the generated one")
+    parser.add_argument(
+        "--ingest",
+        action="append",
+        default=[],
+        metavar="OPERATION=FILE",
+        help="only run these Bulk ingest jobs (in order) and print the sandbox's CPU per phase",
+    )
     args = parser.parse_args(argv)
+    if args.ingest:
+        return _main_ingest(args)
 
     report = Report()
     print(f"Sandbox benchmark: {args.users:,} users, seed {args.seed}, {psutil.cpu_count()} CPUs", flush=True)
@@ -391,6 +490,22 @@ def main(argv: list[str] | None = None) -> int:
     sampled = rss.sampled / 2**20
     exact = f"{peak / 2**20:,.0f} MiB (VmHWM)" if peak else "n/a"
     print(f"\nSandbox process peak RSS: {exact}; highest sample {sampled:,.0f} MiB")
+    return 0
+
+
+def _main_ingest(args: argparse.Namespace) -> int:
+    """``--ingest``: the sandbox's CPU per phase of each given job (see the module docstring)."""
+    files = _ingest_files(args.ingest)
+    report = Report()
+    fixtures = cached_fixtures(args.users, args.seed, args.cache.resolve(), report)
+    org = args.org.resolve() if args.org else fixtures / "org.json"
+    with tempfile.TemporaryDirectory(prefix="sandbox-bench-") as workdir:
+        sandbox = SandboxProcess(fixtures / "tenant.json", org, Path(workdir), startup_timeout=600)
+        try:
+            lines = _ingest(sandbox, files)
+        finally:
+            sandbox.stop()
+    print(*lines, sep="\n")
     return 0
 
 

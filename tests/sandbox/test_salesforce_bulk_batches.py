@@ -73,6 +73,7 @@ def _same(batch: list[Any], single: list[Any]) -> None:
             assert (got.status_code, got.message, got.fields) == (want.status_code, want.message, want.fields)
         else:
             assert got == want
+            assert list(got) == list(want)  # the same fields in the same (header) order
 
 
 @pytest.mark.parametrize("creating", [True, False])

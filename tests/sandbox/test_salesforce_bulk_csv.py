@@ -19,6 +19,7 @@ from include.sandbox.salesforce.bulk_csv import (
     line_ending_error,
     parse_csv,
     write_csv,
+    write_results_csv,
 )
 
 
@@ -189,3 +190,29 @@ def test_line_by_line_reading_agrees_with_reading_the_whole_text(text: str, line
         return bulk_csv.ParsedCsv(rows[0], rows[1:])
 
     assert outcome(lambda: parse_csv(text, "COMMA", line_ending)) == outcome(one_pass)
+
+
+_result_text = st.text(alphabet='ab,;|^`\t"\n\r é', max_size=12)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    width=st.integers(min_value=1, max_value=5),
+    rows=st.lists(
+        st.tuples(_result_text, _result_text, st.lists(_result_text, max_size=7)),
+        max_size=8,
+    ),
+    delimiter=st.sampled_from(sorted(DELIMITERS)),
+    line_ending=st.sampled_from(["LF", "CRLF"]),
+)
+def test_results_writer_is_write_csv_of_the_padded_rows(
+    width: int, rows: list[tuple[str, str, list[str]]], delimiter: str, line_ending: str
+) -> None:
+    """``write_results_csv`` writes what ``write_csv`` wrote for ``[sf__Id, second, *row]`` with
+    each row cut or padded to the header (how ``Job`` rendered its results before): values with
+    quotes, delimiters and line breaks, short and long rows, every delimiter and line ending."""
+    header = ["sf__Id", "sf__Error", *(f"F{i}" for i in range(width))]
+    padded = [[first, second, *(row[:width] + [""] * (width - len(row)))] for first, second, row in rows]
+    flags = [True, True] + [False] * width
+    expected = write_csv(header, padded, delimiter, line_ending, quote_header=flags)
+    assert write_results_csv(header, rows, delimiter, line_ending) == expected

@@ -248,3 +248,26 @@ def test_query_errors_at_create(jobs: BulkJobs) -> None:
     assert _error(jobs.create_query, {"operation": "query", "query": "SELEC Id FROM User"}, b"", "62.0", ADMIN)[1] == (
         "MALFORMED_QUERY"
     )
+
+
+def test_an_ingest_job_freezes_what_it_keeps_as_it_goes(jobs: BulkJobs, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The parsed upload, then each internal batch's writes, are handed to ``keep_written_state``
+    as soon as they exist (core/heap.py), not only when the job ends: the collector would walk
+    them again and again while the rest of a 200,000-row job is processed."""
+    processed: list[int] = []
+    job_of: list[Job] = []
+    monkeypatch.setattr(bulk_jobs, "CHUNK_SIZE", 2)
+    monkeypatch.setattr(bulk_jobs, "keep_written_state", lambda: processed.append(job_of[0].records_processed))
+    original = jobs._begin
+
+    def begin(job: Job) -> bool:
+        job_of.append(job)
+        return original(job)
+
+    monkeypatch.setattr(jobs, "_begin", begin)
+    job = _ingest(jobs, "\n".join([HEADER, *(_row(f"f{i}@x.example", alias=f"f{i}") for i in range(5))]) + "\n")
+    deadline = time.monotonic() + 10
+    while len(processed) < 5 and time.monotonic() < deadline:  # the job's end is frozen after it is final
+        time.sleep(0.01)
+    assert job.state == JobState.JOB_COMPLETE
+    assert processed == [0, 2, 4, 5, 5]  # after parsing, after each batch, at the end

@@ -64,6 +64,19 @@ def test_case_safe_suffix_matches_known_ids() -> None:
     assert to_id18("not-an-id") is None
 
 
+def test_case_safe_suffix_is_the_documented_arithmetic_for_every_chunk() -> None:
+    """The lookup table gives, for each 5-character chunk, the character at the number whose bit i
+    says whether character i is upper case (every one of the 32 case patterns, in each chunk)."""
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
+    for number in range(32):
+        chunk = "".join("Q" if number >> i & 1 else "q" for i in range(5))
+        for where in range(3):
+            id15 = "0" * (5 * where) + chunk + "0" * (10 - 5 * where)
+            expected = ["A", "A", "A"]
+            expected[where] = alphabet[number]
+            assert id_suffix(id15) == "".join(expected), id15
+
+
 def test_generated_ids_have_prefix_and_valid_suffix(org: Org) -> None:
     new_id = org.insert_user(user())
     assert len(new_id) == 18 and new_id.startswith("005")

@@ -224,3 +224,33 @@ def write_csv(
         for row in rows:
             out.append(delimiter.join("" if v is None else format_value(v, delimiter) for v in row))
     return newline.join(out) + newline
+
+
+def write_results_csv(
+    header: Sequence[str],
+    rows: Iterable[tuple[str, str, Sequence[str]]],
+    column_delimiter: str = "COMMA",
+    line_ending: str = "LF",
+) -> str:
+    """An ingest job's ``successfulResults`` or ``failedResults``: ``write_csv`` of
+    ``[sf__Id, second, *row]`` with the two ``sf__`` header cells quoted, where each ``row`` (the
+    values as uploaded) is cut or padded with "" to the uploaded header's width (``header``
+    holds the two ``sf__`` names, then the uploaded ones). The same text as ``write_csv``.
+
+    Why not ``write_csv``: a 200,000-row result built a list per row and joined every row twice;
+    here a row that fits the header is joined once, and the joined text shows whether any value
+    holds a quote (only then is the row written value by value)."""
+    delimiter = DELIMITERS[column_delimiter]
+    newline = LINE_ENDINGS[line_ending]
+    width = len(header) - 2
+    between = f'"{delimiter}"'
+    joined_quotes = 2 * (width - 1)  # the quotes that ``between.join`` itself puts into a row of ``width``
+    out = [write_csv(header, (), column_delimiter, line_ending, quote_header=[True, True] + [False] * width)]
+    for first, second, uploaded in rows:
+        row = uploaded if len(uploaded) == width else [*uploaded[:width], *([""] * (width - len(uploaded)))]
+        body = between.join(row)
+        if body.count('"') == joined_quotes and '"' not in first and '"' not in second:
+            out.append(f'"{first}{between}{second}{between}{body}"{newline}')
+        else:
+            out.append(delimiter.join(quote(value) for value in (first, second, *row)) + newline)
+    return "".join(out)

@@ -37,6 +37,7 @@ from include.sandbox.salesforce.bulk_csv import (
     ParsedCsv,
     parse_csv,
     write_csv,
+    write_results_csv,
 )
 from include.sandbox.salesforce.exceptions import ApiError, RecordError, SoqlError, UnknownFieldError
 from include.sandbox.salesforce.models import UPSERT_KEYS, Org, sf_datetime
@@ -213,15 +214,20 @@ class Job:
 
     def successful_csv(self) -> str:
         self._read_upload()
-        rows = (
-            [r.record_id, "true" if r.created else "false", *self._pad(r.row)] for r in self.results if r.error is None
-        )
-        return self._results_csv(["sf__Id", "sf__Created"], rows)
+        rows = ((r.record_id, "true" if r.created else "false", r.row) for r in self.results if r.error is None)
+        return self._sf_results_csv(["sf__Id", "sf__Created"], rows)
 
     def failed_csv(self) -> str:
         self._read_upload()
-        rows = ([r.record_id, r.error or "", *self._pad(r.row)] for r in self.results if r.error is not None)
-        return self._results_csv(["sf__Id", "sf__Error"], rows)
+        rows = ((r.record_id, r.error or "", r.row) for r in self.results if r.error is not None)
+        return self._sf_results_csv(["sf__Id", "sf__Error"], rows)
+
+    def _sf_results_csv(self, sf_columns: list[str], rows: Iterable[tuple[str, str, list[str]]]) -> str:
+        """``_results_csv`` of rows ``(sf__Id, sf__Created or sf__Error, uploaded row)``, the row
+        padded or cut to the header (``write_results_csv``)."""
+        if not self.header:  # nothing was ever uploaded
+            return ""
+        return write_results_csv([*sf_columns, *self.header], rows, self.column_delimiter, self.line_ending)
 
     def unprocessed_csv(self) -> str:
         self._read_upload()
@@ -593,6 +599,7 @@ class BulkJobs:
             self._finish(job, JobState.FAILED, exc.message)
             return
         job.header, job.rows = parsed.header, parsed.rows
+        keep_written_state()
         try:
             columns = self._resolve_header(org, job, parsed)
         except UnknownFieldError as exc:
@@ -613,6 +620,7 @@ class BulkJobs:
                 job.records_failed += failed
                 job.processing_seconds = time.monotonic() - started
                 job.touch()
+            keep_written_state()
         job.processing_seconds = time.monotonic() - started
         self._finish(job, JobState.JOB_COMPLETE)
 

@@ -103,9 +103,12 @@ def sf_datetime(moment: datetime | None = None) -> str:
     return f"{_second_cache[1]}{int((now - second) * 1000):03d}+0000"
 
 
+_USER_TYPES = {"Chatter Free": "CsnOnly", "Chatter External": "CspLitePortal"}
+
+
 def license_user_type(license_name: str) -> str:
     """``User.UserType`` follows the profile's licence (User object reference, UserType)."""
-    return {"Chatter Free": "CsnOnly", "Chatter External": "CspLitePortal"}.get(license_name, "Standard")
+    return _USER_TYPES.get(license_name, "Standard")
 
 
 @dataclass

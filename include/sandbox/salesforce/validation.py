@@ -19,6 +19,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import compress, repeat
+from operator import is_
 from typing import Any
 
 from include.sandbox.salesforce.exceptions import RecordError, UnknownFieldError
@@ -46,6 +48,14 @@ _CASE_BITS = str.maketrans(
 )
 
 
+_CHUNK_SUFFIX: dict[str, str] = {
+    format(number, "05b")[::-1]: _SUFFIX_ALPHABET[number] for number in range(len(_SUFFIX_ALPHABET))
+}
+"""A chunk's case bits as ``_CASE_BITS`` writes them (character 0 first) → its suffix character:
+the bits read backwards are the number indexing ``A..Z0..5``. A lookup instead of ``int(..., 2)``
+of a reversed slice: every Bulk insert row makes an id."""
+
+
 def id_suffix(id15: str) -> str:
     """The 3-character case-safe suffix of a 15-character id.
 
@@ -53,11 +63,7 @@ def id_suffix(id15: str) -> str:
     the chunk is an upper-case letter, and the 5-bit number indexes ``A..Z0..5``.
     """
     bits = id15.translate(_CASE_BITS)
-    return (
-        _SUFFIX_ALPHABET[int(bits[4::-1], 2)]
-        + _SUFFIX_ALPHABET[int(bits[9:4:-1], 2)]
-        + _SUFFIX_ALPHABET[int(bits[14:9:-1], 2)]
-    )
+    return _CHUNK_SUFFIX[bits[:5]] + _CHUNK_SUFFIX[bits[5:10]] + _CHUNK_SUFFIX[bits[10:15]]
 
 
 @lru_cache(maxsize=65536)
@@ -278,7 +284,7 @@ class UserSchema:
         kept_names: list[str] = []
         kept: list[list[Any]] = []
         failing: list[dict[int, RecordError]] = []
-        sparse = False
+        sparse: list[tuple[str, list[Any]]] = []  # the kept columns that leave values out
         for name, values in zip(names, columns, strict=True):
             field, convert = self._plan[name.lower()]
             column, failed = _convert_column(field, convert, values, creating=creating, null=null)
@@ -287,15 +293,15 @@ class UserSchema:
             if column is not None:
                 kept_names.append(name)
                 kept.append(column)
-                sparse = sparse or "" in values
-        records: list[dict[str, Any] | RecordError]
-        if not sparse:
-            records = [dict(zip(kept_names, values, strict=True)) for values in zip(*kept, strict=True)]
-        else:
-            records = [
-                {name: value for name, value in zip(kept_names, values, strict=True) if value is not _ABSENT}
-                for values in zip(*kept, strict=True)
-            ]
+                if "" in values:
+                    sparse.append((name, column))
+        built = [dict(zip(kept_names, values, strict=True)) for values in zip(*kept, strict=True)]
+        for name, column in sparse:
+            # a value left out is not part of its record: the few are dropped from the whole
+            # records (the rest keep header order), cheaper than filtering every value of every row
+            for position in compress(range(len(column)), map(is_, column, repeat(_ABSENT))):
+                del built[position][name]
+        records: list[dict[str, Any] | RecordError] = list(built)
         if not kept:  # only an Id column (or none)
             records = [{} for _ in rows]
         for position in sorted({position for failed in failing for position in failed}):

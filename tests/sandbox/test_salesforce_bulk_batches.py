@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 import pytest
 
+from include.sandbox.salesforce import bulk_jobs
 from include.sandbox.salesforce.bulk_jobs import TERMINAL, BulkJobs, Job
 from include.sandbox.salesforce.exceptions import RecordError
 from include.sandbox.salesforce.models import Org
@@ -128,7 +129,10 @@ def _csv(text: str) -> list[list[str]]:
     return list(csv.reader(io.StringIO(text)))
 
 
-def test_insert_then_update_job_results_row_by_row() -> None:
+@pytest.mark.parametrize("convert_batch", [1, 5, bulk_jobs.CONVERT_BATCH])
+def test_insert_then_update_job_results_row_by_row(convert_batch: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same results and org writes whatever slices a chunk's rows are converted in."""
+    monkeypatch.setattr(bulk_jobs, "CONVERT_BATCH", convert_batch)
     org = Org.load(orjson.loads((FIXTURES / "example-org.json").read_bytes()))
     jobs = BulkJobs(lambda: org, queue_delay=0)
     rows = _rows()

@@ -23,7 +23,7 @@ import queue
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -49,6 +49,8 @@ logger = logging.getLogger(__name__)
 
 CHUNK_SIZE = 10_000
 """Records per internal batch (Bulk API 2.0 limits: "processed in chunks of 10,000")."""
+CONVERT_BATCH = 1_000
+"""Rows converted at a time within a chunk (``UserSchema.convert_rows``), then written."""
 MAX_UPLOAD_BASE64 = 150 * 1024 * 1024
 """Upload Job Data: at most 150 MB once base64-encoded (about 100 MB of raw CSV)."""
 DEFAULT_QUERY_PAGE = 50_000
@@ -642,9 +644,9 @@ class BulkJobs:
     ) -> Callable[[list[list[str]]], list[RowResult]]:
         """Apply one internal batch of rows, in order; a result per row.
 
-        Inserts and updates convert the batch's values column by column first
-        (``UserSchema.convert_rows``: the same checks and the same first error per row as one
-        row at a time, the repetition saved), then write row by row with every org rule
+        Inserts and updates convert the batch's values column by column, ``CONVERT_BATCH`` rows
+        at a time (``UserSchema.convert_rows``: the same checks and the same first error per row
+        as one row at a time, the repetition saved), and write those rows one by one with every org rule
         (uniqueness, references, licences) in upload order. Other operations, and rows whose
         width is not the header's, go one row at a time through ``apply``."""
         if job.operation not in ("insert", "update"):
@@ -654,9 +656,15 @@ class BulkJobs:
         actor = job.created_by_id
         id_index = columns.index("Id") if "Id" in columns else None
 
+        def converted(whole: list[list[str]]) -> Iterator[dict[str, Any] | RecordError]:
+            # a slice at a time, as the rows are written: a record is still in the CPU's caches
+            # when it is inserted (each row's record depends on that row alone)
+            for start in range(0, len(whole), CONVERT_BATCH):
+                part = whole[start : start + CONVERT_BATCH]
+                yield from SCHEMA.convert_rows(columns, part, creating=creating, null=NULL_VALUE)
+
         def apply_chunk(rows: list[list[str]]) -> list[RowResult]:
-            whole = [row for row in rows if len(row) == width]
-            records = iter(SCHEMA.convert_rows(columns, whole, creating=creating, null=NULL_VALUE))
+            records = converted([row for row in rows if len(row) == width])
             results: list[RowResult] = []
             for row in rows:
                 if len(row) != width:

@@ -646,9 +646,9 @@ class BulkJobs:
 
         Inserts and updates convert the batch's values column by column, ``CONVERT_BATCH`` rows
         at a time (``UserSchema.convert_rows``: the same checks and the same first error per row
-        as one row at a time, the repetition saved), and write those rows one by one with every org rule
-        (uniqueness, references, licences) in upload order. Other operations, and rows whose
-        width is not the header's, go one row at a time through ``apply``."""
+        as one row at a time, the repetition saved), and write those rows one by one with every
+        org rule (uniqueness, references, licences) in upload order. Other operations, and rows
+        whose width is not the header's, go one row at a time through ``apply``."""
         if job.operation not in ("insert", "update"):
             return lambda rows: [apply(row) for row in rows]
         width = len(columns)

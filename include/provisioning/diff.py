@@ -36,12 +36,15 @@ The rules (Entra's, see ``docs/external-apis.md``):
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from include.provisioning.gc_pause import collector_paused
 from include.provisioning.model import (
@@ -51,10 +54,12 @@ from include.provisioning.model import (
     Plan,
     PlannedChange,
     QuarantinedUser,
+    salesforce_name,
 )
-from include.provisioning.plan_table import GROUP_OF_ACTION, NO_GROUP, PersonTexts, PlanTable, Segment
+from include.provisioning.plan_table import GROUP_OF_ACTION, NO_GROUP, PersonTexts, PlanColumns, PlanTable, Segment
 from include.provisioning.settings import SyncOptions
 from include.provisioning.shares import percent, percent_of
+from include.provisioning.state.codec import json_bytes
 
 USERNAME = "Username"
 IS_ACTIVE = "IsActive"
@@ -742,8 +747,13 @@ class _Creates:
         self.columns = [*desired.columns, *(name for name in defaults if name not in desired)]
         if IS_ACTIVE not in self.columns:
             self.columns.append(IS_ACTIVE)
-        # FieldChange is immutable, so a repeated value (a profile, a locale) shares one object.
-        self.shared = {name: _shared_changes(self._column(name, self.mapped_row)) for name in self.columns}
+
+    @functools.cached_property
+    def shared(self) -> dict[str, dict[Any, FieldChange]]:
+        """By field, one ``FieldChange`` per repeated value (a profile, a locale: it is immutable,
+        so its creates share it). Made when ``build`` first needs it: the plan file's creates are
+        encoded from columns (``plan_columns``), which need none (a full read of every column)."""
+        return {name: _shared_changes(self._column(name, self.mapped_row)) for name in self.columns}
 
     def keep(self, rows: np.ndarray) -> None:
         """Only the creates at ``rows`` go ahead (the rest were held)."""
@@ -782,6 +792,85 @@ class _Creates:
             match = planner._match_value(person, sent)
             built.append(planner._change(person, Action.CREATE, changes=changes, desired=sent, match_value=match))
         return built
+
+    def plan_columns(self, rows: np.ndarray, *, named: bool) -> PlanColumns | None:
+        """``build(rows)`` as the plan file's columns (``ColumnSegment``): the same values, each
+        field's JSON made once per distinct value and the rows' objects joined by Arrow."""
+        planner, people = self.planner, self.planner.people
+        frame = self.frame(rows)
+        names = list(frame.columns)
+        persons = self.people[rows]
+        if not all(isinstance(name, str) for name in names):
+            return None
+        values = {name: _objects(frame[name].where(frame[name] != "", None)) for name in names}
+        try:
+            fields = [_json_fields(name, values[name]) for name in names]
+            roles = [json_bytes(people.roles(person)).decode() for person in persons.tolist()]
+        except TypeError:  # a value JSON cannot hold: the objects' encoding names the user
+            return None
+        display_names = [people.display_name[person] for person in persons.tolist()]
+        if named:
+            parts = {name: values[name] for name in ("FirstName", "LastName") if name in values}
+            for i, name in enumerate(display_names):
+                if name is None:
+                    display_names[i] = salesforce_name({part: column[i] for part, column in parts.items()})
+        return {
+            "entra_id": [planner.entra_ids[person] for person in persons.tolist()],
+            "upn": [people.upn[person] for person in persons.tolist()],
+            "action": [Action.CREATE.value] * len(rows),
+            "sf_id": [None] * len(rows),
+            "match_value": self._match_values(persons, values),
+            "changes": _json_objects([change for _, change in fields], len(rows)),
+            "desired": _json_objects([value for value, _ in fields], len(rows)),
+            "roles": roles,
+            "display_name": display_names,
+        }
+
+    def _match_values(self, persons: np.ndarray, values: dict[str, np.ndarray]) -> list[Any]:
+        """``_Planner._match_value`` of each of ``persons`` (its create's values ``values``, None
+        where not sent): the first matching field sent, else the link's value."""
+        links = self.planner.links
+        matched = np.empty(len(persons), dtype=object)
+        matched[:] = [links.match_value[person] for person in persons.tolist()]
+        fresh = (links.target[persons] >= 0) & ~links.from_snapshot[persons]
+        chosen = fresh.copy()
+        for name in self.planner.d.matching:
+            column = values.get(name)
+            if column is None:
+                continue
+            sent = np.fromiter((value is not None for value in column), dtype=bool, count=len(column))
+            take = sent & ~chosen
+            matched[take] = column[take]
+            chosen |= take
+        return matched.tolist()
+
+
+def _json_fields(name: str, values: np.ndarray) -> tuple[pa.Array, pa.Array]:
+    """The JSON members of field ``name`` for each row's ``desired`` (``,"name":value``) and
+    ``changes`` (``,"name":[null,value]``), null where the value is None (not sent). Each distinct
+    value is encoded once when the column is all text or all booleans (a factorized mixed column
+    would take ``1`` for ``True``); else value by value."""
+    key = "," + json_bytes(name).decode() + ":"
+    if pd.api.types.infer_dtype(values, skipna=True) in ("string", "boolean", "empty"):
+        codes, uniques = pd.factorize(values)
+        texts = [json_bytes(value).decode() for value in uniques.tolist()]
+        desired = np.array([*(key + text for text in texts), None], dtype=object)[codes]
+        changes = np.array([*(f"{key}[null,{text}]" for text in texts), None], dtype=object)[codes]
+    else:
+        texts = [None if value is None else json_bytes(value).decode() for value in values.tolist()]
+        desired = np.array([None if text is None else key + text for text in texts], dtype=object)
+        changes = np.array([None if text is None else f"{key}[null,{text}]" for text in texts], dtype=object)
+    return pa.array(desired, pa.string()), pa.array(changes, pa.string())
+
+
+def _json_objects(members: list[pa.Array], size: int) -> pa.Array:
+    """``{...}`` of each row's non-null ``members`` (each text starting with a comma), in order:
+    the JSON object ``json_bytes`` makes of the row's dict. The braces are columns of their own
+    so no row is all null (Arrow's join drops such a row: pyarrow 26), and the comma after the
+    opening brace is dropped (the first ``{,`` of a row is its start)."""
+    opening, closing = pa.array(["{"] * size, pa.string()), pa.array(["}"] * size, pa.string())
+    joined = pc.binary_join_element_wise(opening, *members, closing, "", null_handling="skip")
+    return pc.replace_substring(joined, "{,", "{", max_replacements=1)
 
 
 class _Stayers:

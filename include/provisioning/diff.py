@@ -802,15 +802,25 @@ class _Creates:
         persons = self.people[rows]
         if not all(isinstance(name, str) for name in names):
             return None
-        values = {name: _objects(frame[name].where(frame[name] != "", None)) for name in names}
+        values: dict[str, np.ndarray] = {}  # as ``build`` sends them (None: not sent), where needed
+
+        def value_of(name: str) -> np.ndarray:
+            if name not in values:
+                values[name] = _objects(frame[name].where(frame[name] != "", None))
+            return values[name]
+
         try:
-            fields = [_json_fields(name, values[name]) for name in names]
+            fields = []
+            for name in names:
+                plain = _plain_text(frame[name])
+                fields.append(_json_fields(name, value_of(name)) if plain is None else _text_fields(name, plain))
             roles = [json_bytes(people.roles(person)).decode() for person in persons.tolist()]
         except TypeError:  # a value JSON cannot hold: the objects' encoding names the user
             return None
+        matching = {name: value_of(name) for name in planner.d.matching if name in frame}
         display_names = [people.display_name[person] for person in persons.tolist()]
         if named:
-            parts = {name: values[name] for name in ("FirstName", "LastName") if name in values}
+            parts = {name: value_of(name) for name in ("FirstName", "LastName") if name in frame}
             for i, name in enumerate(display_names):
                 if name is None:
                     display_names[i] = salesforce_name({part: column[i] for part, column in parts.items()})
@@ -819,7 +829,7 @@ class _Creates:
             "upn": [people.upn[person] for person in persons.tolist()],
             "action": [Action.CREATE.value] * len(rows),
             "sf_id": [None] * len(rows),
-            "match_value": self._match_values(persons, values),
+            "match_value": self._match_values(persons, matching),
             "changes": _json_objects([change for _, change in fields], len(rows)),
             "desired": _json_objects([value for value, _ in fields], len(rows)),
             "roles": roles,
@@ -861,6 +871,33 @@ def _json_fields(name: str, values: np.ndarray) -> tuple[pa.Array, pa.Array]:
         desired = np.array([None if text is None else key + text for text in texts], dtype=object)
         changes = np.array([None if text is None else f"{key}[null,{text}]" for text in texts], dtype=object)
     return pa.array(desired, pa.string()), pa.array(changes, pa.string())
+
+
+_JSON_ESCAPED = r'["\\\x00-\x1f]'
+"""The characters orjson writes escaped in a JSON string (a quote, a backslash, a control
+character), as an RE2 pattern; text without any is its own JSON string between quotes."""
+
+
+def _plain_text(column: pd.Series) -> pa.Array | None:
+    """The values of an Arrow-backed text column as Arrow text (null for a missing value or "",
+    which a create does not send) when none needs a JSON escape; else None (the values go the
+    Python way, ``_json_fields``): a million creates' names and addresses need no Python string
+    each then."""
+    if not (isinstance(column.dtype, pd.StringDtype) and column.dtype.storage == "pyarrow"):
+        return None
+    text = pa.array(column.array)
+    text = (text.combine_chunks() if isinstance(text, pa.ChunkedArray) else text).cast(pa.string())
+    if pc.any(pc.match_substring_regex(text, _JSON_ESCAPED)).as_py():
+        return None
+    return pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text)
+
+
+def _text_fields(name: str, text: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """``_json_fields`` of ``_plain_text`` values: each quoted as it is, null staying null."""
+    key = "," + json_bytes(name).decode() + ":"
+    desired = pc.binary_join_element_wise(pa.scalar(key + '"'), text, pa.scalar('"'), "")
+    changes = pc.binary_join_element_wise(pa.scalar(key + '[null,"'), text, pa.scalar('"]'), "")
+    return desired, changes
 
 
 def _json_objects(members: list[pa.Array], size: int) -> pa.Array:

@@ -714,3 +714,19 @@ def test_a_create_value_json_cannot_hold_is_named_as_before() -> None:
     world = World([entra(1), entra(2, Title=object())])
     with pytest.raises(StateError, match="planned change of e2: cannot be stored as JSON"):
         list(PLAN.encode_batches(plan_table(world.diff_input())))
+
+
+def test_text_needing_no_json_escape_is_quoted_as_it_is_the_rest_goes_through_json() -> None:
+    """A create's Arrow text column is written as JSON strings by Arrow only when no value needs an
+    escape: then the members are those ``json_bytes`` makes of each value (missing and "" not
+    sent); a quote, a backslash or a control character sends the column the Python way."""
+    plain = pd.Series(["a", None, "", "é 中 😀 /<>'", "x" * 300], dtype="str")
+    text = diff_module._plain_text(plain)
+    assert text is not None
+    python = diff_module._objects(plain.where(plain != "", None))
+    assert [a.to_pylist() for a in diff_module._text_fields("Title", text)] == [
+        a.to_pylist() for a in diff_module._json_fields("Title", python)
+    ]
+    for escaped in ['say "hi"', "back\\slash", "line\nbreak", "tab\t", "bell\x07", "\x1f"]:
+        assert diff_module._plain_text(pd.Series(["plain", escaped], dtype="str")) is None
+    assert diff_module._plain_text(pd.Series(["a", 1], dtype=object)) is None

@@ -323,7 +323,9 @@ class PlanCodec:
 def _rebatched(pieces: Iterable[pa.Table], size: int, schema: pa.Schema) -> Iterator[pa.Table]:
     """The rows of ``pieces`` (tables of ``schema``) again in tables of ``size`` rows (the last one
     shorter), in order: a plan file's row groups are the same however its rows were made. At least
-    one table (empty when there are no rows)."""
+    one table (empty when there are no rows). A table cut across pieces is made one chunk per
+    column, as a table built whole is: the Parquet writer's pages follow the chunks, and the file
+    is then byte for byte the one the changes' encoding wrote."""
     pending: list[pa.Table] = []
     count = 0
     given = False
@@ -334,15 +336,19 @@ def _rebatched(pieces: Iterable[pa.Table], size: int, schema: pa.Schema) -> Iter
         count += piece.num_rows
         while count >= size:
             whole = pending[0] if len(pending) == 1 else pa.concat_tables(pending)
-            yield whole if whole.num_rows == size else whole.slice(0, size)
+            yield _one_chunk(whole if whole.num_rows == size else whole.slice(0, size))
             given = True
             rest = whole.slice(size)
             pending = [rest] if rest.num_rows else []
             count -= size
     if count:
-        yield pending[0] if len(pending) == 1 else pa.concat_tables(pending)
+        yield _one_chunk(pending[0] if len(pending) == 1 else pa.concat_tables(pending))
     elif not given:
         yield schema.empty_table()
+
+
+def _one_chunk(table: pa.Table) -> pa.Table:
+    return table.combine_chunks() if any(column.num_chunks > 1 for column in table.columns) else table
 
 
 _PART_METADATA = attrs_metadata({"meta": {"held_back_reason": None, "quarantined": []}})

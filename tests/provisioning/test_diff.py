@@ -666,7 +666,9 @@ def test_the_plan_built_a_few_users_at_a_time_is_the_plan_built_whole(
     assert ws.get("plan", PLAN) == whole
 
 
-def test_creates_encoded_from_columns_are_the_rows_of_their_built_changes(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_creates_encoded_from_columns_are_the_rows_of_their_built_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The plan file's creates are encoded from the diff's columns (``_Creates.plan_columns``), no
     ``PlannedChange`` per user: row group by row group, the same Arrow tables (and metadata) as
     encoding the built changes, whatever the values: text JSON escapes, "" and None (defaults or
@@ -703,6 +705,10 @@ def test_creates_encoded_from_columns_are_the_rows_of_their_built_changes(monkey
     assert [t.num_rows for t in from_columns] == [t.num_rows for t in from_changes] == [3, 3, 3]
     for mine, theirs in zip(from_columns, from_changes, strict=True):
         assert mine.equals(theirs, check_metadata=True)
+    Workspace(tmp_path / "columns").put("plan", table, PLAN)
+    Workspace(tmp_path / "changes").put("plan", table.to_plan(), PLAN)
+    files = [(tmp_path / name / "plan.parquet").read_bytes() for name in ("columns", "changes")]
+    assert files[0] == files[1]
     creates = pd.concat([t.to_pandas() for t in from_columns]).query("group == 'creates'")
     assert creates["display_name"].tolist()[4] == "First5 Last5"  # named from the create's values
     assert creates["desired"].tolist()[0].startswith('{"Username":"user1@contoso.example"')

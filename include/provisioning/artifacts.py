@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 
 from include.provisioning.gc_pause import collector_paused
 from include.provisioning.model import Action, Plan, PlannedChange, QuarantinedUser, RecordResult
-from include.provisioning.plan_table import PLAN_GROUPS, WRITE_GROUPS, PlanTable
+from include.provisioning.plan_table import PLAN_GROUPS, WRITE_GROUPS, PlanColumns, PlanTable
 from include.provisioning.shards import Shard, shard_numbers
 from include.provisioning.state.codec import (
     ChangesDecoder,
@@ -145,20 +145,39 @@ class PlanCodec:
         from a ``PlanTable``, their ``PlannedChange`` objects)."""
         meta = self._meta(plan)
         schema = self.schema.with_metadata(attrs_metadata({"meta": meta}))
-        pairs = (
-            plan.grouped()
-            if isinstance(plan, PlanTable)
-            else ((group, change) for group in PLAN_GROUPS for change in getattr(plan, group))
-        )
-        first = True
         # Paused across the batches too (and so while the caller writes each): with a million
         # changes alive, every collection the batches' rows triggered rescanned all of them.
         with collector_paused():
+            yield from _rebatched(self._pieces(plan, schema), ENCODE_BATCH, schema)
+
+    def _pieces(self, plan: Plan | PlanTable, schema: pa.Schema) -> Iterator[pa.Table]:
+        """The plan's rows in order, as tables of any size: a ``PlanTable``'s batches its segments
+        give as columns (``PlanTable.encoded``: a first sync's creates) without a ``PlannedChange``
+        per user, the others from the changes."""
+        if not isinstance(plan, PlanTable):
+            pairs = ((group, change) for group in PLAN_GROUPS for change in getattr(plan, group))
             while batch := list(islice(pairs, ENCODE_BATCH)):
                 yield self._table(batch, schema)
-                first = False
-            if first:
-                yield self._table([], schema)
+            return
+        for group in PLAN_GROUPS:
+            for part in plan.encoded(group):
+                if isinstance(part, list):
+                    for start in range(0, len(part), ENCODE_BATCH):
+                        yield self._table([(group, c) for c in part[start : start + ENCODE_BATCH]], schema)
+                else:
+                    yield self._column_table(group, part, schema)
+
+    @staticmethod
+    def _column_table(group: str, columns: PlanColumns, schema: pa.Schema) -> pa.Table:
+        """A ``PlanColumns`` batch of ``group`` as a table of ``schema`` (what ``_table`` makes of
+        the same changes)."""
+        size = len(columns["entra_id"])
+        values = {"group": [group] * size, **columns}
+        arrays = [
+            value if isinstance(value, pa.Array) else pa.array(value, pa.string(), from_pandas=True)
+            for value in (values[name] for name in PLAN_COLUMNS)
+        ]
+        return pa.Table.from_arrays(arrays, schema=schema)
 
     def _table(self, batch: list[tuple[str, PlannedChange]], schema: pa.Schema) -> pa.Table:
         """The rows of ``batch`` as a table of ``schema``, built from the columns' Python values
@@ -299,6 +318,37 @@ class PlanCodec:
             if append is None:
                 append = appends[name] = getattr(plan, name).append
             append(change)
+
+
+def _rebatched(pieces: Iterable[pa.Table], size: int, schema: pa.Schema) -> Iterator[pa.Table]:
+    """The rows of ``pieces`` (tables of ``schema``) again in tables of ``size`` rows (the last one
+    shorter), in order: a plan file's row groups are the same however its rows were made. At least
+    one table (empty when there are no rows). A table cut across pieces is made one chunk per
+    column, as a table built whole is: the Parquet writer's pages follow the chunks, and the file
+    is then byte for byte the one the changes' encoding wrote."""
+    pending: list[pa.Table] = []
+    count = 0
+    given = False
+    for piece in pieces:
+        if not piece.num_rows:
+            continue
+        pending.append(piece)
+        count += piece.num_rows
+        while count >= size:
+            whole = pending[0] if len(pending) == 1 else pa.concat_tables(pending)
+            yield _one_chunk(whole if whole.num_rows == size else whole.slice(0, size))
+            given = True
+            rest = whole.slice(size)
+            pending = [rest] if rest.num_rows else []
+            count -= size
+    if count:
+        yield _one_chunk(pending[0] if len(pending) == 1 else pa.concat_tables(pending))
+    elif not given:
+        yield schema.empty_table()
+
+
+def _one_chunk(table: pa.Table) -> pa.Table:
+    return table.combine_chunks() if any(column.num_chunks > 1 for column in table.columns) else table
 
 
 _PART_METADATA = attrs_metadata({"meta": {"held_back_reason": None, "quarantined": []}})

@@ -36,12 +36,15 @@ The rules (Entra's, see ``docs/external-apis.md``):
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from include.provisioning.gc_pause import collector_paused
 from include.provisioning.model import (
@@ -51,10 +54,12 @@ from include.provisioning.model import (
     Plan,
     PlannedChange,
     QuarantinedUser,
+    salesforce_name,
 )
-from include.provisioning.plan_table import GROUP_OF_ACTION, NO_GROUP, PersonTexts, PlanTable, Segment
+from include.provisioning.plan_table import GROUP_OF_ACTION, NO_GROUP, PersonTexts, PlanColumns, PlanTable, Segment
 from include.provisioning.settings import SyncOptions
 from include.provisioning.shares import percent, percent_of
+from include.provisioning.state.codec import json_bytes
 
 USERNAME = "Username"
 IS_ACTIVE = "IsActive"
@@ -742,8 +747,13 @@ class _Creates:
         self.columns = [*desired.columns, *(name for name in defaults if name not in desired)]
         if IS_ACTIVE not in self.columns:
             self.columns.append(IS_ACTIVE)
-        # FieldChange is immutable, so a repeated value (a profile, a locale) shares one object.
-        self.shared = {name: _shared_changes(self._column(name, self.mapped_row)) for name in self.columns}
+
+    @functools.cached_property
+    def shared(self) -> dict[str, dict[Any, FieldChange]]:
+        """By field, one ``FieldChange`` per repeated value (a profile, a locale: it is immutable,
+        so its creates share it). Made when ``build`` first needs it: the plan file's creates are
+        encoded from columns (``plan_columns``), which need none (a full read of every column)."""
+        return {name: _shared_changes(self._column(name, self.mapped_row)) for name in self.columns}
 
     def keep(self, rows: np.ndarray) -> None:
         """Only the creates at ``rows`` go ahead (the rest were held)."""
@@ -782,6 +792,122 @@ class _Creates:
             match = planner._match_value(person, sent)
             built.append(planner._change(person, Action.CREATE, changes=changes, desired=sent, match_value=match))
         return built
+
+    def plan_columns(self, rows: np.ndarray, *, named: bool) -> PlanColumns | None:
+        """``build(rows)`` as the plan file's columns (``ColumnSegment``): the same values, each
+        field's JSON made once per distinct value and the rows' objects joined by Arrow."""
+        planner, people = self.planner, self.planner.people
+        frame = self.frame(rows)
+        names = list(frame.columns)
+        persons = self.people[rows]
+        if not all(isinstance(name, str) for name in names):
+            return None
+        values: dict[str, np.ndarray] = {}  # as ``build`` sends them (None: not sent), where needed
+
+        def value_of(name: str) -> np.ndarray:
+            if name not in values:
+                values[name] = _objects(frame[name].where(frame[name] != "", None))
+            return values[name]
+
+        try:
+            fields = []
+            for name in names:
+                plain = _plain_text(frame[name])
+                fields.append(_json_fields(name, value_of(name)) if plain is None else _text_fields(name, plain))
+            roles = [json_bytes(people.roles(person)).decode() for person in persons.tolist()]
+        except TypeError:  # a value JSON cannot hold: the objects' encoding names the user
+            return None
+        matching = {name: value_of(name) for name in planner.d.matching if name in frame}
+        display_names = [people.display_name[person] for person in persons.tolist()]
+        if named:
+            parts = {name: value_of(name) for name in ("FirstName", "LastName") if name in frame}
+            for i, name in enumerate(display_names):
+                if name is None:
+                    display_names[i] = salesforce_name({part: column[i] for part, column in parts.items()})
+        return {
+            "entra_id": [planner.entra_ids[person] for person in persons.tolist()],
+            "upn": [people.upn[person] for person in persons.tolist()],
+            "action": [Action.CREATE.value] * len(rows),
+            "sf_id": [None] * len(rows),
+            "match_value": self._match_values(persons, matching),
+            "changes": _json_objects([change for _, change in fields], len(rows)),
+            "desired": _json_objects([value for value, _ in fields], len(rows)),
+            "roles": roles,
+            "display_name": display_names,
+        }
+
+    def _match_values(self, persons: np.ndarray, values: dict[str, np.ndarray]) -> list[Any]:
+        """``_Planner._match_value`` of each of ``persons`` (its create's values ``values``, None
+        where not sent): the first matching field sent, else the link's value."""
+        links = self.planner.links
+        matched = np.empty(len(persons), dtype=object)
+        matched[:] = [links.match_value[person] for person in persons.tolist()]
+        fresh = (links.target[persons] >= 0) & ~links.from_snapshot[persons]
+        chosen = fresh.copy()
+        for name in self.planner.d.matching:
+            column = values.get(name)
+            if column is None:
+                continue
+            sent = np.fromiter((value is not None for value in column), dtype=bool, count=len(column))
+            take = sent & ~chosen
+            matched[take] = column[take]
+            chosen |= take
+        return matched.tolist()
+
+
+def _json_fields(name: str, values: np.ndarray) -> tuple[pa.Array, pa.Array]:
+    """The JSON members of field ``name`` for each row's ``desired`` (``,"name":value``) and
+    ``changes`` (``,"name":[null,value]``), null where the value is None (not sent). Each distinct
+    value is encoded once when the column is all text or all booleans (a factorized mixed column
+    would take ``1`` for ``True``); else value by value."""
+    key = "," + json_bytes(name).decode() + ":"
+    if pd.api.types.infer_dtype(values, skipna=True) in ("string", "boolean", "empty"):
+        codes, uniques = pd.factorize(values)
+        texts = [json_bytes(value).decode() for value in uniques.tolist()]
+        desired = np.array([*(key + text for text in texts), None], dtype=object)[codes]
+        changes = np.array([*(f"{key}[null,{text}]" for text in texts), None], dtype=object)[codes]
+    else:
+        texts = [None if value is None else json_bytes(value).decode() for value in values.tolist()]
+        desired = np.array([None if text is None else key + text for text in texts], dtype=object)
+        changes = np.array([None if text is None else f"{key}[null,{text}]" for text in texts], dtype=object)
+    return pa.array(desired, pa.string()), pa.array(changes, pa.string())
+
+
+_JSON_ESCAPED = r'["\\\x00-\x1f]'
+"""The characters orjson writes escaped in a JSON string (a quote, a backslash, a control
+character), as an RE2 pattern; text without any is its own JSON string between quotes."""
+
+
+def _plain_text(column: pd.Series) -> pa.Array | None:
+    """The values of an Arrow-backed text column as Arrow text (null for a missing value or "",
+    which a create does not send) when none needs a JSON escape; else None (the values go the
+    Python way, ``_json_fields``): a million creates' names and addresses need no Python string
+    each then."""
+    if not (isinstance(column.dtype, pd.StringDtype) and column.dtype.storage == "pyarrow"):
+        return None
+    text = pa.array(column.array)
+    text = (text.combine_chunks() if isinstance(text, pa.ChunkedArray) else text).cast(pa.string())
+    if pc.any(pc.match_substring_regex(text, _JSON_ESCAPED)).as_py():
+        return None
+    return pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text)
+
+
+def _text_fields(name: str, text: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """``_json_fields`` of ``_plain_text`` values: each quoted as it is, null staying null."""
+    key = "," + json_bytes(name).decode() + ":"
+    desired = pc.binary_join_element_wise(pa.scalar(key + '"'), text, pa.scalar('"'), "")
+    changes = pc.binary_join_element_wise(pa.scalar(key + '[null,"'), text, pa.scalar('"]'), "")
+    return desired, changes
+
+
+def _json_objects(members: list[pa.Array], size: int) -> pa.Array:
+    """``{...}`` of each row's non-null ``members`` (each text starting with a comma), in order:
+    the JSON object ``json_bytes`` makes of the row's dict. The braces are columns of their own
+    so no row is all null (Arrow's join drops such a row: pyarrow 26), and the comma after the
+    opening brace is dropped (the first ``{,`` of a row is its start)."""
+    opening, closing = pa.array(["{"] * size, pa.string()), pa.array(["}"] * size, pa.string())
+    joined = pc.binary_join_element_wise(opening, *members, closing, "", null_handling="skip")
+    return pc.replace_substring(joined, "{,", "{", max_replacements=1)
 
 
 class _Stayers:

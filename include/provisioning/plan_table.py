@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -102,6 +102,25 @@ class Segment(Protocol):
         ...
 
 
+PlanColumns = dict[str, Any]
+"""A batch of one group's changes as the plan file's columns (``artifacts.PLAN_COLUMNS`` but
+``group``), all of one length: each a list of texts (None for null) or an Arrow string array.
+The JSON columns (``changes``, ``desired``, ``roles``) hold exactly the text ``PlanCodec`` makes
+of the ``PlannedChange`` objects the segment's ``build`` would give."""
+
+
+class ColumnSegment(Segment, Protocol):
+    """A segment that also gives its changes as the plan file's columns, no ``PlannedChange`` per
+    user (a first sync's million creates: building and then encoding the objects was most of the
+    plan file's write)."""
+
+    def plan_columns(self, rows: np.ndarray, *, named: bool) -> PlanColumns | None:
+        """``build(rows)`` as columns; ``named``: a change without a display name takes the
+        Salesforce user's (``PlanTable.name``). None when this batch cannot be (a value JSON cannot
+        hold): the caller builds the objects, whose encoding then names the user."""
+        ...
+
+
 @dataclass
 class PlanTable:
     """Every user of a cycle by position: the plan list it ends in and where its change comes from.
@@ -176,18 +195,42 @@ class PlanTable:
             self.upn[person] = self.upn[person] or upn
             self.display_name[person] = self.display_name[person] or display_name
 
-    def batches(self, group: str, size: int = BUILD_BATCH) -> Iterator[list[PlannedChange]]:
-        """The changes of ``group``, at most ``size`` at a time, in the plan's order."""
-        people = self.people(group)
+    def batches(self, group: str, size: int | None = None) -> Iterator[list[PlannedChange]]:
+        """The changes of ``group``, at most ``size`` (``BUILD_BATCH``) at a time, in the plan's order."""
+        people, size = self.people(group), size or BUILD_BATCH
         for start in range(0, len(people), size):
-            changes = self._build(people[start : start + size])
-            if group == "held_back":
-                changes = [dataclasses.replace(c, action=Action.STAGED_DELETE) for c in changes]
-            if self.named and group in _NAMED:
-                for change in changes:
-                    if change.display_name is None:
-                        change.display_name = salesforce_name(change.desired)
-            yield changes
+            yield self._finish(group, self._build(people[start : start + size]))
+
+    def encoded(self, group: str, size: int | None = None) -> Iterator[list[PlannedChange] | PlanColumns]:
+        """``batches``, each given as columns (``PlanColumns``) where its segment can (every user
+        of the batch in one ``ColumnSegment``), else as the changes."""
+        people, size = self.people(group), size or BUILD_BATCH
+        for start in range(0, len(people), size):
+            batch = people[start : start + size]
+            columns = self._columns(group, batch)
+            yield columns if columns is not None else self._finish(group, self._build(batch))
+
+    def _columns(self, group: str, people: np.ndarray) -> PlanColumns | None:
+        if group == "held_back" or not len(people):  # held back: the changes' action is rewritten
+            return None
+        segments = self.segment[people]
+        first = int(segments[0])
+        columns = getattr(self.segments[first], "plan_columns", None)
+        if columns is None or not bool((segments == first).all()):
+            return None
+        self.upn.load(people)
+        self.display_name.load(people)
+        return columns(self.row[people], named=self.named and group in _NAMED)
+
+    def _finish(self, group: str, changes: list[PlannedChange]) -> list[PlannedChange]:
+        """Built ``changes`` of ``group`` as the plan holds them (held back, named)."""
+        if group == "held_back":
+            changes = [dataclasses.replace(c, action=Action.STAGED_DELETE) for c in changes]
+        if self.named and group in _NAMED:
+            for change in changes:
+                if change.display_name is None:
+                    change.display_name = salesforce_name(change.desired)
+        return changes
 
     def grouped(self) -> Iterator[tuple[str, PlannedChange]]:
         """(group, change) of every planned change, in the plan file's order."""

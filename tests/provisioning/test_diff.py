@@ -15,11 +15,13 @@ import pandas as pd
 import pytest
 
 from include.provisioning import artifacts
+from include.provisioning import diff as diff_module
 from include.provisioning import plan_table as plan_table_module
 from include.provisioning.artifacts import PLAN
 from include.provisioning.diff import DiffInput, plan_changes, plan_table
 from include.provisioning.model import Action, Plan, QuarantinedUser
 from include.provisioning.settings import SyncOptions
+from include.provisioning.state.codec import StateError
 from include.provisioning.workspace import Workspace
 
 PROFILE = "00e000000000001AAA"
@@ -662,3 +664,75 @@ def test_the_plan_built_a_few_users_at_a_time_is_the_plan_built_whole(
     pd.testing.assert_frame_equal(ws.read_frame("plan"), ws.read_frame("whole"))
     assert ws.read_frame("plan").attrs == ws.read_frame("whole").attrs
     assert ws.get("plan", PLAN) == whole
+
+
+def test_creates_encoded_from_columns_are_the_rows_of_their_built_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The plan file's creates are encoded from the diff's columns (``_Creates.plan_columns``), no
+    ``PlannedChange`` per user: row group by row group, the same Arrow tables (and metadata) as
+    encoding the built changes, whatever the values: text JSON escapes, "" and None (defaults or
+    not sent), a column mixing numbers and text, roles in every shape, names the log gives."""
+    people = [
+        entra(1, LastName='O"Brien \\ é 中\n', Title=""),
+        entra(2, LocaleSidKey="", Title=7),  # a default for "", a number in a text column
+        entra(3, Title="7", FirstName=None, roles="Solo"),
+        entra(4, roles=None, FederationIdentifier="fed-4"),
+        entra(5, userPrincipalName=None, Title=2.5),  # nameless: the log names it
+        entra(6, displayName="Six", Username=""),
+        entra(7, IsSoftDeleted=True),  # a leaver linked to nothing
+        entra(8, LastName="Renamed"),  # an update
+        entra(9, roles=[], LastName=None, FirstName=None),  # nameless: neither the log nor a name
+    ]
+    world = World(people, org=[sf(8)])
+    monkeypatch.setattr(plan_table_module, "BUILD_BATCH", 2)
+    monkeypatch.setattr(artifacts, "ENCODE_BATCH", 3)
+    table = plan_table(world.diff_input())
+    assert set(table.nameless()) >= {"e5", "e9"}
+    table.name({"e5": ("known5@contoso.example", None)})
+    encoded: list[int] = []
+    plan_columns = diff_module._Creates.plan_columns
+
+    def spy(self: Any, rows: Any, *, named: bool) -> Any:
+        columns = plan_columns(self, rows, named=named)
+        encoded.append(len(columns["entra_id"]))
+        return columns
+
+    monkeypatch.setattr(diff_module._Creates, "plan_columns", spy)
+    from_columns = list(PLAN.encode_batches(table))
+    from_changes = list(PLAN.encode_batches(table.to_plan()))
+    assert sum(encoded) == table.count("creates") == 7
+    assert [t.num_rows for t in from_columns] == [t.num_rows for t in from_changes] == [3, 3, 3]
+    for mine, theirs in zip(from_columns, from_changes, strict=True):
+        assert mine.equals(theirs, check_metadata=True)
+    Workspace(tmp_path / "columns").put("plan", table, PLAN)
+    Workspace(tmp_path / "changes").put("plan", table.to_plan(), PLAN)
+    files = [(tmp_path / name / "plan.parquet").read_bytes() for name in ("columns", "changes")]
+    assert files[0] == files[1]
+    creates = pd.concat([t.to_pandas() for t in from_columns]).query("group == 'creates'")
+    assert creates["display_name"].tolist()[4] == "First5 Last5"  # named from the create's values
+    assert creates["desired"].tolist()[0].startswith('{"Username":"user1@contoso.example"')
+
+
+def test_a_create_value_json_cannot_hold_is_named_as_before() -> None:
+    """A create whose value JSON cannot hold is not encoded from columns: its batch is built as
+    changes, whose encoding names the user (as without the column path)."""
+    world = World([entra(1), entra(2, Title=object())])
+    with pytest.raises(StateError, match="planned change of e2: cannot be stored as JSON"):
+        list(PLAN.encode_batches(plan_table(world.diff_input())))
+
+
+def test_text_needing_no_json_escape_is_quoted_as_it_is_the_rest_goes_through_json() -> None:
+    """A create's Arrow text column is written as JSON strings by Arrow only when no value needs an
+    escape: then the members are those ``json_bytes`` makes of each value (missing and "" not
+    sent); a quote, a backslash or a control character sends the column the Python way."""
+    plain = pd.Series(["a", None, "", "é 中 😀 /<>'", "x" * 300], dtype="str")
+    text = diff_module._plain_text(plain)
+    assert text is not None
+    python = diff_module._objects(plain.where(plain != "", None))
+    assert [a.to_pylist() for a in diff_module._text_fields("Title", text)] == [
+        a.to_pylist() for a in diff_module._json_fields("Title", python)
+    ]
+    for escaped in ['say "hi"', "back\\slash", "line\nbreak", "tab\t", "bell\x07", "\x1f"]:
+        assert diff_module._plain_text(pd.Series(["plain", escaped], dtype="str")) is None
+    assert diff_module._plain_text(pd.Series(["a", 1], dtype=object)) is None

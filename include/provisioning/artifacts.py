@@ -26,6 +26,7 @@ from include.provisioning.plan_table import PLAN_GROUPS, WRITE_GROUPS, PlanColum
 from include.provisioning.shards import Shard, shard_numbers
 from include.provisioning.state.codec import (
     ChangesDecoder,
+    JsonArray,
     JsonChanges,
     JsonObject,
     changes_json,
@@ -114,9 +115,10 @@ class PlanCodec:
     ``PlanTable`` (the diff's plan, its changes built when read) encodes to
     the same rows as the ``Plan`` it stands for.
 
-    ``stored_values``: decode each change's ``changes`` and ``desired`` as ``JsonChanges`` and
-    ``JsonObject`` (their JSON text, decoded on access) instead of dicts. The commit stores them
-    as that same text (log and snapshot), so a million users' values never become objects there.
+    ``stored_values``: decode each change's ``changes``, ``desired`` and ``roles`` as
+    ``JsonChanges``, ``JsonObject`` and ``JsonArray`` (their JSON text, decoded on access) instead
+    of dicts and lists. The commit stores them as that same text (log and snapshot), so a million
+    users' values never become objects there.
 
     ``desired=False``: the ``desired`` column is not decoded (nor need it be read): each change's
     ``desired`` is one shared empty ``JsonObject`` (read-only), for a reader that never looks at
@@ -309,7 +311,7 @@ class PlanCodec:
             list(map(JsonChanges, changes.tolist())) if stored_values else decode_changes(changes.tolist()),
             _texts(match_value),
             desired_values,
-            list(map(orjson.loads, roles.tolist())),
+            list(map(JsonArray, roles.tolist())) if stored_values else list(map(orjson.loads, roles.tolist())),
             _texts(display_name),
         )
         appends: dict[str, Any] = {}

@@ -56,7 +56,7 @@ from include.provisioning.salesforce.profiles import resolve_profiles
 from include.provisioning.shards import Shard
 from include.provisioning.shares import percent, percent_of
 from include.provisioning.slices import AssignmentWindow
-from include.provisioning.state.codec import new_values
+from include.provisioning.state.codec import ListView, new_values
 from include.provisioning.state.job_quarantine import JobQuarantine
 from include.provisioning.state.rebuild import FullObservation, held_rows
 from include.provisioning.state.recovery import JobRecordLike, describe_settled, log_from_json, log_json
@@ -1125,7 +1125,7 @@ class _CommittedPlan(Plan):
     quarantined = property(lambda self: self._plan().quarantined)
 
 
-class CommittedLog(Sequence[LogEntry]):
+class CommittedLog(ListView[LogEntry]):
     """The provisioning-log rows a commit wrote, as ``CycleResult.log``: those that are not a
     success (what the report shows) in memory, every row read back from the state store when
     the whole log is first asked for. A commit that streamed a million users' plan from its file
@@ -1136,19 +1136,10 @@ class CommittedLog(Sequence[LogEntry]):
         self._load = load
         self._entries: list[LogEntry] | None = None
 
-    def _all(self) -> list[LogEntry]:
+    def _list(self) -> list[LogEntry]:
         if self._entries is None:
             self._entries = self._load()
         return self._entries
-
-    def __getitem__(self, index: Any) -> Any:
-        return self._all()[index]
-
-    def __len__(self) -> int:
-        return len(self._all())
-
-    def __iter__(self) -> Iterator[LogEntry]:
-        return iter(self._all())
 
 
 def _notable(log: Sequence[LogEntry]) -> list[LogEntry]:

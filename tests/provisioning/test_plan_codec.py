@@ -28,6 +28,7 @@ from include.provisioning.model import (
 from include.provisioning.shards import Shard
 from include.provisioning.state.codec import (
     ChangesDecoder,
+    JsonArray,
     JsonChanges,
     JsonObject,
     StateError,
@@ -412,11 +413,45 @@ def test_the_commits_plan_keeps_values_as_the_json_text_the_state_store_writes(t
         assert kept.desired.text == dumps(original.desired, what="x")
         assert dict(kept.desired.items()) == original.desired and len(kept.desired) == len(original.desired)
         assert kept.changes.value() == original.changes and list(kept.changes) == list(original.changes)
+        # The roles too: the text the snapshot stores, equal to the list (either way round).
+        assert type(kept.roles) is JsonArray and kept.roles.text == dumps(list(original.roles), what="x")
+        assert kept.roles == original.roles and original.roles == kept.roles and list(kept.roles) == original.roles
+        assert len(kept.roles) == len(original.roles) and kept.roles != [*original.roles, "another"]
     create = stored.creates[0]
     assert create.desired.get("IsActive") is True and create.desired["Phone"] is None
     assert create.desired.get("Missing", "default") == "default"
     assert type(stored.creates[1].desired.get("IsActive")) is int
     assert bool(stored.held_back[0].changes) is False and bool(create.changes) is True
+
+
+@pytest.mark.parametrize(
+    ("value", "read"),
+    [
+        ({"IsActive": True, "Title": "x"}, True),
+        ({"Title": "x", "IsActive": False}, False),
+        ({"IsActive": True}, True),
+        ({"Title": "{", "IsActive": True}, None),  # a brace in a value: left to decoding
+        ({"Nested": {"IsActive": True}}, None),  # not a top-level key
+        ({"Nested": {"IsActive": True}, "IsActive": False}, None),
+        ({'Odd"IsActive': True, "IsActive": False}, None),  # a key's name ending in the marker
+        ({"Title": ',"IsActive":true', "IsActive": False}, False),  # the marker inside a value
+        ({"Titles": [',"IsActive":true'], "IsActive": False}, False),
+        ({"Title": ',"IsActive":true'}, None),
+        ({"IsActive": "true"}, None),
+        ({"IsActive": 1}, None),
+        ({"IsActive": None}, None),
+        ({"IsActiveSince": True}, None),
+        ({}, None),
+    ],
+)
+def test_a_stored_flag_is_read_off_the_text_as_decoding_reads_it(value: dict[str, Any], read: bool | None) -> None:
+    """``JsonObject.flag`` (the commit's ``IsActive``): a plain top-level boolean is read off the
+    text, the decoded value; anything else, or a text it cannot read safely, gives None (the
+    caller then decodes)."""
+    stored = JsonObject(dumps(value, what="x"))
+    assert stored.flag("IsActive") is read
+    assert read is None or stored.get("IsActive") is read
+    assert JsonObject('{"IsActive":true,"IsActive":false}').flag("IsActive") is None  # a repeated key
 
 
 def test_a_field_change_is_still_a_frozen_dataclass() -> None:

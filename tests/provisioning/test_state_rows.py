@@ -29,7 +29,7 @@ from include.provisioning.model import (
     QuarantinedUser,
     RecordResult,
 )
-from include.provisioning.state import StateStore, bulk, deferred_indexes
+from include.provisioning.state import StateStore, bulk, deferred_indexes, schema
 from include.provisioning.state.codec import JsonObject, StateError
 from include.provisioning.state.rebuild import FullObservation
 from include.provisioning.workspace import Workspace
@@ -546,3 +546,20 @@ def test_indexes_are_rebuilt_only_for_a_load_at_least_as_large_as_the_table(
     adding: int, holding: int, rebuild: bool
 ) -> None:
     assert deferred_indexes.should_rebuild(adding, holding) is rebuild
+
+
+def test_a_bulk_load_keeps_the_logs_sparse_indexes_in_place(store: StateStore, url: str) -> None:
+    """``deferred_indexes`` drops the log's indexes but those named in ``keep`` (the partial ones,
+    ``schema.LOG_SPARSE_INDEXES``), and creates the dropped ones again from their own SQL."""
+    indexes = _log_index_sql(url)
+    log, keep = schema.provisioning_log, schema.LOG_SPARSE_INDEXES
+    with (
+        store._engine.begin() as conn,
+        deferred_indexes.deferred_indexes(conn, log, adding=10**6, keep=keep) as rebuilt,
+    ):
+        if store.dialect == "sqlite":  # what this transaction sees (other connections see the committed ones)
+            sql = "SELECT name FROM sqlite_master WHERE tbl_name = 'provisioning_log' AND sql LIKE 'CREATE INDEX%'"
+            assert rebuilt and {name for (name,) in conn.exec_driver_sql(sql)} == set(keep)
+        else:  # PostgreSQL keeps every index
+            assert not rebuilt
+    assert _log_index_sql(url) == indexes and set(keep) <= {name for name, _ in indexes}

@@ -51,7 +51,7 @@ from include.provisioning.model import (
     Status,
 )
 from include.provisioning.state import codec
-from include.provisioning.state.codec import JsonObject, StateError, dumps, loads, plain, to_bool
+from include.provisioning.state.codec import JsonArray, JsonObject, StateError, dumps, loads, plain, to_bool
 from include.provisioning.state.escrow import give_up_note, next_attempt_at
 
 UNPROCESSED_CODE = "UNPROCESSED"
@@ -80,6 +80,9 @@ class SnapshotRow(NamedTuple):
     def encoded(self) -> SnapshotRow:
         return self
 
+    def stored(self, *extra: Any) -> tuple[Any, ...]:
+        return (*self, *extra)
+
 
 class SnapshotWrite(NamedTuple):
     """A snapshot row the commit writes, its fields and roles not encoded yet: the store encodes
@@ -95,14 +98,19 @@ class SnapshotWrite(NamedTuple):
 
     def encoded(self) -> SnapshotRow:
         """The row as stored; raises ``StateError`` naming the user for a value JSON cannot hold."""
+        return SnapshotRow(*self.stored())
+
+    def stored(self, *extra: Any) -> tuple[Any, ...]:
+        """``encoded`` as a plain tuple, followed by ``extra`` (the store's own columns): what the
+        store writes, without a ``SnapshotRow`` built per row only to be unpacked again."""
         try:
             # The plan's desired values as the plan file held them: that text already.
             fields = self.fields.text if type(self.fields) is JsonObject else _json(self.fields).decode()
-            roles = _json(list(self.roles)).decode()
+            roles = self.roles.text if type(self.roles) is JsonArray else _json(list(self.roles)).decode()
         except TypeError:  # dumps raises the same error, naming the user
             what = f"snapshot of user {self.entra_id}"
             fields, roles = dumps(self.fields, what=what), dumps(list(self.roles), what=what)
-        return SnapshotRow(self.entra_id, self.sf_id, self.match_value, self.is_active, fields, roles)
+        return (self.entra_id, self.sf_id, self.match_value, self.is_active, fields, roles, *extra)
 
 
 @dataclass(slots=True)
@@ -164,7 +172,11 @@ def _is_active(change: PlannedChange, prior: PriorSnapshot | None) -> bool:
         return False
     if change.action is Action.REACTIVATE:
         return True
-    value = change.desired.get("IsActive")
+    desired = change.desired
+    # The plan file's text (``STORED_PLAN``): a plain boolean is read off it without decoding it.
+    value = desired.flag("IsActive") if type(desired) is JsonObject else None
+    if value is None:
+        value = desired.get("IsActive")
     if value is True or value is False:  # the usual case, as to_bool would read it
         return value
     return to_bool(value, default=prior.is_active if prior is not None else True)

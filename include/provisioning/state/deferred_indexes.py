@@ -21,7 +21,7 @@ indexes it had (those of its schema version), whatever this code's schema says.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 
 from sqlalchemy import Connection, Table
 
@@ -41,9 +41,13 @@ def _approximate_rows(conn: Connection, table: Table) -> int:
 
 
 @contextlib.contextmanager
-def deferred_indexes(conn: Connection, table: Table, *, adding: int) -> Iterator[bool]:
+def deferred_indexes(conn: Connection, table: Table, *, adding: int, keep: Collection[str] = ()) -> Iterator[bool]:
     """Within ``conn``'s transaction: drop ``table``'s secondary indexes, let the caller insert,
     then create them again; yields whether it did (SQLite only, and only when ``should_rebuild``).
+
+    ``keep`` names indexes left in place: partial indexes that hold few of the rows (the log's
+    unsuccessful rows and error codes). Updating those costs next to nothing, while creating one
+    again reads the whole table (0.3 s each for 878,706 log rows, most of its build).
 
     An exception from the caller propagates without re-creating the indexes: the caller's
     transaction rolls back, and with it the drop."""
@@ -56,6 +60,7 @@ def deferred_indexes(conn: Connection, table: Table, *, adding: int) -> Iterator
         "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL ORDER BY name",
         (table.name,),
     ).fetchall()
+    indexes = [(name, sql) for name, sql in indexes if name not in keep]
     for name, _sql in indexes:
         raw.execute(f'DROP INDEX "{name}"')
     yield True

@@ -231,6 +231,9 @@ LOG_INDEXES = (
     ),
 )
 """The log's indexes, named so ``database._migrate`` can create them in an older database."""
+LOG_SPARSE_INDEXES = ("ix_provisioning_log_status_id", "ix_provisioning_log_error_code_id")
+"""The log's partial indexes, which hold only its rarer rows: a bulk load keeps them in place
+(``deferred_indexes``' ``keep``) instead of building them again."""
 
 provisioning_log = Table(
     "provisioning_log",

@@ -669,7 +669,8 @@ class StateStore:
             log: list[LogEntry] = []
             written: set[str] = set()  # users whose snapshot row this commit wrote or found right as stored
             # A first sync's million log rows: the log's indexes are built once after them, not row by row.
-            with deferred_indexes(conn, schema.provisioning_log, adding=len(results) + len(quarantined)):
+            adding = len(results) + len(quarantined)
+            with deferred_indexes(conn, schema.provisioning_log, adding=adding, keep=schema.LOG_SPARSE_INDEXES):
                 for part in parts:
                     prior_snapshot, prior_escrow = ({}, {}) if fresh else self._priors(conn, part)
                     rows = builder.part(part, prior_snapshot=prior_snapshot, prior_escrow=prior_escrow)
@@ -765,7 +766,7 @@ class StateStore:
         rows.snapshot_writes.sort(key=itemgetter(0))  # key order: kind to the B-tree
         columns = [*SNAPSHOT_COLUMNS, "last_cycle_id", "updated_at"]
         for chunk in _chunks(rows.snapshot_writes):  # encoded a batch at a time, like the log
-            bulk.upsert(schema.snapshot, "entra_id", columns, [(*row.encoded(), cycle_id, updated_at) for row in chunk])
+            bulk.upsert(schema.snapshot, "entra_id", columns, [row.stored(cycle_id, updated_at) for row in chunk])
 
     def _write_escrow(self, conn: Connection, rows: CommitRows) -> None:
         bulk = Bulk(conn)

@@ -232,13 +232,6 @@ class PlanTable:
                     change.display_name = salesforce_name(change.desired)
         return changes
 
-    def grouped(self) -> Iterator[tuple[str, PlannedChange]]:
-        """(group, change) of every planned change, in the plan file's order."""
-        for group in PLAN_GROUPS:
-            for batch in self.batches(group):
-                for change in batch:
-                    yield group, change
-
     def to_plan(self) -> Plan:
         """The whole plan (every change built)."""
         plan = Plan(held_back_reason=self.held_back_reason, quarantined=list(self.quarantined))

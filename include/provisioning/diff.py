@@ -800,6 +800,7 @@ class _Creates:
         frame = self.frame(rows)
         names = list(frame.columns)
         persons = self.people[rows]
+        each = persons.tolist()  # the batch's people as ints, for the per-person lookups
         if not all(isinstance(name, str) for name in names):
             return None
         values: dict[str, np.ndarray] = {}  # as ``build`` sends them (None: not sent), where needed
@@ -814,19 +815,19 @@ class _Creates:
             for name in names:
                 plain = _plain_text(frame[name])
                 fields.append(_json_fields(name, value_of(name)) if plain is None else _text_fields(name, plain))
-            roles = [json_bytes(people.roles(person)).decode() for person in persons.tolist()]
+            roles = [json_bytes(people.roles(person)).decode() for person in each]
         except TypeError:  # a value JSON cannot hold: the objects' encoding names the user
             return None
         matching = {name: value_of(name) for name in planner.d.matching if name in frame}
-        display_names = [people.display_name[person] for person in persons.tolist()]
+        display_names = [people.display_name[person] for person in each]
         if named:
             parts = {name: value_of(name) for name in ("FirstName", "LastName") if name in frame}
             for i, name in enumerate(display_names):
                 if name is None:
                     display_names[i] = salesforce_name({part: column[i] for part, column in parts.items()})
         return {
-            "entra_id": [planner.entra_ids[person] for person in persons.tolist()],
-            "upn": [people.upn[person] for person in persons.tolist()],
+            "entra_id": [planner.entra_ids[person] for person in each],
+            "upn": [people.upn[person] for person in each],
             "action": [Action.CREATE.value] * len(rows),
             "sf_id": [None] * len(rows),
             "match_value": self._match_values(persons, matching),

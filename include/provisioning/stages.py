@@ -960,10 +960,10 @@ def _send(engine: Engine, session: SalesforceSession, cycle_id: str, plan: Plan)
     """The groups of ``WRITE_ORDER`` in order, each finished before the next; a group's Bulk API
     2.0 ingest jobs (``BulkLoader.run``: ``JOB_ROWS`` rows each) are all sent, then awaited."""
 
-    # The changes themselves name each row's user (UPN, action, display name: a ``JobRecord``'s
-    # attributes), so no record per user is built for the job records.
     from include.provisioning.salesforce.load import BulkLoader, LoadRequest
 
+    # The changes themselves name each row's user (UPN, action, display name: a ``JobRecord``'s
+    # attributes), so no record per user is built for the job records.
     who: dict[str, JobRecordLike] = {c.entra_id: c for c in plan.writes()}
 
     def remember(job_id: str, operation: str, key_field: str, keys: dict[str, str]) -> None:

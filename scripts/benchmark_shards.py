@@ -10,15 +10,16 @@ generated once into the cache (``--cache``, default under /tmp) and the sandbox 
 two to load it. Run nothing else heavy meanwhile.
 
 How it runs: the stages are run the way the provisioning DAG's tasks run them, one fresh Python
-process per task instance (``begin``, ``extract``, ``validate[i]``, ``transform[i]``, ``plan``,
-``load[i]``, ``commit``, ``end``), each building its own engine, reading the previous stages' Parquet
-files from the run's workspace and holding the writer lease under the run's key; the shards of a
-mapped stage run at once, at most ``--parallelism`` together (the project's Airflow ``[core]
-parallelism`` is 4). Airflow's scheduler, API server and task supervisor are left out: driving
-``airflow standalone`` at 1,000,000 users made the REST API answer too slowly to poll on this
-machine, and what issue 7 budgets is the engine's work per task. ``notify`` (e-mail only) is not
-run. ``benchmark_airflow.py`` measures what Airflow itself adds. A failed task instance is retried
-as the DAG retries it (``RETRIES``), with its log's tail printed; each attempt is a row.
+process (``scripts/task_instance.py``) per task instance (``begin``, ``extract``, ``validate[i]``,
+``transform[i]``, ``plan``, ``load[i]``, ``commit``, ``end``), each building its own engine,
+reading the previous stages' Parquet files from the run's workspace and holding the writer lease
+under the run's key; the shards of a mapped stage run at once, at most ``--parallelism`` together
+(the project's Airflow ``[core] parallelism`` is 4). Airflow's scheduler, API server and task
+supervisor are left out: driving ``airflow standalone`` at 1,000,000 users made the REST API answer
+too slowly to poll on this machine, and what issue 7 budgets is the engine's work per task.
+``notify`` (e-mail only) is not run. ``benchmark_airflow.py`` measures what Airflow itself adds. A
+failed task instance is retried as the DAG retries it (``RETRIES``), with its log's tail printed;
+each attempt is a row.
 
 For each size: generate (or reuse) the tenant, start the sandbox, then for each shard count reset
 the sandbox to the fixtures (``PUT /_sandbox/state``), start from an empty SQLite state store, and

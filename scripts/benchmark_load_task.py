@@ -18,6 +18,7 @@ the results file, so two trees can be compared on the same part: run this file w
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import itertools
 import resource
@@ -34,6 +35,7 @@ if str(REPO_ROOT) not in sys.path:
 
 from include.provisioning import stages  # noqa: E402
 from include.provisioning.artifacts import RESULTS  # noqa: E402
+from include.provisioning.gc_pause import collector_paused  # noqa: E402
 from include.provisioning.salesforce.load import BulkLoader  # noqa: E402
 from include.provisioning.shards import Shard  # noqa: E402
 from include.provisioning.state.store import StateStore  # noqa: E402
@@ -120,15 +122,18 @@ def main() -> int:
     engine: Any = SimpleNamespace(state=store, progress=lambda message: None, table=None)
     session: Any = fake
     shard = Shard(args.index, args.count)
-    started = time.process_time()
-    plan = _read_plan(Workspace(args.run_dir), shard)
-    decoded = time.process_time()
-    done = stages._resume_jobs(engine, session, CYCLE_ID, plan)
-    remaining = {c.entra_id for c in plan.writes()} - set(done)
-    results = [*done.values(), *stages._send(engine, session, CYCLE_ID, stages._restrict(plan, remaining))]
-    sent = time.process_time()
-    Workspace(args.out_dir).put(shard.name("results"), results, RESULTS)
-    ended = time.process_time()
+    # As the tree's _load does: a tree with _load_shard runs the load with the collector paused.
+    paused = collector_paused() if hasattr(stages, "_load_shard") else contextlib.nullcontext()
+    with paused:
+        started = time.process_time()
+        plan = _read_plan(Workspace(args.run_dir), shard)
+        decoded = time.process_time()
+        done = stages._resume_jobs(engine, session, CYCLE_ID, plan)
+        remaining = {c.entra_id for c in plan.writes()} - set(done)
+        results = [*done.values(), *stages._send(engine, session, CYCLE_ID, stages._restrict(plan, remaining))]
+        sent = time.process_time()
+        Workspace(args.out_dir).put(shard.name("results"), results, RESULTS)
+        ended = time.process_time()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     results_file = args.out_dir / f"{shard.name('results')}.parquet"
     print(

@@ -1019,9 +1019,7 @@ def _resume_jobs(engine: Engine, session: SalesforceSession, cycle_id: str, plan
     actions = {c.entra_id: c.action for c in plan.writes()}
     loader = BulkLoader(session, on_job_created=lambda *args: None, progress=engine.progress)
     final: dict[str, tuple[RecordResult, str]] = {}
-    for job in engine.state.pending_jobs(cycle_id):
-        if not any(entra_id in actions for entra_id in job.keys.values()):
-            continue
+    for job in engine.state.pending_jobs(cycle_id, users=actions):
         for result in loader.recover(job, actions):
             resend = result.unprocessed and result.error_code == UNPROCESSED
             # Another shard's row (never in this shard's jobs, but a result counted by two load
@@ -1049,6 +1047,13 @@ def load_plan(ws: Workspace, shard: Shard) -> Plan:
 
 
 def _load(engine: Engine, ws: Workspace, shard: Shard) -> StageOutcome:
+    # A shard's rows, CSV lines and results (hundreds of thousands of small objects, none in a
+    # cycle): the collector would rescan them over and over (14.5 -> 12.6 CPU-s per load task).
+    with collector_paused():
+        return _load_shard(engine, ws, shard)
+
+
+def _load_shard(engine: Engine, ws: Workspace, shard: Shard) -> StageOutcome:
     context = _enter(engine, ws, "load")
     stopped = _stopped(ws)
     if stopped:

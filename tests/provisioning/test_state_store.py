@@ -895,6 +895,19 @@ def test_bulk_jobs_are_recorded_before_upload_and_cleared_by_the_commit(store: S
     assert store.pending_jobs() == []
 
 
+def test_pending_jobs_of_some_users_are_the_jobs_with_a_row_of_one_of_them(store: StateStore) -> None:
+    cycle_id = store.start_cycle(Mode.FULL, "fp", now=T0)
+    mine = {"entra-1": JobRecord("u1@contoso.com", Action.CREATE, "One")}
+    store.record_job(cycle_id, "750A", "insert", "Username", {"u1@contoso.com": "entra-1"}, records=mine)
+    store.record_job(cycle_id, "750B", "insert", "Username", {"u2@contoso.com": "entra-2"})
+    store.record_job(cycle_id, "750C", "update", "Id", {sf_id(1): "entra-1", sf_id(3): "entra-3"})
+    jobs = store.pending_jobs(cycle_id, users={"entra-1", "entra-9"})
+    assert [job.job_id for job in jobs] == ["750A", "750C"]  # 750B has no row of theirs
+    assert jobs[0].records == mine and jobs[1].keys == {sf_id(1): "entra-1", sf_id(3): "entra-3"}
+    assert store.pending_jobs(cycle_id, users=set()) == []
+    assert [job.job_id for job in store.pending_jobs(cycle_id)] == ["750A", "750B", "750C"]
+
+
 def test_a_crashed_cycles_jobs_are_filed_under_it_with_who_each_row_is(store: StateStore) -> None:
     run_cycle(store, Plan(creates=[create(3)]), [ok(create(3), 3)], now=T0 - HOUR)  # the log knows user3
     crashed = store.start_cycle(Mode.FULL, "fp", now=T0)

@@ -58,7 +58,15 @@ def records_json(records: Mapping[str, JobRecordLike]) -> dict[str, list[str | N
 def records_from_json(value: Any) -> dict[str, JobRecord]:
     """The inverse of :func:`records_json`; a job recorded before schema v4 has none (``{}``),
     one recorded before v7 ``[UPN, action]`` without the display name."""
-    return {str(k): JobRecord(v[0], Action(v[1]), v[2] if len(v) > 2 else None) for k, v in (value or {}).items()}
+    action_of = _ACTION_OF  # a dict lookup, not the Enum's constructor: a million rows per resume
+    return {
+        str(k): JobRecord(v[0], action_of.get(v[1]) or Action(v[1]), v[2] if len(v) > 2 else None)
+        for k, v in (value or {}).items()
+    }
+
+
+_ACTION_OF: dict[str, Action] = {str(action): action for action in Action}
+"""``Action`` by its stored text (``records_json`` writes ``str(action)``)."""
 
 
 def settle_rows(

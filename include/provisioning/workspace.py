@@ -11,8 +11,8 @@ satisfy :class:`Workspace`, so the stages cannot tell them apart.
 
 from __future__ import annotations
 
-import contextlib
 import io
+import os
 import queue
 import shutil
 import tempfile
@@ -193,15 +193,17 @@ class Workspace:
     def _put_batches(self, name: str, codec: BatchFrameCodec, value: Any, parts: Mapping[str, FramePart]) -> None:
         cuts: dict[str, FramePart | None] = {name: None, **parts}
         # Spooled to local temporary files, then copied whole to the workspace: a million users'
-        # plan and its parts held as bytes until the end took 250 MB (measured).
-        with contextlib.ExitStack() as stack:
-            spools = {each: stack.enter_context(tempfile.TemporaryFile()) for each in cuts}
-            with _BackgroundWriter(spools) as writer:
+        # plan and its parts held as bytes until the end took 250 MB (measured). Files named by
+        # path, so Arrow writes them itself: through a Python file object every page's write took
+        # the GIL back from the encoding thread (a third of the writer thread's samples).
+        with tempfile.TemporaryDirectory(prefix="workspace-put-") as spool_dir:
+            spools = {each: os.path.join(spool_dir, f"{number}.parquet") for number, each in enumerate(cuts)}
+            with _BackgroundWriter(spools, cuts, codec.schema) as writer:
                 for batch in codec.encode_batches(value):
-                    writer.write({each: _cut(batch, cut, codec.schema) for each, cut in cuts.items()})
+                    writer.write(batch)
             for each, spool in spools.items():
-                spool.seek(0)
-                self._write_from(f"{each}.parquet", spool)
+                with open(spool, "rb") as source:
+                    self._write_from(f"{each}.parquet", source)
 
     def get(self, name: str, codec: FrameCodec, *, columns: Sequence[str] | None = None) -> Any:
         """The value ``put`` stored. ``columns``: read only these of a batch codec's file (the
@@ -284,16 +286,19 @@ def _cut(batch: pa.Table, cut: FramePart | None, schema: pa.Schema) -> pa.Table:
 
 
 class _BackgroundWriter:
-    """Writes each file's batches (Parquet row groups, zstd) in a thread of its own, so the
-    compression (which releases the GIL) overlaps the encoding of the next batch.
+    """Cuts each file's part of every batch and writes it (Parquet row groups, zstd) in a thread
+    of its own, so the cuts and the compression (Arrow's, which release the GIL) overlap the
+    encoding of the next batch: the encoding thread is the plan task's critical path.
 
     At most ``WRITE_QUEUE`` batches wait, so memory stays bounded; an error the thread meets is
     raised by the next ``write`` or at the block's end (and the thread is stopped either way).
     Each file's schema (and its metadata: the ``attrs``) is its first batch's."""
 
-    def __init__(self, spools: Mapping[str, BinaryIO]) -> None:
-        self._spools = spools
-        self._queue: queue.Queue[dict[str, pa.Table] | None] = queue.Queue(maxsize=WRITE_QUEUE)
+    def __init__(self, spools: Mapping[str, str], cuts: Mapping[str, FramePart | None], schema: pa.Schema) -> None:
+        """``spools``: each file's local path (written by Arrow, no Python file object);
+        ``cuts``: each file's part of a batch (``_cut``: None for the whole batch), of ``schema``."""
+        self._spools, self._cuts, self._schema = spools, cuts, schema
+        self._queue: queue.Queue[pa.Table | None] = queue.Queue(maxsize=WRITE_QUEUE)
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="parquet-writer", daemon=True)
 
@@ -306,11 +311,11 @@ class _BackgroundWriter:
         if kind is None and self._error is not None:
             raise self._error
 
-    def write(self, tables: dict[str, pa.Table]) -> None:
-        """Queue one batch's table for each file (waits while the queue is full)."""
+    def write(self, batch: pa.Table) -> None:
+        """Queue one encoded batch, cut and written for each file (waits while the queue is full)."""
         while self._error is None:
             try:
-                self._queue.put(tables, timeout=0.1)
+                self._queue.put(batch, timeout=0.1)
                 return
             except queue.Full:  # the thread may have died: look again
                 continue
@@ -328,8 +333,9 @@ class _BackgroundWriter:
     def _run(self) -> None:
         writers: dict[str, pq.ParquetWriter] = {}
         try:
-            while (tables := self._queue.get()) is not None:
-                for each, table in tables.items():
+            while (batch := self._queue.get()) is not None:
+                for each, cut in self._cuts.items():
+                    table = _cut(batch, cut, self._schema)
                     if each not in writers:
                         writers[each] = pq.ParquetWriter(self._spools[each], table.schema, compression="zstd")
                     writers[each].write_table(table)

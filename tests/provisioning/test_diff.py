@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -736,3 +737,32 @@ def test_text_needing_no_json_escape_is_quoted_as_it_is_the_rest_goes_through_js
     for escaped in ['say "hi"', "back\\slash", "line\nbreak", "tab\t", "bell\x07", "\x1f"]:
         assert diff_module._plain_text(pd.Series(["plain", escaped], dtype="str")) is None
     assert diff_module._plain_text(pd.Series(["a", 1], dtype=object)) is None
+
+
+def test_a_text_default_keeps_the_column_arrow_text_and_the_same_rows(tmp_path: Path) -> None:
+    """A create's column with a text default stays Arrow text when it is Arrow text or all
+    missing (``_Creates._column``), so ``plan_columns`` quotes it in Arrow; a mixed column keeps
+    the Python way. Either way the rows are those of the built changes."""
+    people = [entra(1, LocaleSidKey=None, Title=7), entra(2, LocaleSidKey="", Title="t"), entra(3, LocaleSidKey="de")]
+    world = World(people, defaults={**DEFAULTS, "Title": "none"})
+    mapped = world.diff_input().mapped.astype({"LocaleSidKey": "str"}).assign(TimeZoneSidKey=None)
+    d = world.diff_input()
+    table = plan_table(DiffInput(**{**d.__dict__, "mapped": mapped}))
+    creates = next(s for s in table.segments if isinstance(s, diff_module._Creates))
+    rows = np.arange(3)
+    at = creates.mapped_row[rows]
+    locale, zone, title = (creates._column(name, at) for name in ("LocaleSidKey", "TimeZoneSidKey", "Title"))
+    assert diff_module._arrow_text(locale) and diff_module._arrow_text(zone)
+    assert not diff_module._arrow_text(title)  # a number among the text: the Python way
+    assert locale.tolist() == ["en_US", "en_US", "de"] and zone.tolist() == ["America/Los_Angeles"] * 3
+    for mine, theirs in zip(PLAN.encode_batches(table), PLAN.encode_batches(table.to_plan()), strict=True):
+        assert mine.equals(theirs, check_metadata=True)
+
+
+def test_roles_of_a_parquet_list_cell_are_its_strings() -> None:
+    """A roles cell read from Parquet is a NumPy array: its list is the same strings (``tolist``),
+    anything else in it still made text as before."""
+    assert diff_module._roles(np.array(["Sales", "Standard User"], dtype=object)) == ["Sales", "Standard User"]
+    assert diff_module._roles(np.array([7, "x"], dtype=object)) == ["7", "x"]
+    assert diff_module._roles(("a", 1)) == ["a", "1"]
+    assert diff_module._roles(None) == [] and diff_module._roles("Solo") == ["Solo"]

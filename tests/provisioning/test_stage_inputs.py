@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from include.provisioning.shards import Shard
-from include.provisioning.stages import _held_users, _names
+from include.provisioning.stages import _held_users, _names, _one_chunk_columns
 from include.provisioning.workspace import MemoryWorkspace, Workspace
 
 
@@ -65,3 +65,20 @@ def test_names_are_those_of_the_ids_asked_for() -> None:
     }
     assert _names(users, set()) == {}
     assert _names(users[["id"]], {"e1"}) == {"e1": (None, None)}
+
+
+def test_stacked_shards_have_one_chunk_per_arrow_column(tmp_path: Path) -> None:
+    """The plan stage stacks the shards' MAPPED frames with each Arrow-backed column made one
+    chunk (``_one_chunk_columns``: a take from it then copies no other rows): the same values,
+    dtypes and columns as the concat, which keeps a chunk per shard."""
+    ws = Workspace(tmp_path)
+    first = pd.DataFrame({"id": ["a", "b"], "Title": ["x", None], "IsActive": [True, False], "Other": [None, None]})
+    second = pd.DataFrame({"id": ["c"], "Title": [""], "IsActive": [True], "Other": [None]})
+    ws.write_frame("mapped.0of2", first)
+    ws.write_frame("mapped.1of2", second)
+    expected = pd.concat([ws.read_frame("mapped.0of2"), ws.read_frame("mapped.1of2")], ignore_index=True)
+    stacked = _one_chunk_columns(expected.copy())
+    pd.testing.assert_frame_equal(stacked, expected)
+    for name in ("id", "Title"):
+        assert stacked[name].array.__arrow_array__().num_chunks == 1
+        assert expected[name].array.__arrow_array__().num_chunks == 2

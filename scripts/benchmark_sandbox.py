@@ -9,7 +9,9 @@ each job is created, its file uploaded in one ``PUT`` as the loader does, closed
 ends and its three result sets read; it prints the sandbox process's CPU seconds (user + system)
 and the wall time of each phase, and digests of the results and of the org state afterwards (its
 timestamps left out), so two trees can be compared on the same files (run each tree's copy of this
-file with ``PYTHONPATH=<tree>``, interleaved, and compare medians).
+file with ``PYTHONPATH=<tree>``, interleaved, and compare medians). With ``--together`` the jobs are
+all uploaded first, then closed at once and awaited together, as the tasks of a sharded load queue
+theirs: ``process`` is then the wall time until the last job ends.
 
 Generates a tenant + org pair (or reuses the one cached under ``.bench/`` for the same size,
 seed and generator source), starts the sandbox as users do (``python -m include.sandbox up``
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import csv
 import hashlib
 import io
@@ -376,11 +379,14 @@ def _without_timestamps(value: Any) -> Any:
     return value
 
 
-def _ingest_job(client: Any, cpu: Callable[[], float], operation: str, path: Path) -> list[str]:
-    """One Bulk ingest job of ``path``'s rows: (phase, sandbox CPU-s, wall s) lines and a digest
-    of its three result sets. ``client`` is simple-salesforce's Bulk 2.0 client, ``cpu`` the
-    sandbox process's CPU seconds so far."""
-    data = path.read_bytes()
+def _run_jobs(
+    client: Any, cpu: Callable[[], float], files: list[tuple[str, Path]]
+) -> tuple[list[tuple[str, float, float]], list[dict[str, Any]], str, int]:
+    """Every job of ``files`` created and uploaded (one ``PUT`` each, as the loader sends it), then
+    all closed, awaited and their three result sets read. Returns the (phase, sandbox CPU-s, wall
+    s) of upload, process (first close to the last job's end) and results, each job's final info,
+    a digest of the result sets and the number of rows. ``client`` is simple-salesforce's Bulk 2.0
+    client, ``cpu`` the sandbox's CPU seconds so far."""
     phases: list[tuple[str, float, float]] = []
     marks = [(cpu(), time.perf_counter())]
 
@@ -389,39 +395,81 @@ def _ingest_job(client: Any, cpu: Callable[[], float], operation: str, path: Pat
         phases.append((name, now[0] - marks[-1][0], now[1] - marks[-1][1]))
         marks.append(now)
 
-    job_id = client.create_job(operation)["id"]
-    url = client._construct_request_url(job_id, False) + "/batches"
+    job_ids, rows = [], 0
     headers = client._get_headers(client.CSV_CONTENT_TYPE, client.JSON_CONTENT_TYPE)
-    client.session.put(url, headers=headers, data=data).raise_for_status()
+    for operation, path in files:
+        data = path.read_bytes()
+        rows += len(data.splitlines()) - 1
+        job_ids.append(client.create_job(operation)["id"])
+        url = client._construct_request_url(job_ids[-1], False) + "/batches"
+        client.session.put(url, headers=headers, data=data).raise_for_status()
     phase("upload")
-    client.close_job(job_id)
-    while (info := client.get_job(job_id, False))["state"] not in ("JobComplete", "Failed", "Aborted"):
-        time.sleep(0.05)
+    for job_id in job_ids:
+        client.close_job(job_id)
+    infos = []
+    for job_id in job_ids:
+        while (info := client.get_job(job_id, False))["state"] not in ("JobComplete", "Failed", "Aborted"):
+            time.sleep(0.05)
+        infos.append(info)
     phase("process")
     digest = hashlib.sha256()
-    for kind in ("successfulResults", "failedResults", "unprocessedrecords"):
-        digest.update(client.get_ingest_results(job_id, kind).encode() + b"\0")
+    for job_id in job_ids:
+        for kind in ("successfulResults", "failedResults", "unprocessedrecords"):
+            digest.update(client.get_ingest_results(job_id, kind).encode() + b"\0")
     phase("results")
-    rows = len(data.splitlines()) - 1
+    return phases, infos, digest.hexdigest()[:12], rows
+
+
+def _phase_lines(phases: list[tuple[str, float, float]], rows: int) -> list[str]:
     total = sum(used for _, used, _ in phases)
     return [
-        f"{operation} {path.name}: {rows:,} rows, {info['state']}, {info['numberRecordsFailed']:,} failed, "
-        f"results {digest.hexdigest()[:12]}",
         *(f"  {name:8s} sandbox {used:6.2f} CPU-s  {wall:6.2f} s wall" for name, used, wall in phases),
         f"  total    sandbox {total:6.2f} CPU-s  ({total / max(rows, 1) * 1e6:,.1f} µs a row)",
     ]
 
 
-def _ingest(sandbox: SandboxProcess, files: list[tuple[str, Path]]) -> list[str]:
-    """Run each (operation, CSV file) as one Bulk 2.0 ingest job, in order; then the org's digest."""
+def _ingest_job(client: Any, cpu: Callable[[], float], operation: str, path: Path) -> list[str]:
+    """One Bulk ingest job of ``path``'s rows (``_run_jobs``), as lines."""
+    phases, (info,), digest, rows = _run_jobs(client, cpu, [(operation, path)])
+    return [
+        f"{operation} {path.name}: {rows:,} rows, {info['state']}, {info['numberRecordsFailed']:,} failed, "
+        f"results {digest}",
+        *_phase_lines(phases, rows),
+    ]
+
+
+def _ingest_together(client: Any, cpu: Callable[[], float], files: list[tuple[str, Path]]) -> list[str]:
+    """Every job of ``files`` uploaded, then all closed at once (as a sharded load's tasks queue
+    theirs) and awaited together (``_run_jobs``), as lines."""
+    phases, infos, digest, rows = _run_jobs(client, cpu, files)
+    failed = sum(info["numberRecordsFailed"] for info in infos)
+    head = f"{len(infos)} jobs together: {rows:,} rows, {failed:,} failed, results {digest}"
+    return [head, *_phase_lines(phases, rows)]
+
+
+def _ingest(sandbox: SandboxProcess, files: list[tuple[str, Path]], *, together: bool = False) -> list[str]:
+    """Run each (operation, CSV file) as one Bulk 2.0 ingest job, in order (or ``together``); then
+    the org's digest. The sandbox's CPU counts its worker processes' too."""
     client = _salesforce(sandbox).bulk2.User._client
     process = psutil.Process(sandbox.proc.pid)
 
-    def cpu() -> float:
-        times = process.cpu_times()
-        return times.user + times.system
+    def cpu_of(processes: list[psutil.Process]) -> float:
+        used = 0.0
+        for each in processes:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                times = each.cpu_times()
+                used += times.user + times.system
+        return used
 
-    lines = [line for operation, path in files for line in _ingest_job(client, cpu, operation, path)]
+    def cpu() -> float:
+        return cpu_of([process, *process.children(recursive=True)])
+
+    if together:
+        lines = _ingest_together(client, cpu, files)
+        workers = cpu_of(process.children(recursive=True))
+        lines.append(f"  of which the sandbox's worker processes {workers:6.2f} CPU-s (its own process: the rest)")
+    else:
+        lines = [line for operation, path in files for line in _ingest_job(client, cpu, operation, path)]
     state = sandbox.salesforce.get("/_sandbox/state", timeout=600).raise_for_status().json()
     canonical = orjson.dumps(_without_timestamps(state), option=orjson.OPT_SORT_KEYS)
     lines.append(f"org state {hashlib.sha256(canonical).hexdigest()[:12]} (timestamps left out)")
@@ -456,6 +504,11 @@ def main(argv: list[str] | None = None) -> int:
         default=[],
         metavar="OPERATION=FILE",
         help="only run these Bulk ingest jobs (in order) and print the sandbox's CPU per phase",
+    )
+    parser.add_argument(
+        "--together",
+        action="store_true",
+        help="with --ingest: upload every job first, then close them all and wait for all (a sharded load)",
     )
     args = parser.parse_args(argv)
     if args.ingest:
@@ -502,7 +555,7 @@ def _main_ingest(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="sandbox-bench-") as workdir:
         sandbox = SandboxProcess(fixtures / "tenant.json", org, Path(workdir), startup_timeout=600)
         try:
-            lines = _ingest(sandbox, files)
+            lines = _ingest(sandbox, files, together=args.together)
         finally:
             sandbox.stop()
     print(*lines, sep="\n")

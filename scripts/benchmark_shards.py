@@ -113,9 +113,21 @@ def _task(stage: str, run_dir: Path, env_file: Path, state_url: str, count: int,
 
 
 def _process_cpu(pid: int) -> float:
-    """User + system CPU seconds a live process has used so far (``/proc/<pid>/stat``)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU seconds a live process and its live descendants have used so far, with
+    the children it has reaped: the sandbox's Bulk ingest prepares jobs in a worker process of
+    its own (``include/sandbox/salesforce/bulk_prepare.py``), whose CPU is the sandbox's too."""
+    import psutil
+
+    process = psutil.Process(pid)
+    own = process.cpu_times()
+    total = own.user + own.system + own.children_user + own.children_system
+    for child in process.children(recursive=True):
+        try:
+            times = child.cpu_times()
+        except psutil.NoSuchProcess:  # ended between the listing and the reading
+            continue
+        total += times.user + times.system
+    return total
 
 
 def _cycle(users: int, shards: int, env_file: Path, workdir: Path, parallelism: int, *, sandbox_pid: int) -> ShardRun:

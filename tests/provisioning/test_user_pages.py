@@ -6,9 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 import pyarrow as pa
+import pytest
 
 from include.provisioning.graph.frame import attribute_columns
-from include.provisioning.graph.user_pages import UserPages
+from include.provisioning.graph.user_pages import UserPages, _arrow_column
 
 ATTRIBUTES = ["mail", "accountEnabled", "businessPhones", "extensionAttribute3", "employeeOrgData"]
 
@@ -63,3 +64,27 @@ def test_keep_only_and_missing() -> None:
     assert sorted(pages.missing({"3", "12", "15", "99"})) == ["15", "99"]
     assert _values(pages, ["12", "3", "15"]) == {"mail": ["12@x", "3@x", None]}
     assert UserPages(["mail"]).missing({"a"}) == ["a"]
+
+
+@pytest.mark.parametrize(
+    ("values", "expected_type"),
+    [
+        (["a", None, "b"], pa.large_string()),
+        ([None, None], pa.null()),
+        ([], pa.null()),
+        ([True, None, False], pa.bool_()),
+        (["a", True], None),  # mixed: the Python list itself
+        (["a", 1], None),
+        ([1, 2], None),
+        (["a", ["b"]], None),
+        ([{"k": "v"}, None], None),
+    ],
+)
+def test_a_page_column_is_arrow_only_when_all_text_all_booleans_or_all_null(
+    values: list[Any], expected_type: pa.DataType | None
+) -> None:
+    column = _arrow_column(values)
+    if expected_type is None:
+        assert column is values
+    else:
+        assert isinstance(column, pa.Array) and column.type == expected_type and column.to_pylist() == values

@@ -33,6 +33,12 @@ def _arrow_column(values: list[Any]) -> pa.Array | list[Any]:
     """``values`` as an Arrow array when they are all text (or null), all booleans (or null) or
     all null; otherwise the list itself (converted, other values could change: an object gains its missing
     keys as nulls, an integer next to a null becomes a float)."""
+    try:  # the usual column, all text: one pass in Arrow instead of a type check in Python first
+        text = pa.array(values, type=TEXT)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # a value that is not text (JSON has no bytes)
+        text = None
+    if text is not None and text.null_count < len(values):
+        return text
     kinds = {type(value) for value in values}
     kinds.discard(type(None))
     if not kinds:
@@ -124,12 +130,13 @@ class UserPages:
     def _ids(self) -> pa.Array:
         return pa.concat_arrays([page.ids for page in self._pages]) if self._pages else pa.array([], type=TEXT)
 
-    def positions(self, ids: Sequence[str]) -> pa.Array:
-        """Where each of ``ids`` is held (the latest read of it), null where it is not: what
-        ``take`` is given."""
+    def positions(self, ids: Sequence[str] | pa.Array) -> pa.Array:
+        """Where each of ``ids`` (Python text, or an Arrow text array the caller reuses) is held
+        (the latest read of it), null where it is not: what ``take`` is given."""
         held = self._ids()
+        asked = ids if isinstance(ids, pa.Array) else pa.array(ids, type=TEXT)
         # index_in finds the first occurrence: look in the reversed ids so the latest read wins.
-        backwards = pc.index_in(pa.array(ids, type=TEXT), value_set=held[::-1])
+        backwards = pc.index_in(asked, value_set=held[::-1])
         return pc.subtract(pa.scalar(len(held) - 1, pa.int64()), backwards.cast(pa.int64()))
 
     def take(self, positions: pa.Array) -> dict[str, pa.ChunkedArray | list[Any]]:

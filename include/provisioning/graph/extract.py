@@ -397,9 +397,7 @@ class _Reader:
                 else:
                     role_lists.append(assigned.roles)
                     vias.append(assigned.via)
-            # The ids in Arrow once: looked up here and the frame's id column (no inference from text).
-            kept_ids = pa.chunked_array([pa.array(kept, type=pa.large_string())])
-            positions = self.records.positions(kept_ids.chunk(0))
+            positions = self.records.positions(kept)
             read = positions.is_valid().to_pylist()
             # A user Graph reports removed (delta) has no record, whatever was read of them.
             removed_mask = pa.array([reason is not None for reason in gone], type=pa.bool_())
@@ -413,7 +411,7 @@ class _Reader:
                 scope_reason_of(assigned=a, read=r, enabled=e, removed=g)
                 for a, r, e, g in zip(assigned_flags, read, enabled_list, gone, strict=True)
             ]
-            frame = frame_of_columns(kept_ids, values, role_lists, vias, reasons)
+            frame = frame_of_columns(kept, values, role_lists, vias, reasons)
             return frame, quarantined
 
     def _quarantined(self, problems: list[tuple[str, list[str]]]) -> list[QuarantinedUser]:

@@ -110,7 +110,7 @@ def columns_frame(
 
 
 def frame_of_columns(
-    ids: list[str] | pa.ChunkedArray,
+    ids: list[str],
     attributes: Mapping[str, list[Any] | pa.ChunkedArray],
     roles: list[Sequence[str]],
     via: list[str | None],
@@ -118,12 +118,11 @@ def frame_of_columns(
 ) -> pd.DataFrame:
     """The USERS frame of ``ids`` whose attribute values are given column by column (attribute
     name → one value per id, as a list or an Arrow array; user_pages.UserPages.take), in the
-    ``attributes`` order; ``ids`` may be Arrow text too (the id column their list would make, without
-    inferring it from a million strings). An Arrow column becomes the pandas column its values as a
-    list would have made (text: pandas' Arrow-backed ``str``, kept in Arrow memory; booleans and
-    all-null columns: Python values)."""
+    ``attributes`` order. An Arrow column becomes the pandas column its values as a list would
+    have made (text: pandas' Arrow-backed ``str``, kept in Arrow memory; booleans and all-null
+    columns: Python values)."""
     with collector_paused():
-        columns: dict[str, Any] = {"id": _pandas_values(ids)}
+        columns: dict[str, Any] = {"id": ids}
         columns.update((name, _pandas_values(values)) for name, values in attributes.items())
         # A Series of lists with an explicit object dtype: letting pandas infer a column of lists
         # costs more than all the other columns together. Each row gets its own list.

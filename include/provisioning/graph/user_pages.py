@@ -130,13 +130,12 @@ class UserPages:
     def _ids(self) -> pa.Array:
         return pa.concat_arrays([page.ids for page in self._pages]) if self._pages else pa.array([], type=TEXT)
 
-    def positions(self, ids: Sequence[str] | pa.Array) -> pa.Array:
-        """Where each of ``ids`` (Python text, or an Arrow text array the caller reuses) is held
-        (the latest read of it), null where it is not: what ``take`` is given."""
+    def positions(self, ids: Sequence[str]) -> pa.Array:
+        """Where each of ``ids`` is held (the latest read of it), null where it is not: what
+        ``take`` is given."""
         held = self._ids()
-        asked = ids if isinstance(ids, pa.Array) else pa.array(ids, type=TEXT)
         # index_in finds the first occurrence: look in the reversed ids so the latest read wins.
-        backwards = pc.index_in(asked, value_set=held[::-1])
+        backwards = pc.index_in(pa.array(ids, type=TEXT), value_set=held[::-1])
         return pc.subtract(pa.scalar(len(held) - 1, pa.int64()), backwards.cast(pa.int64()))
 
     def take(self, positions: pa.Array) -> dict[str, pa.ChunkedArray | list[Any]]:

@@ -449,7 +449,7 @@ def _ingest_together(client: Any, cpu: Callable[[], float], files: list[tuple[st
 
 def _ingest(sandbox: SandboxProcess, files: list[tuple[str, Path]], *, together: bool = False) -> list[str]:
     """Run each (operation, CSV file) as one Bulk 2.0 ingest job, in order (or ``together``); then
-    the org's digest. The sandbox's CPU counts its worker processes' too."""
+    the org's digest. The sandbox's CPU counts any process it started too."""
     client = _salesforce(sandbox).bulk2.User._client
     process = psutil.Process(sandbox.proc.pid)
 
@@ -466,8 +466,6 @@ def _ingest(sandbox: SandboxProcess, files: list[tuple[str, Path]], *, together:
 
     if together:
         lines = _ingest_together(client, cpu, files)
-        workers = cpu_of(process.children(recursive=True))
-        lines.append(f"  of which the sandbox's worker processes {workers:6.2f} CPU-s (its own process: the rest)")
     else:
         lines = [line for operation, path in files for line in _ingest_job(client, cpu, operation, path)]
     state = sandbox.salesforce.get("/_sandbox/state", timeout=600).raise_for_status().json()

@@ -114,8 +114,8 @@ def _task(stage: str, run_dir: Path, env_file: Path, state_url: str, count: int,
 
 def _process_cpu(pid: int) -> float:
     """User + system CPU seconds a live process and its live descendants have used so far, with
-    the children it has reaped: the sandbox's Bulk ingest prepares jobs in a worker process of
-    its own (``include/sandbox/salesforce/bulk_prepare.py``), whose CPU is the sandbox's too."""
+    the children it has reaped: a process the sandbox starts works for it (its CPU is the
+    sandbox's too)."""
     import psutil
 
     process = psutil.Process(pid)

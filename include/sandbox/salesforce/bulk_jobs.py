@@ -39,7 +39,6 @@ from include.sandbox.salesforce.bulk_csv import (
     write_csv,
     write_results_csv,
 )
-from include.sandbox.salesforce.bulk_prepare import IngestPreparer, IngestTask, PreparedIngest
 from include.sandbox.salesforce.exceptions import ApiError, RecordError, SoqlError, UnknownFieldError
 from include.sandbox.salesforce.models import UPSERT_KEYS, Org, sf_datetime
 from include.sandbox.salesforce.validation import UserSchema, to_id18
@@ -342,7 +341,6 @@ class BulkJobs:
         self._lock = threading.RLock()
         self._queue: queue.Queue[tuple[Org, Job]] = queue.Queue()
         self._worker: threading.Thread | None = None
-        self._preparer = IngestPreparer()
         self.queue_delay = queue_delay
 
     @property
@@ -468,8 +466,6 @@ class BulkJobs:
                 )
             job.data = data
             job.touch()
-            if self._preparer.wanted(job.operation, data):
-                self._preparer.start()
 
     def set_state(self, job: Job, state: Any) -> Job:
         """``PATCH`` a job to ``UploadComplete`` (ingest only) or ``Aborted``."""
@@ -554,27 +550,9 @@ class BulkJobs:
         org = self._org
         assert org is not None
         self._queue.put((org, job))
-        self._prepare_ahead()
         if self._worker is None or not self._worker.is_alive():
             self._worker = threading.Thread(target=self._work, name="bulk2-jobs", daemon=True)
             self._worker.start()
-
-    def _prepare_ahead(self) -> None:
-        """Have the worker process prepare the first queued large ingest jobs not yet submitted,
-        up to ``bulk_prepare.LOOKAHEAD`` at a time (the Bulk thread claims each when it gets to it)."""
-        preparer = self._preparer
-        with self._lock:
-            with self._queue.mutex:
-                queued = [job for _, job in self._queue.queue]
-            for job in queued:
-                if preparer.full():
-                    return
-                if job.kind != "ingest" or job.abort_requested or preparer.submitted(job.id):
-                    continue
-                if preparer.wanted(job.operation, job.data):
-                    data, delimiter, ending = job.data or b"", job.column_delimiter, job.line_ending
-                    task = IngestTask(data, delimiter, ending, job.operation, CHUNK_SIZE, CONVERT_BATCH)
-                    preparer.submit(job.id, task)
 
     def _work(self) -> None:
         while True:
@@ -613,21 +591,15 @@ class BulkJobs:
         self._finish(job, JobState.JOB_COMPLETE)
 
     def _process_ingest(self, org: Org, job: Job) -> None:
-        preparing = self._preparer.claim(job.id)
-        self._prepare_ahead()  # the worker goes on with the next jobs while this one is applied
         if not self._begin(job):
             return
         started = time.monotonic()
-        prepared = self._preparer.result(preparing) if preparing is not None else None
-        if prepared is not None:
-            parsed = ParsedCsv(prepared.header, prepared.rows)
-        else:
-            try:
-                parsed = parse_csv(job.data or b"", job.column_delimiter, job.line_ending)
-            except CsvFormatError as exc:
-                job.unprocessed_raw = job.data or b""
-                self._finish(job, JobState.FAILED, exc.message)
-                return
+        try:
+            parsed = parse_csv(job.data or b"", job.column_delimiter, job.line_ending)
+        except CsvFormatError as exc:
+            job.unprocessed_raw = job.data or b""
+            self._finish(job, JobState.FAILED, exc.message)
+            return
         job.header, job.rows = parsed.header, parsed.rows
         keep_written_state()
         try:
@@ -636,7 +608,7 @@ class BulkJobs:
             self._finish(job, JobState.FAILED, f"InvalidBatch : {exc.message}")
             return
         apply = self._operation(org, job, columns)
-        apply_chunk = self._chunk_operation(org, job, columns, apply, prepared)
+        apply_chunk = self._chunk_operation(org, job, columns, apply)
         for start in range(0, len(job.rows), CHUNK_SIZE):
             if job.abort_requested:
                 break
@@ -668,11 +640,7 @@ class BulkJobs:
 
     @staticmethod
     def _chunk_operation(
-        org: Org,
-        job: Job,
-        columns: list[str],
-        apply: Callable[[list[str]], RowResult],
-        prepared: PreparedIngest | None = None,
+        org: Org, job: Job, columns: list[str], apply: Callable[[list[str]], RowResult]
     ) -> Callable[[list[list[str]]], list[RowResult]]:
         """Apply one internal batch of rows, in order; a result per row.
 
@@ -680,9 +648,7 @@ class BulkJobs:
         at a time (``UserSchema.convert_rows``: the same checks and the same first error per row
         as one row at a time, the repetition saved), and write those rows one by one with every
         org rule (uniqueness, references, licences) in upload order. Other operations, and rows
-        whose width is not the header's, go one row at a time through ``apply``. ``prepared``: the
-        job's records already converted (by the worker process, ``bulk_prepare``), taken in order
-        instead of converting each chunk here."""
+        whose width is not the header's, go one row at a time through ``apply``."""
         if job.operation not in ("insert", "update"):
             return lambda rows: [apply(row) for row in rows]
         width = len(columns)
@@ -697,13 +663,8 @@ class BulkJobs:
                 part = whole[start : start + CONVERT_BATCH]
                 yield from SCHEMA.convert_rows(columns, part, creating=creating, null=NULL_VALUE)
 
-        prepared_records = iter(prepared.records) if prepared is not None else None
-
         def apply_chunk(rows: list[list[str]]) -> list[RowResult]:
-            if prepared_records is not None:
-                records: Iterator[dict[str, Any] | RecordError] = prepared_records
-            else:
-                records = converted([row for row in rows if len(row) == width])
+            records = converted([row for row in rows if len(row) == width])
             results: list[RowResult] = []
             for row in rows:
                 if len(row) != width:

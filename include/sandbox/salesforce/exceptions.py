@@ -31,11 +31,6 @@ class RecordError(Exception):
         self.message = message
         self.fields = list(fields or [])
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        # pickled as it is (Bulk ingest's worker process sends converted rows' errors back):
-        # the default, ``cls(*args)``, would not fit ``__init__``
-        return _restore_error, (type(self), self.args, self.__dict__)
-
     def bulk_error(self) -> str:
         """The ``sf__Error`` cell of a Bulk 2.0 failed-results row.
 
@@ -49,14 +44,6 @@ class RecordError(Exception):
     def rest_body(self) -> list[dict[str, Any]]:
         """The REST body for a failed create/update (sent with HTTP 400)."""
         return [{"message": self.message, "errorCode": self.status_code, "fields": self.fields}]
-
-
-def _restore_error(cls: type[RecordError], args: tuple[Any, ...], state: dict[str, Any]) -> RecordError:
-    """A ``RecordError`` (or subclass) unpickled: its arguments and attributes as they were."""
-    error = cls.__new__(cls, *args)
-    error.args = args
-    error.__dict__.update(state)
-    return error
 
 
 class UnknownFieldError(RecordError):

@@ -53,9 +53,8 @@ def copy_run(kept: Path, out: Path, shards: int) -> Path:
     shutil.rmtree(out, ignore_errors=True)
     run_dir = out / f"shards{shards}"
     shutil.copytree(source / workspace, run_dir / workspace)
-    for name in ("sandbox.env",):
-        if (kept / name).exists():
-            shutil.copy2(kept / name, out / name)
+    if (kept / "sandbox.env").exists():  # names the stopped sandbox: replace it to run a stage that needs one
+        shutil.copy2(kept / "sandbox.env", out / "sandbox.env")
     cycle["workspace"] = str(run_dir / workspace)
     (run_dir / "cycle.json").write_text(json.dumps(cycle))
     _state_before_commit(source / "state.db", run_dir / "state.db")

@@ -1,5 +1,5 @@
-"""Pieces the benchmark commands share: a printed table, peak-RSS sampling, cached tenants, and
-the ``--sizes`` syntax (comma-separated, the same in every benchmark)."""
+"""Pieces the benchmark commands share: a printed table, peak-RSS sampling, a process tree's CPU,
+cached tenants, and the ``--sizes`` syntax (comma-separated, the same in every benchmark)."""
 
 from __future__ import annotations
 
@@ -105,6 +105,22 @@ class PeakRss:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join()
+
+
+def tree_cpu(pid: int) -> float:
+    """User + system CPU seconds a live process and its live descendants have used so far, with
+    the children it has reaped: a process the sandbox starts works for it (its CPU is the
+    sandbox's too)."""
+    process = psutil.Process(pid)
+    own = process.cpu_times()
+    total = own.user + own.system + own.children_user + own.children_system
+    for child in process.children(recursive=True):
+        try:
+            times = child.cpu_times()
+        except psutil.NoSuchProcess:  # ended between the listing and the reading
+            continue
+        total += times.user + times.system
+    return total
 
 
 def cli_sync_command(env_file: Path, state_url: str, summary_path: Path, report_dir: Path) -> list[str]:

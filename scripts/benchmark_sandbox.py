@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import csv
 import hashlib
 import io
@@ -72,7 +71,7 @@ from include.sandbox.core.envfile import salesforce_login_domain  # noqa: E402
 from include.sandbox.process import SandboxProcess  # noqa: E402
 from include.sandbox.salesforce.exceptions import RecordError  # noqa: E402
 from include.sandbox.salesforce.models import Org  # noqa: E402
-from scripts.benchlib import PeakRss, Report, cached_fixtures  # noqa: E402
+from scripts.benchlib import PeakRss, Report, cached_fixtures, tree_cpu  # noqa: E402
 
 USER_SELECT = [
     "id",
@@ -451,18 +450,9 @@ def _ingest(sandbox: SandboxProcess, files: list[tuple[str, Path]], *, together:
     """Run each (operation, CSV file) as one Bulk 2.0 ingest job, in order (or ``together``); then
     the org's digest. The sandbox's CPU counts any process it started too."""
     client = _salesforce(sandbox).bulk2.User._client
-    process = psutil.Process(sandbox.proc.pid)
-
-    def cpu_of(processes: list[psutil.Process]) -> float:
-        used = 0.0
-        for each in processes:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                times = each.cpu_times()
-                used += times.user + times.system
-        return used
 
     def cpu() -> float:
-        return cpu_of([process, *process.children(recursive=True)])
+        return tree_cpu(sandbox.proc.pid)
 
     if together:
         lines = _ingest_together(client, cpu, files)

@@ -48,7 +48,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from scripts.benchlib import Report, cached_fixtures, sizes_arg  # noqa: E402
+from scripts.benchlib import Report, cached_fixtures, sizes_arg, tree_cpu  # noqa: E402
 from scripts.benchmark_airflow import _load, _mib, _outcome, _reset_sandbox, _table  # noqa: E402
 from scripts.task_instance import peak_file, task_name  # noqa: E402
 
@@ -112,24 +112,6 @@ def _task(stage: str, run_dir: Path, env_file: Path, state_url: str, count: int,
     return TaskInstance(name, child.returncode, seconds, cpu, int(peak.read_text()) if peak.exists() else 0)
 
 
-def _process_cpu(pid: int) -> float:
-    """User + system CPU seconds a live process and its live descendants have used so far, with
-    the children it has reaped: a process the sandbox starts works for it (its CPU is the
-    sandbox's too)."""
-    import psutil
-
-    process = psutil.Process(pid)
-    own = process.cpu_times()
-    total = own.user + own.system + own.children_user + own.children_system
-    for child in process.children(recursive=True):
-        try:
-            times = child.cpu_times()
-        except psutil.NoSuchProcess:  # ended between the listing and the reading
-            continue
-        total += times.user + times.system
-    return total
-
-
 def _cycle(users: int, shards: int, env_file: Path, workdir: Path, parallelism: int, *, sandbox_pid: int) -> ShardRun:
     run_dir = workdir / f"shards{shards}"
     run_dir.mkdir()
@@ -141,10 +123,10 @@ def _cycle(users: int, shards: int, env_file: Path, workdir: Path, parallelism: 
 
     def step(stage: str, sharded: bool = False) -> bool:
         indices: list[int | None] = list(range(shards)) if sharded else [None]
-        before = _process_cpu(sandbox_pid)
+        before = tree_cpu(sandbox_pid)
         with ThreadPoolExecutor(max_workers=min(parallelism, len(indices))) as pool:
             done = list(pool.map(lambda i: attempts(stage, i), indices))
-        sandbox_cpu[stage] = _process_cpu(sandbox_pid) - before
+        sandbox_cpu[stage] = tree_cpu(sandbox_pid) - before
         print(f"    {'(sandbox)':<14} {'':>9}  {sandbox_cpu[stage]:7.1f} CPU-s  while {stage} ran", flush=True)
         return all(t.exit_code == 0 for t in done)
 

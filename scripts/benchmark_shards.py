@@ -1,7 +1,7 @@
 """Benchmark: the initial sync with 1 and with 4 shards, one process per task instance.
 
     .venv/bin/python scripts/benchmark_shards.py [--sizes 100000,1000000] [--shards 1,4] [--seed 1]
-        [--cache /tmp/provisioning-bench] [--parallelism 4] [--json PATH] [--keep]
+        [--cache /tmp/provisioning-bench] [--parallelism 4] [--repeat 1] [--json PATH] [--keep]
 
 Targets (issue 7): a 1,000,000-user initial sync within 150 s on this 2-core machine, and no task
 above 2 GiB with 4 shards. This is a benchmark that prints what it measured, not a test: nothing
@@ -28,6 +28,10 @@ accounting of that process) and peak RSS (the kernel's high-water mark ``VmHWM``
 process writes down as it ends: exact, no sampling). Wall time of
 the cycle is from starting ``begin`` to the end of ``end``. The 1-minute load average before each
 cycle is printed: other work on the machine stretches wall time, not CPU seconds or RSS.
+
+``--repeat N`` runs each shard count N times (the sandbox reset to the fixtures before each) and
+adds a table of medians: this machine's speed drifts by a quarter within an hour
+(docs/decisions.md, issue 7), so one run says little about a target.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -75,6 +80,8 @@ class TaskInstance:
 class ShardRun:
     users: int
     shards: int
+    run: int
+    """1 for the first cycle of this size and shard count, 2 for its first repeat, ..."""
     wall: float
     state: str
     outcome: str
@@ -112,8 +119,10 @@ def _task(stage: str, run_dir: Path, env_file: Path, state_url: str, count: int,
     return TaskInstance(name, child.returncode, seconds, cpu, int(peak.read_text()) if peak.exists() else 0)
 
 
-def _cycle(users: int, shards: int, env_file: Path, workdir: Path, parallelism: int, *, sandbox_pid: int) -> ShardRun:
-    run_dir = workdir / f"shards{shards}"
+def _cycle(
+    users: int, shards: int, env_file: Path, workdir: Path, parallelism: int, *, sandbox_pid: int, run: int = 1
+) -> ShardRun:
+    run_dir = workdir / (f"shards{shards}" if run == 1 else f"shards{shards}-run{run}")
     run_dir.mkdir()
     state_url = f"sqlite:///{run_dir / 'state.db'}"
     load = _load()
@@ -156,7 +165,7 @@ def _cycle(users: int, shards: int, env_file: Path, workdir: Path, parallelism: 
     wall = time.perf_counter() - started
     summary_file = run_dir / "summary.json"
     outcome = _outcome(json.loads(summary_file.read_text())) if summary_file.exists() else "no summary"
-    return ShardRun(users, shards, wall, "success" if ok else "failed", outcome, load, tasks, sandbox_cpu)
+    return ShardRun(users, shards, run, wall, "success" if ok else "failed", outcome, load, tasks, sandbox_cpu)
 
 
 def _size(users: int, shard_counts: list[int], args: argparse.Namespace, report: Report) -> list[ShardRun]:
@@ -169,14 +178,18 @@ def _size(users: int, shard_counts: list[int], args: argparse.Namespace, report:
     report.add(f"{users:,} sandbox up", time.perf_counter() - started, "fixtures loaded")
     runs: list[ShardRun] = []
     try:
-        for position, shards in enumerate(shard_counts):
+        cycles = [(shards, number) for shards in shard_counts for number in range(1, args.repeat + 1)]
+        for position, (shards, number) in enumerate(cycles):
             if position:  # the first cycle starts from the fixtures the sandbox loaded
                 report.add(f"{users:,} sandbox reset", _reset_sandbox(sandbox, fixtures), "to the fixtures")
-            print(f"  {users:,} users, {shards} shard(s):", flush=True)
-            run = _cycle(users, shards, sandbox.env_file, workdir, args.parallelism, sandbox_pid=sandbox.proc.pid)
+            which = f", run {number} of {args.repeat}" if args.repeat > 1 else ""
+            print(f"  {users:,} users, {shards} shard(s){which}:", flush=True)
+            run = _cycle(
+                users, shards, sandbox.env_file, workdir, args.parallelism, sandbox_pid=sandbox.proc.pid, run=number
+            )
             top = run.max_task()
             top_text = f"{_mib(top.peak_rss)} ({top.task})" if top else "-"
-            report.add(f"{users:,} {shards} shard(s)", run.wall, run.outcome, f"max task {top_text}")
+            report.add(f"{users:,} {shards} shard(s){which}", run.wall, run.outcome, f"max task {top_text}")
             runs.append(run)
     finally:
         sandbox.stop()
@@ -187,21 +200,30 @@ def _size(users: int, shard_counts: list[int], args: argparse.Namespace, report:
     return runs
 
 
+def _wall_target(users: int, wall: float) -> str:
+    if users < 1_000_000:
+        return ""
+    return "met" if wall <= TARGET_SECONDS_1M else f"missed (target {TARGET_SECONDS_1M:.0f} s)"
+
+
+def _rss_target(shards: int, peak_rss: int) -> str:
+    if shards < 4:
+        return ""
+    return "met" if peak_rss <= TARGET_TASK_RSS else "missed (target 2 GiB)"
+
+
 def _print(runs: list[ShardRun]) -> None:
     print("\nInitial sync, one process per task instance (as the DAG's tasks), one run per row")
     rows = []
     for run in runs:
         top = run.max_task()
-        target = ""
-        if run.users >= 1_000_000:
-            target = "met" if run.wall <= TARGET_SECONDS_1M else f"missed (target {TARGET_SECONDS_1M:.0f} s)"
-        rss_target = ""
-        if run.shards >= 4 and top is not None:
-            rss_target = "met" if top.peak_rss <= TARGET_TASK_RSS else "missed (target 2 GiB)"
+        target = _wall_target(run.users, run.wall)
+        rss_target = _rss_target(run.shards, top.peak_rss) if top is not None else ""
         rows.append(
             (
                 f"{run.users:,}",
                 str(run.shards),
+                str(run.run),
                 run.state,
                 f"{run.wall:.1f}",
                 f"{run.cpu_seconds():.0f}",
@@ -212,10 +234,13 @@ def _print(runs: list[ShardRun]) -> None:
                 run.load,
             )
         )
-    headers = ("users", "shards", "state", "wall s", "CPU-s", "150 s", "max task RSS", "task", "2 GiB", "load avg")
-    _table(headers, rows, right={0, 1, 3, 4, 6})
+    headers = ("users", "shards", "run", "state", "wall s", "CPU-s", "150 s")
+    headers += ("max task RSS", "task", "2 GiB", "load avg")
+    _table(headers, rows, right={0, 1, 2, 4, 5, 7})
+    _print_medians(runs)
     for run in runs:
-        print(f"\n{run.users:,} users, {run.shards} shard(s): {run.outcome}")
+        which = f", run {run.run}" if any(other.run > 1 for other in runs) else ""
+        print(f"\n{run.users:,} users, {run.shards} shard(s){which}: {run.outcome}")
         _table(
             ("task instance", "exit", "wall s", "CPU-s", "peak RSS"),
             [
@@ -228,6 +253,40 @@ def _print(runs: list[ShardRun]) -> None:
         print(f"sandbox CPU-s while each stage ran: {by_stage} (total {sum(run.sandbox_cpu.values()):.1f})")
 
 
+def _print_medians(runs: list[ShardRun]) -> None:
+    """One row per size and shard count run more than once: the median wall time (the targets
+    are judged on it), the fastest and slowest run, and the largest task of any run."""
+    groups: dict[tuple[int, int], list[ShardRun]] = {}
+    for run in runs:
+        groups.setdefault((run.users, run.shards), []).append(run)
+    rows = []
+    for (users, shards), group in groups.items():
+        if len(group) < 2:
+            continue
+        walls = sorted(run.wall for run in group)
+        median = statistics.median(walls)
+        peak = max((t.peak_rss for run in group for t in run.tasks), default=0)
+        states = {run.state for run in group}
+        rows.append(
+            (
+                f"{users:,}",
+                str(shards),
+                str(len(group)),
+                "success" if states == {"success"} else "/".join(sorted(states)),
+                f"{median:.1f}",
+                f"{walls[0]:.1f}-{walls[-1]:.1f}",
+                _wall_target(users, median),
+                _mib(peak),
+                _rss_target(shards, peak),
+            )
+        )
+    if not rows:
+        return
+    print("\nMedians of the repeated runs (the targets judged on the median wall time and the largest task)")
+    headers = ("users", "shards", "runs", "state", "median wall s", "range s", "150 s", "max task RSS", "2 GiB")
+    _table(headers, rows, right={0, 1, 2, 4, 7})
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=sizes_arg, default="100000,1000000", help="comma-separated tenant sizes")
@@ -235,9 +294,17 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "provisioning-bench")
     parser.add_argument("--parallelism", type=int, default=4, help="shards of a mapped stage run at once")
+    parser.add_argument("--repeat", type=_positive, default=1, help="cycles per shard count (medians printed)")
     parser.add_argument("--json", type=Path, help="also write every measurement here")
     parser.add_argument("--keep", action="store_true", help="keep the work directories (task logs, state)")
     return parser
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,6 +8,7 @@ test_salesforce_bulk_api.py with the real clients.
 
 from __future__ import annotations
 
+import gc
 import time
 from typing import Any
 
@@ -271,3 +272,24 @@ def test_an_ingest_job_freezes_what_it_keeps_as_it_goes(jobs: BulkJobs, monkeypa
         time.sleep(0.01)
     assert job.state == JobState.JOB_COMPLETE
     assert processed == [0, 2, 4, 5, 5]  # after parsing, after each batch, at the end
+
+
+def test_an_ingest_job_runs_with_the_collector_paused(jobs: BulkJobs, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its records, rows and results form no cycles; the collector would walk them between the
+    freezes (core/heap.py ``collector_paused``). It is given back when the job ends."""
+    seen: list[bool] = []
+    original = jobs._chunk_operation
+
+    def chunk_operation(*args: Any) -> Any:
+        apply_chunk = original(*args)
+        return lambda rows: (seen.append(gc.isenabled()), apply_chunk(rows))[1]
+
+    monkeypatch.setattr(jobs, "_chunk_operation", chunk_operation)
+    assert gc.isenabled()
+    job = _ingest(jobs, "\n".join([HEADER, _row("p1@x.example", alias="p1")]) + "\n")
+    assert job.state == JobState.JOB_COMPLETE
+    assert seen == [False]
+    deadline = time.monotonic() + 10
+    while not gc.isenabled() and time.monotonic() < deadline:  # given back after the job is final
+        time.sleep(0.01)
+    assert gc.isenabled()

@@ -84,6 +84,26 @@ def test_generated_ids_have_prefix_and_valid_suffix(org: Org) -> None:
     assert make_id("0PS", 5).startswith("0PS") and to_id18(make_id("0PS", 5)) == make_id("0PS", 5)
 
 
+def _id_digit_by_digit(prefix: str, number: int, pod: str = "5g0") -> str:
+    """An id as its definition writes it: the counter in base 62, zero-padded, then the suffix."""
+    alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+    digits = ""
+    while number:
+        number, rest = divmod(number, 62)
+        digits = alphabet[rest] + digits
+    id15 = prefix + pod + digits.rjust(15 - len(prefix) - len(pod), "0")
+    return id15 + id_suffix(id15)
+
+
+@pytest.mark.parametrize(("prefix", "pod"), [("005", "5g0"), ("01g", "5g0"), ("0PS", ""), ("00D", "Ab9Z")])
+def test_make_id_is_the_counter_in_base_62_around_every_digit_boundary(prefix: str, pod: str) -> None:
+    """``make_id`` works out an id's first 13 characters once per 3,844 numbers: the ids either
+    side of each carry (62**k), of its cached part's edges and past nine digits are the definition's."""
+    numbers = [*range(4000), *(62**k + d for k in range(2, 13) for d in (-1, 0, 1)), 3844 * 62**7 - 1]
+    numbers += [1_234_567 + 3844 * k + d for k in range(3) for d in (-1, 0, 1)]
+    assert [make_id(prefix, n, pod) for n in numbers] == [_id_digit_by_digit(prefix, n, pod) for n in numbers]
+
+
 # --- per-record validation -------------------------------------------------------------------
 
 

@@ -18,13 +18,13 @@ takes it (it is re-entrant), so single calls are safe on their own.
 
 from __future__ import annotations
 
-import gc
 import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from include.provisioning.gc_pause import collector_paused
 from include.sandbox.salesforce.exceptions import RecordError, SoqlError, UnknownFieldError
 from include.sandbox.salesforce.picklists import PICKLIST_VALUES
 from include.sandbox.salesforce.validation import (
@@ -43,6 +43,10 @@ __all__ = ["Org", "RecordError", "SoqlError", "UnknownFieldError"]
 
 I = FIELD_INDEX  # noqa: E741  (short alias: rows are indexed on every write)
 N_FIELDS = len(USER_FIELDS)
+# the slots every insert writes, looked up once (a Bulk insert writes tens of thousands of rows)
+_ID, _NAME, _FIRST_NAME, _LAST_NAME, _USER_TYPE = I["Id"], I["Name"], I["FirstName"], I["LastName"], I["UserType"]
+_CREATED_DATE, _LAST_MODIFIED_DATE, _SYSTEM_MODSTAMP = I["CreatedDate"], I["LastModifiedDate"], I["SystemModstamp"]
+_CREATED_BY_ID, _LAST_MODIFIED_BY_ID = I["CreatedById"], I["LastModifiedById"]
 SCHEMA = UserSchema()
 
 DUPLICATE_USERNAME_MESSAGE = (
@@ -86,12 +90,15 @@ DUMP_ALWAYS = (
 
 
 _second_cache: list[Any] = [None, ""]
+_MILLIS = [f"{milli:03d}+0000" for milli in range(1000)]
+"""The end of a datetime text after its second, by millisecond."""
 
 
 def sf_datetime(moment: datetime | None = None) -> str:
     """Salesforce's REST/Bulk datetime text, e.g. ``2024-01-02T21:33:43.000+0000``.
 
-    The formatted second is cached: a Bulk insert stamps thousands of rows per second.
+    The formatted second is cached and the milliseconds are looked up: a Bulk insert stamps
+    thousands of rows per second.
     """
     if moment is not None:
         return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}+0000"
@@ -100,7 +107,7 @@ def sf_datetime(moment: datetime | None = None) -> str:
     if _second_cache[0] != second:
         _second_cache[0] = second
         _second_cache[1] = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S.")
-    return f"{_second_cache[1]}{int((now - second) * 1000):03d}+0000"
+    return _second_cache[1] + _MILLIS[int((now - second) * 1000)]
 
 
 _USER_TYPES = {"Chatter Free": "CsnOnly", "Chatter External": "CspLitePortal"}
@@ -260,10 +267,10 @@ class Org:
             row: list[Any] = [None] * N_FIELDS
             for name, value in values.items():
                 row[I[name]] = value
-            row[I["Id"]] = user_id
-            row[I["CreatedDate"]] = row[I["LastModifiedDate"]] = row[I["SystemModstamp"]] = now
-            row[I["CreatedById"]] = row[I["LastModifiedById"]] = actor or user_id
-            self._derive(row)
+            row[_ID] = user_id
+            row[_CREATED_DATE] = row[_LAST_MODIFIED_DATE] = row[_SYSTEM_MODSTAMP] = now
+            row[_CREATED_BY_ID] = row[_LAST_MODIFIED_BY_ID] = actor or user_id
+            self._derive(row, license_id)
             self.users[user_id] = row
             self._by_username[username_key] = user_id
             self._by_nickname[nickname.lower()] = user_id
@@ -326,9 +333,9 @@ class Org:
             self._reindex(canonical, row, values)
             for name, value in values.items():
                 row[I[name]] = value
-            row[I["LastModifiedDate"]] = row[I["SystemModstamp"]] = sf_datetime()
-            row[I["LastModifiedById"]] = actor or row[I["LastModifiedById"]]
-            self._derive(row)
+            row[_LAST_MODIFIED_DATE] = row[_SYSTEM_MODSTAMP] = sf_datetime()
+            row[_LAST_MODIFIED_BY_ID] = actor or row[_LAST_MODIFIED_BY_ID]
+            self._derive(row, self._license_of(row))
 
     def upsert_user(
         self, external_id_field: str, fields: dict[str, Any], *, actor: str | None = None
@@ -423,10 +430,11 @@ class Org:
             if values["FederationIdentifier"] is not None:
                 self._by_federation[values["FederationIdentifier"]] = user_id
 
-    def _derive(self, row: list[Any]) -> None:
-        first, last = row[I["FirstName"]], row[I["LastName"]]
-        row[I["Name"]] = f"{first} {last}" if first else last
-        row[I["UserType"]] = license_user_type(self.licenses[self._license_of(row)].name)
+    def _derive(self, row: list[Any], license_id: str) -> None:
+        """Fill the computed fields of a stored ``row`` whose profile has licence ``license_id``."""
+        first, last = row[_FIRST_NAME], row[_LAST_NAME]
+        row[_NAME] = f"{first} {last}" if first else last
+        row[_USER_TYPE] = license_user_type(self.licenses[license_id].name)
 
     def _generate_nickname(self, username: str) -> str:
         """Salesforce fills CommunityNickname when it is omitted; we use the username's
@@ -577,13 +585,8 @@ def _load_users(org: Org, raw_users: list[Any]) -> None:
     The cyclic garbage collector is paused meanwhile: millions of new lists and dicts
     would otherwise trigger it thousands of times for nothing (they are all kept).
     """
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with collector_paused():
         _load_user_rows(org, raw_users)
-    finally:
-        if gc_was_enabled:
-            gc.enable()
 
 
 def _load_user_rows(org: Org, raw_users: list[Any]) -> None:

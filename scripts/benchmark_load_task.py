@@ -9,7 +9,8 @@ into ``OUT_DIR``. Salesforce is faked inside ``BulkLoader``: job ids are counted
 kept, close and wait return at once, and ``successfulResults`` reports every uploaded row created
 (the other result sets are empty). The fake's own CPU is measured and subtracted.
 
-Prints the engine's CPU seconds (``time.process_time``; decode, send, put), the process's peak RSS
+Prints the engine's CPU seconds (``time.process_time``; decode, send, put; ``first_upload``: from
+the plan's read to the first job's upload, the time the sandbox waits for), the process's peak RSS
 (``ru_maxrss``) and sha256 prefixes of the uploaded CSV (per job), of the ``bulk_jobs`` rows and of
 the results file, so two trees can be compared on the same part: run this file with
 ``PYTHONPATH=<tree>:<tree>/plugins`` from each tree's root, interleaved (A B A B), and compare medians.
@@ -51,6 +52,8 @@ class FakeBulk:
         self.cpu = 0.0
         self.uploads: dict[str, bytes] = {}
         self.csv_digest = hashlib.sha256()
+        self.first_upload: float | None = None
+        """``time.process_time`` at the first upload, less the fake's CPU until then."""
         self._ids = itertools.count(1)
 
     def call(self, fn: Any, what: str = "") -> Any:
@@ -70,6 +73,8 @@ class FakeBulk:
 
     def upload(self, job_id: str, data: bytes) -> None:
         started = time.process_time()
+        if self.first_upload is None:
+            self.first_upload = started - self.cpu
         self.uploads[job_id] = data
         self.csv_digest.update(job_id.encode() + b"\0" + data)
         self.cpu += time.process_time() - started
@@ -98,6 +103,14 @@ def _read_plan(ws: Workspace, shard: Shard) -> Any:
     if hasattr(stages, "load_plan"):
         return stages.load_plan(ws, shard)
     return ws.get(shard.name("plan"), stages.PLAN)
+
+
+def _unsent(plan: Any, done: dict[str, Any]) -> Any:
+    """What the tree's ``_load_shard`` sends after the resume (a tree before ``_unsent``: every
+    write not done, always restricted)."""
+    if hasattr(stages, "_unsent"):
+        return stages._unsent(plan, done)
+    return stages._restrict(plan, {c.entra_id for c in plan.writes()} - set(done))
 
 
 def _digest_jobs(store: StateStore) -> str:
@@ -129,15 +142,16 @@ def main() -> int:
         plan = _read_plan(Workspace(args.run_dir), shard)
         decoded = time.process_time()
         done = stages._resume_jobs(engine, session, CYCLE_ID, plan)
-        remaining = {c.entra_id for c in plan.writes()} - set(done)
-        results = [*done.values(), *stages._send(engine, session, CYCLE_ID, stages._restrict(plan, remaining))]
+        results = [*done.values(), *stages._send(engine, session, CYCLE_ID, _unsent(plan, done))]
         sent = time.process_time()
         Workspace(args.out_dir).put(shard.name("results"), results, RESULTS)
         ended = time.process_time()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     results_file = args.out_dir / f"{shard.name('results')}.parquet"
+    first = (fake.first_upload or ended) - started
     print(
-        f"cpu={ended - started - fake.cpu:.2f} decode={decoded - started:.2f} send={sent - decoded - fake.cpu:.2f} "
+        f"cpu={ended - started - fake.cpu:.2f} first_upload={first:.2f} decode={decoded - started:.2f} "
+        f"send={sent - decoded - fake.cpu:.2f} "
         f"put={ended - sent:.2f} fake={fake.cpu:.2f} peak_rss={peak:.0f}MiB "
         f"csv={fake.csv_digest.hexdigest()[:12]} jobs={_digest_jobs(store)} "
         f"results={hashlib.sha256(results_file.read_bytes()).hexdigest()[:12]} n={len(results)}"

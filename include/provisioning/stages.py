@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import time
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Container, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -60,7 +60,7 @@ from include.provisioning.slices import AssignmentWindow
 from include.provisioning.state.codec import ListView, new_values
 from include.provisioning.state.job_quarantine import JobQuarantine
 from include.provisioning.state.rebuild import FullObservation, held_rows
-from include.provisioning.state.recovery import JobRecordLike, describe_settled, log_from_json, log_json
+from include.provisioning.state.recovery import describe_settled, log_from_json, log_json
 from include.provisioning.validate import validate
 from include.provisioning.workspace import Workspace
 
@@ -952,6 +952,15 @@ def _name_the_gone(engine: Engine, plan: PlanTable) -> None:
 # -- load ----------------------------------------------------------------------------------------
 
 
+def _unsent(plan: Plan, done: Collection[str]) -> Plan:
+    """The writes of ``plan`` whose users are not in ``done`` (Entra ids an earlier attempt's jobs
+    settled); ``plan`` itself when nothing was: a fresh load makes no pass over its writes
+    before the first job."""
+    if not done:
+        return plan
+    return _restrict(plan, {c.entra_id for c in plan.writes()} - set(done))
+
+
 def _restrict(plan: Plan, ids: set[str]) -> Plan:
     """The plan's writes for ``ids`` only (what a resumed load still has to send)."""
     return Plan(
@@ -976,10 +985,21 @@ not fail ``LICENSE_LIMIT_EXCEEDED`` for a seat a leaver gives back in the same c
 def bulk_rows(changes: list[PlannedChange], *, keyed: bool) -> list[dict[str, Any]]:
     """The ``LoadRequest`` rows of planned changes: ``_entra_id``, ``Id`` when ``keyed`` (an
     update names the Salesforce user; an insert makes one) and each changed field's new value.
-    A clear's new value is None, the typed null the CSV writer sends as Bulk's ``#N/A``."""
-    if keyed:
-        return [{"_entra_id": c.entra_id, "Id": c.sf_id, **new_values(c.changes)} for c in changes]
-    return [{"_entra_id": c.entra_id, **new_values(c.changes)} for c in changes]
+    A clear's new value is None, the typed null the CSV writer sends as Bulk's ``#N/A``.
+
+    Each row is the dict ``new_values`` gives, completed in place (a changed field named
+    ``_entra_id`` or ``Id`` keeps its new value, as a merge with the values last would): no
+    second dict per row. Before the first job of a million users' load only this and the plan's
+    decoding run (``ordered_columns`` needs every row); the key order of a row is not read."""
+    rows: list[dict[str, Any]] = []
+    append = rows.append
+    for change in changes:
+        row = new_values(change.changes)
+        row.setdefault("_entra_id", change.entra_id)
+        if keyed:
+            row.setdefault("Id", change.sf_id)
+        append(row)
+    return rows
 
 
 def _send(engine: Engine, session: SalesforceSession, cycle_id: str, plan: Plan) -> list[RecordResult]:
@@ -989,8 +1009,10 @@ def _send(engine: Engine, session: SalesforceSession, cycle_id: str, plan: Plan)
     from include.provisioning.salesforce.load import BulkLoader, LoadRequest
 
     # The changes themselves name each row's user (UPN, action, display name: a ``JobRecord``'s
-    # attributes), so no record per user is built for the job records.
-    who: dict[str, JobRecordLike] = {c.entra_id: c for c in plan.writes()}
+    # attributes), so no record per user is built for the job records. A job's rows are all of
+    # the group being sent, so the look-up holds that group's changes only (built per group:
+    # not a pass over every write before the first job).
+    who: dict[str, PlannedChange] = {}
 
     def remember(job_id: str, operation: str, key_field: str, keys: dict[str, str]) -> None:
         records = {entra_id: who[entra_id] for entra_id in keys.values() if entra_id in who}
@@ -1013,7 +1035,7 @@ def _send(engine: Engine, session: SalesforceSession, cycle_id: str, plan: Plan)
         changes = groups[name]
         if not changes:
             continue
-        actions = {c.entra_id: c.action for c in changes}
+        who = {c.entra_id: c for c in changes}
         del jobs[:]
         # The request alone holds the rows, so the loader can let go of them once formatted.
         sent = loader.run(LoadRequest(action, operation, bulk_rows(changes, keyed=operation == "update")))
@@ -1026,11 +1048,27 @@ def _send(engine: Engine, session: SalesforceSession, cycle_id: str, plan: Plan)
                 engine.state.forget_job(job_id)
             raise fault.at(field_origin(engine.table, fault.field))
         for result in sent:
-            result.action = actions.get(result.entra_id, result.action)
+            change = who.get(result.entra_id)
+            if change is not None:
+                result.action = change.action
             results.append(result)
     # This cycle's job records are deleted by commit, in the same transaction as the results:
     # a crash before the commit leaves them for the next attempt to resume.
     return results
+
+
+class _WriteIds(Container[str]):
+    """The Entra ids of ``plan``'s writes, gathered on the first ``in``: a load with no recorded
+    job never asks, and a million users' set is then not built before the first job."""
+
+    def __init__(self, plan: Plan) -> None:
+        self._plan = plan
+        self._ids: set[str] | None = None
+
+    def __contains__(self, entra_id: object) -> bool:
+        if self._ids is None:
+            self._ids = {c.entra_id for c in self._plan.writes()}
+        return entra_id in self._ids
 
 
 def _resume_jobs(engine: Engine, session: SalesforceSession, cycle_id: str, plan: Plan) -> dict[str, RecordResult]:
@@ -1042,10 +1080,13 @@ def _resume_jobs(engine: Engine, session: SalesforceSession, cycle_id: str, plan
     jobs of users in ``plan`` are read (another shard's load resumes its own)."""
     from include.provisioning.salesforce.load import UNPROCESSED, BulkLoader
 
+    jobs = engine.state.pending_jobs(cycle_id, users=_WriteIds(plan))
+    if not jobs:  # a fresh load: no look-up of every write before its first job
+        return {}
     actions = {c.entra_id: c.action for c in plan.writes()}
     loader = BulkLoader(session, on_job_created=lambda *args: None, progress=engine.progress)
     final: dict[str, tuple[RecordResult, str]] = {}
-    for job in engine.state.pending_jobs(cycle_id, users=actions):
+    for job in jobs:
         for result in loader.recover(job, actions):
             resend = result.unprocessed and result.error_code == UNPROCESSED
             # Another shard's row (never in this shard's jobs, but a result counted by two load
@@ -1066,9 +1107,11 @@ def run_load(engine: Engine, ws: Workspace, *, shard: Shard | None = None) -> St
 
 def load_plan(ws: Workspace, shard: Shard) -> Plan:
     """The plan part ``shard``'s load sends, as ``LOAD_PLAN`` reads it: each change's ``changes``
-    stay the file's JSON text (``JsonChanges``) and its ``desired`` values are not read (empty).
-    The load reads only the new values (``bulk_rows``) and never ``desired``; decoding both into
-    objects cost a quarter of a load task's CPU at a million users (and their memory)."""
+    stay the file's JSON text (``JsonChanges``); its ``desired`` values, roles and match value are
+    not read (empty, None: ``artifacts.COMMIT_FIELDS``). The load reads only the new values
+    (``bulk_rows``) and who each user is; decoding the values into objects cost a quarter of a
+    load task's CPU at a million users (and their memory), and all of it runs before the first
+    Bulk job, which the sandbox (Salesforce) waits for."""
     return ws.get(shard.name("plan"), LOAD_PLAN, columns=LOAD_COLUMNS)
 
 
@@ -1093,8 +1136,7 @@ def _load_shard(engine: Engine, ws: Workspace, shard: Shard) -> StageOutcome:
         done = _resume_jobs(engine, session, context.cycle_id, plan)
         if done:
             engine.progress(f"resumed: {len(done)} record(s) already processed by an earlier attempt")
-        remaining = {c.entra_id for c in plan.writes()} - set(done)
-        results = [*done.values(), *_send(engine, session, context.cycle_id, _restrict(plan, remaining))]
+        results = [*done.values(), *_send(engine, session, context.cycle_id, _unsent(plan, done))]
     ws.put(shard.name("results"), results, RESULTS)
     ws.write_json(shard.name("load"), {"phases": phase.seconds, "requests": _session_requests(session, before)})
     failed = sum(1 for r in results if not r.ok)

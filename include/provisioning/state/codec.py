@@ -134,9 +134,15 @@ def new_values(changes: Mapping[str, FieldChange]) -> dict[str, Any]:
     """``{field: new value}`` of one change, in the changes' order (the values a Bulk row sends).
     Changes kept as the log's ``{field: [old, new]}`` text (``JsonChanges``: ``STORED_PLAN``, what
     the load reads) are taken from the decoded JSON directly: no ``FieldChange`` is built for a
-    value only sent once."""
+    value only sent once, and each ``[old, new]`` pair is replaced by its new value in the dict
+    the JSON decoded to (a second dict per row cost a third of ``stages.bulk_rows``' CPU).
+
+    Raises ``TypeError``/``IndexError`` for a text whose values are not ``[old, new]`` pairs."""
     if type(changes) is JsonChanges:
-        return {name: pair[1] for name, pair in loads(changes.text).items()}
+        values: dict[str, Any] = loads(changes.text)
+        for name, pair in values.items():  # the same keys: replacing values while iterating is safe
+            values[name] = pair[1]
+        return values
     return {name: change.new for name, change in changes.items()}
 
 

@@ -29,6 +29,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+from include.provisioning.state.store import CYCLE_COUNTS, StateStore  # noqa: E402
 from scripts.task_instance import RUN_KEY  # noqa: E402
 
 COMMITTED_TABLES = (
@@ -42,7 +43,6 @@ COMMITTED_TABLES = (
     "leases",
 )
 """What a first sync's commit fills (and the lease, taken again below)."""
-CYCLE_COUNTS = ("created", "updated", "unchanged", "deactivated", "quarantined", "escrowed", "held_back", "reactivated")
 
 
 def copy_run(kept: Path, out: Path, shards: int) -> Path:
@@ -70,8 +70,6 @@ def _state_before_commit(kept_db: Path, db: Path) -> None:
         conn.execute(f"UPDATE cycles SET status = 'running', finished_at = NULL, committed_at = NULL, {counts}")
     with sqlite3.connect(db) as conn:
         conn.execute("VACUUM")  # the kept state is ~1.5 GB: the copy is not
-    from include.provisioning.state.store import StateStore
-
     store = StateStore(f"sqlite:///{db}")
     try:
         store.acquire_lease(RUN_KEY, ttl=dt.timedelta(hours=10), force=True)

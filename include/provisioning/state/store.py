@@ -93,7 +93,7 @@ ESCROW_COLUMNS = [
     "last_cycle_id",
 ]
 DEFAULT_STALE_AFTER = dt.timedelta(hours=2)
-_COUNTS = ("created", "updated", "unchanged", "deactivated", "quarantined", "escrowed", "held_back", "reactivated")
+CYCLE_COUNTS = ("created", "updated", "unchanged", "deactivated", "quarantined", "escrowed", "held_back", "reactivated")
 """``CycleSummary``'s counts, each a column of ``cycles`` (``reactivated`` is a part of ``updated``)."""
 
 
@@ -198,7 +198,7 @@ class StateStore:
                         owner=current_owner(),
                         mapping_fingerprint=mapping_fingerprint,
                         run_key=run_key,
-                        **dict.fromkeys(_COUNTS, 0),
+                        **dict.fromkeys(CYCLE_COUNTS, 0),
                         phase_seconds="{}",
                         requests="{}",
                     )
@@ -407,7 +407,7 @@ class StateStore:
         return {
             "mode": Mode(summary.mode).value,
             "status": CycleStatus(summary.status).value,
-            **{name: int(getattr(summary, name)) for name in _COUNTS},
+            **{name: int(getattr(summary, name)) for name in CYCLE_COUNTS},
             "reason": summary.reason,
             "phase_seconds": dumps(summary.phase_seconds, what=f"cycle {summary.cycle_id} phase_seconds"),
             "requests": dumps(summary.requests, what=f"cycle {summary.cycle_id} requests"),
@@ -421,7 +421,7 @@ class StateStore:
             status=CycleStatus(row["status"]),
             started_at=row["started_at"],
             finished_at=row["finished_at"],
-            **{name: row[name] for name in _COUNTS},
+            **{name: row[name] for name in CYCLE_COUNTS},
             reason=row["reason"],
             phase_seconds=loads(row["phase_seconds"]) or {},
             requests=loads(row["requests"]) or {},

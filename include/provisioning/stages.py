@@ -1057,18 +1057,22 @@ def _send(engine: Engine, session: SalesforceSession, cycle_id: str, plan: Plan)
     return results
 
 
-class _WriteIds(Container[str]):
-    """The Entra ids of ``plan``'s writes, gathered on the first ``in``: a load with no recorded
-    job never asks, and a million users' set is then not built before the first job."""
+class _WriteActions(Container[str]):
+    """The action of each of ``plan``'s writes by Entra id, gathered on the first ``in`` (or
+    ``actions``) and then kept: a load with no recorded job never asks, so a million users' look-up
+    is not built before its first job, and a resumed one builds it once."""
 
     def __init__(self, plan: Plan) -> None:
         self._plan = plan
-        self._ids: set[str] | None = None
+        self._actions: dict[str, Action] | None = None
+
+    def actions(self) -> dict[str, Action]:
+        if self._actions is None:
+            self._actions = {c.entra_id: c.action for c in self._plan.writes()}
+        return self._actions
 
     def __contains__(self, entra_id: object) -> bool:
-        if self._ids is None:
-            self._ids = {c.entra_id for c in self._plan.writes()}
-        return entra_id in self._ids
+        return entra_id in self.actions()
 
 
 def _resume_jobs(engine: Engine, session: SalesforceSession, cycle_id: str, plan: Plan) -> dict[str, RecordResult]:
@@ -1080,10 +1084,11 @@ def _resume_jobs(engine: Engine, session: SalesforceSession, cycle_id: str, plan
     jobs of users in ``plan`` are read (another shard's load resumes its own)."""
     from include.provisioning.salesforce.load import UNPROCESSED, BulkLoader
 
-    jobs = engine.state.pending_jobs(cycle_id, users=_WriteIds(plan))
+    writes = _WriteActions(plan)
+    jobs = engine.state.pending_jobs(cycle_id, users=writes)
     if not jobs:  # a fresh load: no look-up of every write before its first job
         return {}
-    actions = {c.entra_id: c.action for c in plan.writes()}
+    actions = writes.actions()
     loader = BulkLoader(session, on_job_created=lambda *args: None, progress=engine.progress)
     final: dict[str, tuple[RecordResult, str]] = {}
     for job in jobs:

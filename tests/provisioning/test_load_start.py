@@ -78,12 +78,12 @@ def test_a_fresh_loads_resume_makes_no_pass_over_its_writes(tmp_path: Path) -> N
     assert stages._resume_jobs(engine, None, CYCLE, plan) == {}  # type: ignore[arg-type]
 
 
-def test_another_shards_recorded_job_is_skipped_by_the_writes_ids(tmp_path: Path) -> None:
+def test_another_shards_recorded_job_is_skipped_by_the_writes_look_up(tmp_path: Path) -> None:
     """A recorded job is kept only when one of its rows is this plan's (the ids gathered once,
     on the first look-up): another shard's job is not this load's to settle."""
     engine = _engine(tmp_path)
     engine.state.record_job(CYCLE, "750A", "insert", "Username", {"x@contoso.example": "other-shard"})
     plan = Plan(creates=[_change("c1", {}, Action.CREATE)])
     assert stages._resume_jobs(engine, None, CYCLE, plan) == {}  # type: ignore[arg-type]
-    ids = stages._WriteIds(plan)
+    ids = stages._WriteActions(plan)
     assert "c1" in ids and "other-shard" not in ids
